@@ -1,0 +1,97 @@
+"""Dynamic Multi-Head Self-Attention (D-MSA), paper section 3.1.1.
+
+Per head h::
+
+    A_h = softmax(Q_h K_h^T / sqrt(d_h) + Delta_h) V_h,   Delta_h = ReLU(X W_d^h + b_d^h)
+
+``W_d^h`` is read as a ``C x 1`` projection, so ``Delta_h`` is one input-dependent bias per
+*key* token, broadcast over the queries (see ``../shared/notes/design.md``, section 1). A
+bias per query would cancel in the softmax; a full ``N x N`` bias would tie the weights to
+one token count.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DynamicBiasAttention"]
+
+
+class DynamicBiasAttention(nn.Module):
+    """Multi-head self-attention with an input-dependent additive bias per key token.
+
+    Args:
+        dim: token channels ``C``.
+        num_heads: number of heads ``H``; must divide ``dim``.
+        dynamic_bias: if False this is plain multi-head self-attention (the paper's "MSA"
+            ablation): no bias projection is built.
+        qkv_bias: whether the Q, K, V projections have a bias.
+        fused_attn: use ``torch.nn.functional.scaled_dot_product_attention`` (the bias goes
+            in as a broadcast float ``attn_mask``); otherwise the explicit reference path.
+        attn_drop: dropout on the attention weights (training only).
+        proj_drop: dropout after the output projection.
+
+    Shapes:
+        ``forward(x)``: ``x`` is ``(B, N, C)``; returns ``(B, N, C)``.
+
+    Example:
+        >>> attn = DynamicBiasAttention(dim=64, num_heads=2)
+        >>> attn(torch.randn(2, 512, 64)).shape
+        torch.Size([2, 512, 64])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        dynamic_bias: bool = True,
+        qkv_bias: bool = True,
+        fused_attn: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_heads < 1 or dim % num_heads != 0:
+            raise ValueError(
+                f"DynamicBiasAttention: dim={dim} must be divisible by num_heads={num_heads} "
+                f"(num_heads >= 1); choose a head count that divides the channel count."
+            )
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.fused_attn = fused_attn
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        # W_d: one output per head, i.e. C x 1 per head (the per-key reading of the paper).
+        self.bias_proj: Optional[nn.Linear] = nn.Linear(dim, num_heads) if dynamic_bias else None
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    @property
+    def dynamic_bias(self) -> bool:
+        return self.bias_proj is not None
+
+    def key_bias(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The dynamic bias ``Delta``: ``(B, N, C)`` -> ``(B, H, 1, N)``, or None for plain MSA."""
+        if self.bias_proj is None:
+            return None
+        return F.relu(self.bias_proj(x)).transpose(1, 2).unsqueeze(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.key_bias(x)
+        drop = self.attn_drop if self.training else 0.0
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+        else:
+            scores = (q * self.scale) @ k.transpose(-2, -1)
+            if bias is not None:
+                scores = scores + bias
+            weights = F.dropout(scores.softmax(dim=-1), p=drop)
+            out = weights @ v
+        out = out.transpose(1, 2).reshape(b, n, c)
+        return self.proj_drop(self.proj(out))

@@ -1,0 +1,121 @@
+"""Decoder building blocks: the Feature Mix Module (FM-M), its ablation fusions, and the Residual Module (RM).
+
+All take channels-first tensors ``(B, C, *spatial)`` and work in 2D and 3D (``conv_op``).
+"""
+from __future__ import annotations
+
+from typing import Sequence, Type
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import get_matching_instancenorm
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+__all__ = ["ConvNormAct", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv (same padding) -> InstanceNorm (affine) -> LeakyReLU(0.01), nnU-Net's conv unit.
+
+    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial)``.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], in_channels: int, out_channels: int, kernel_size: Sequence[int]) -> None:
+        padding = tuple(k // 2 for k in kernel_size)
+        super().__init__(
+            conv_op(in_channels, out_channels, tuple(kernel_size), padding=padding),
+            get_matching_instancenorm(conv_op)(out_channels, eps=1e-5, affine=True),
+            nn.LeakyReLU(0.01, inplace=True),
+        )
+
+
+class ResidualRefine(nn.Module):
+    """Residual Module (RM, paper Algorithm 3): ``F = X + LReLU(IN(Conv(LReLU(IN(Conv(X))))))``.
+
+    Shapes: ``(B, C, *spatial)`` -> same.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvNormAct(conv_op, channels, channels, kernel_size),
+            ConvNormAct(conv_op, channels, channels, kernel_size),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class FeatureMix(nn.Module):
+    """Feature Mix Module (FM-M, paper Algorithm 2): an attention gate on the skip, then a 1x1 fusion.
+
+    ``g = W_g D``, ``x = W_x E``, ``psi = sigmoid(W_psi ReLU(g + x))`` (one channel),
+    ``E' = psi * E``, ``F = W_f [D, E']``.
+
+    Args:
+        conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
+        decoder_channels: ``C_d`` of the upsampled decoder map ``D``.
+        encoder_channels: ``C_e`` of the skip ``E``.
+        out_channels: channels of ``F``.
+        gate_channels: channels of ``g`` and ``x`` (default ``max(1, C_e // 2)``, as in Attention U-Net).
+
+    Shapes: ``forward(decoder, skip)``: ``(B, C_d, *s)``, ``(B, C_e, *s)`` -> ``(B, out_channels, *s)``.
+    """
+
+    def __init__(
+        self,
+        conv_op: Type[_ConvNd],
+        decoder_channels: int,
+        encoder_channels: int,
+        out_channels: int,
+        gate_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        gate_channels = gate_channels or max(1, encoder_channels // 2)
+        self.w_g = conv_op(decoder_channels, gate_channels, 1)
+        self.w_x = conv_op(encoder_channels, gate_channels, 1)
+        self.w_psi = conv_op(gate_channels, 1, 1)
+        self.w_f = conv_op(decoder_channels + encoder_channels, out_channels, 1)
+
+    def gate(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """The attention map ``psi``: ``(B, 1, *s)`` in (0, 1)."""
+        return torch.sigmoid(self.w_psi(torch.relu(self.w_g(decoder) + self.w_x(skip))))
+
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.w_f(torch.cat((decoder, self.gate(decoder, skip) * skip), dim=1))
+
+
+class ConcatFusion(nn.Module):
+    """Ablation "FM-M as simple concatenation": ``F = W_f [D, E]`` (no gate).
+
+    Shapes: as :class:`FeatureMix`.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], decoder_channels: int, encoder_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.w_f = conv_op(decoder_channels + encoder_channels, out_channels, 1)
+
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.w_f(torch.cat((decoder, skip), dim=1))
+
+
+class WeightedSumFusion(nn.Module):
+    """Ablation "FM-M as weighted sum": ``F = a * D + b * E`` with learnable scalars ``a``, ``b`` (both start at 0.5).
+
+    Needs ``C_d == C_e == out_channels`` (true in this network: the transposed convolution
+    maps to the skip's width).
+
+    Shapes: as :class:`FeatureMix`.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], decoder_channels: int, encoder_channels: int, out_channels: int) -> None:
+        super().__init__()
+        if not decoder_channels == encoder_channels == out_channels:
+            raise ValueError(
+                f"WeightedSumFusion needs equal channel counts, got decoder={decoder_channels}, "
+                f"encoder={encoder_channels}, out={out_channels}; use fusion='concat' or 'feature_mix'."
+            )
+        self.weights = nn.Parameter(torch.full((2,), 0.5))
+
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.weights[0] * decoder + self.weights[1] * skip

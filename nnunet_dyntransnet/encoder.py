@@ -1,0 +1,65 @@
+"""DynTransNet encoder: a full-resolution convolutional stem, then hierarchical D-MSA transformer stages."""
+from __future__ import annotations
+
+from typing import List, Sequence, Type
+
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from nnunet_dyntransnet.decoder_blocks import ConvNormAct, ResidualRefine
+from nnunet_dyntransnet.stage_layout import StageLayout
+from nnunet_dyntransnet.transformer import TransformerStage
+
+__all__ = ["DynTransEncoder"]
+
+
+class DynTransEncoder(nn.Module):
+    """Stem + transformer stages, returning one skip per stage.
+
+    The stem (conv unit + residual module at full resolution) gives the decoder a
+    full-resolution skip, which a transformer that starts from patches would lose. Stage 1
+    embeds the *input* in patches (paper Algorithm 1); later stages merge the previous
+    stage's tokens. Stochastic depth grows linearly over all transformer blocks.
+
+    Shapes: ``forward(x)``: ``(B, C_in, *patch)`` -> list of ``(B, C_i, *grid_i)``, stage 0 first.
+    """
+
+    def __init__(
+        self,
+        conv_op: Type[_ConvNd],
+        input_channels: int,
+        layout: Sequence[StageLayout],
+        mlp_ratio: float,
+        drop_path_rate: float,
+        dynamic_bias: bool,
+        fused_attn: bool,
+    ) -> None:
+        super().__init__()
+        self.layout = tuple(layout)
+        stem = layout[0]
+        self.stem = nn.Sequential(
+            ConvNormAct(conv_op, input_channels, stem.channels, stem.kernel),
+            *(ResidualRefine(conv_op, stem.channels, stem.kernel) for _ in range(stem.depth)),
+        )
+        blocks = sum(s.depth for s in layout[1:])
+        rates = torch.linspace(0, drop_path_rate, blocks).tolist() if blocks > 1 else [drop_path_rate] * blocks
+        stages, used = [], 0
+        for prev, s in zip(layout[:-1], layout[1:]):
+            in_channels = input_channels if s.index == 1 else prev.channels
+            stages.append(
+                TransformerStage(
+                    conv_op, in_channels, s.channels, s.stride, s.kernel, s.depth, s.heads, s.window,
+                    mlp_ratio, rates[used:used + s.depth], dynamic_bias, fused_attn,
+                )
+            )
+            used += s.depth
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        skips = [self.stem(x)]
+        features = x
+        for stage in self.stages:
+            features = stage(features)
+            skips.append(features)
+        return skips

@@ -1,0 +1,151 @@
+"""DynTransNet (Zheng et al., Front. Oncol. 2025): D-MSA transformer encoder, FM-M + RM convolutional decoder."""
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Sequence, Union
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import convert_dim_to_conv_op
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from timm.layers import trunc_normal_
+from torch import nn
+
+from nnunet_dyntransnet.decoder import DynTransDecoder
+from nnunet_dyntransnet.encoder import DynTransEncoder
+from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout
+
+__all__ = ["DynTransNet"]
+
+
+class DynTransNet(nn.Module):
+    """U-shaped DynTransNet for 2D or 3D segmentation, configured like nnU-Net's U-Nets.
+
+    Args:
+        input_channels: image channels (modalities).
+        num_classes: output channels (nnU-Net's segmentation heads); the network returns logits.
+        patch_size: planned input size (2 or 3 axes); decides the grids, windows and which
+            stages attend globally.
+        features_per_stage: channels per stage; stage 0 is the full-resolution conv stem.
+        strides: per-stage downsampling (nnU-Net's pooling); ``strides[0]`` must be 1.
+        kernel_sizes: conv kernel for every stage (one int), or one kernel per stage (stem,
+            positional encoding, decoder RM).
+        depths: blocks per stage (stem: residual modules; others: transformer blocks).
+        head_dim: target channels per attention head.
+        mlp_ratio: MLP hidden width / channels.
+        window_size: largest local-attention window edge.
+        max_global_tokens: stages with at most this many tokens attend globally.
+        drop_path_rate: stochastic depth at the last transformer block (linear from 0).
+        dynamic_bias: D-MSA (True) or plain MSA (False; paper ablation).
+        fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (paper ablations).
+        residual_refine: RM in the decoder (False: paper ablation).
+        deep_supervision: return logits at every decoder level, full resolution first.
+        fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
+
+    Shapes:
+        ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
+        stride -> ``(B, num_classes, *spatial)``, or a list over decoder levels with deep supervision.
+
+    Example:
+        >>> net = DynTransNet(1, 3, (32, 32, 32), (8, 16, 32), ((1, 1, 1), (2, 2, 2), (2, 2, 2)))
+        >>> [o.shape[2:] for o in net(torch.randn(1, 1, 32, 32, 32))]
+        [torch.Size([32, 32, 32]), torch.Size([16, 16, 16])]
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_classes: int,
+        patch_size: Sequence[int],
+        features_per_stage: Sequence[int],
+        strides: Sequence[IntOrSeq],
+        kernel_sizes: Union[IntOrSeq, Sequence[IntOrSeq]] = 3,
+        depths: Union[int, Sequence[int]] = 2,
+        head_dim: int = 32,
+        mlp_ratio: float = 4.0,
+        window_size: IntOrSeq = 8,
+        max_global_tokens: int = 4096,
+        drop_path_rate: float = 0.0,
+        dynamic_bias: bool = True,
+        fusion: str = "feature_mix",
+        residual_refine: bool = True,
+        deep_supervision: bool = True,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        if input_channels < 1 or num_classes < 1:
+            raise ValueError(f"input_channels ({input_channels}) and num_classes ({num_classes}) must be >= 1")
+        self.layout: List[StageLayout] = plan_stage_layout(
+            patch_size, features_per_stage, strides, kernel_sizes, depths, head_dim, window_size, max_global_tokens
+        )
+        self.patch_size = tuple(int(p) for p in patch_size)
+        conv_op = convert_dim_to_conv_op(len(patch_size))
+        self.encoder = DynTransEncoder(
+            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, dynamic_bias, fused_attn
+        )
+        self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
+        self.apply(InitWeights_He(1e-2))
+        self.apply(_init_transformer_weights)
+
+    @property
+    def total_stride(self) -> tuple:
+        out = [1] * len(self.patch_size)
+        for s in self.layout:
+            out = [o * v for o, v in zip(out, s.stride)]
+        return tuple(out)
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        spatial = tuple(x.shape[2:])
+        total = self.total_stride
+        if len(spatial) != len(total) or any(s % t for s, t in zip(spatial, total)):
+            raise ValueError(
+                f"input spatial size {list(spatial)} must have {len(total)} axes, each divisible by the "
+                f"network's total stride {list(total)}"
+            )
+        return self.decoder(self.encoder(x))
+
+    def describe(self) -> str:
+        """Stage table (grid, channels, heads, windows, tokens per attention) and parameter count."""
+        params = sum(p.numel() for p in self.parameters())
+        return f"{format_layout(self.layout)}\nparameters: {params:,}"
+
+    @classmethod
+    def from_plan(
+        cls,
+        configuration_manager: Any,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+        **overrides: Any,
+    ) -> "DynTransNet":
+        """Build from an nnU-Net ``ConfigurationManager`` (or any object with the same attributes).
+
+        Reads ``patch_size`` and, from ``network_arch_init_kwargs``, ``features_per_stage``,
+        ``strides``, ``kernel_sizes`` and ``n_conv_per_stage`` (or ResEnc's
+        ``n_blocks_per_stage``) as depths. ``overrides`` replace any constructor argument.
+        """
+        arch: Mapping[str, Any] = configuration_manager.network_arch_init_kwargs
+        missing = [k for k in ("features_per_stage", "strides", "kernel_sizes") if k not in arch]
+        if missing:
+            raise ValueError(
+                f"the plan's network_arch_init_kwargs lack {missing}; DynTransNet needs a plan made by an "
+                f"nnU-Net U-Net planner (e.g. the default ExperimentPlanner)"
+            )
+        kwargs = dict(
+            input_channels=num_input_channels,
+            num_classes=num_output_channels,
+            patch_size=configuration_manager.patch_size,
+            features_per_stage=arch["features_per_stage"],
+            strides=arch["strides"],
+            kernel_sizes=arch["kernel_sizes"],
+            depths=arch.get("n_conv_per_stage", arch.get("n_blocks_per_stage", 2)),
+            deep_supervision=enable_deep_supervision,
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+def _init_transformer_weights(module: nn.Module) -> None:
+    # Linear layers get the ViT initialisation; convolutions keep nnU-Net's He init.
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

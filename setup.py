@@ -1,0 +1,72 @@
+"""Packaging for nnunet-dyntransnet.
+
+Besides the packages, the install writes one ``.pth`` file into site-packages
+(``nnunet_dyntransnet_trainers.pth``) so that nnU-Net's own commands find the DynTransNet
+trainers with no set-up: at interpreter start it appends the trainer folder to
+``nnUNet_extTrainer`` (see ``nnunet_dyntransnet/trainer_search_path.py``). Regular installs
+get it through ``build_py``; editable installs through ``editable_wheel``.
+"""
+import os
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
+
+PTH_NAME = "nnunet_dyntransnet_trainers.pth"
+# One line; site.py executes .pth lines that start with "import".
+PTH_LINE = "import nnunet_dyntransnet.trainer_search_path as _dtn; _dtn.register()\n"
+
+
+def _write_pth(folder):
+    path = os.path.join(folder, PTH_NAME)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(PTH_LINE)
+    return path
+
+
+class BuildPyWithPth(build_py):
+    """Puts the .pth next to the packages, i.e. at the root of the wheel (site-packages)."""
+
+    def run(self):
+        super().run()
+        _write_pth(self.build_lib)
+
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH_NAME)]
+
+
+class EditableWheelWithPth(editable_wheel):
+    """Adds the .pth to the editable wheel's root, beside setuptools' own __editable__ files.
+
+    setuptools has no public hook for extra top-level files in an editable wheel;
+    ``_install_namespaces`` writes into that root and exists since setuptools 64. The test
+    ``tests/test_install.py`` installs in both modes and fails if this stops working.
+    """
+
+    def _install_namespaces(self, installation_dir, pth_prefix):
+        super()._install_namespaces(installation_dir, pth_prefix)
+        _write_pth(installation_dir)
+
+
+setup(
+    name="nnunet-dyntransnet",
+    version="0.1.0",
+    description="DynTransNet (dynamic-bias transformer U-Net for liver and liver-tumor segmentation) as an nnU-Net v2 plugin",
+    long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["nnunet_dyntransnet", "nnunet_dyntransnet.trainer_lookup", "nnunet_dyntransnet.trainers"],
+    package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers"},
+    install_requires=[
+        "nnunetv2>=2.8.1,<2.9",
+        "torch>=2.3",
+        "dynamic-network-architectures>=0.4,<0.5",
+        "timm>=1.0",
+        "batchgenerators>=0.25",
+        "SimpleITK>=2.2",
+        "acvl-utils>=0.2",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},
+)

@@ -1,0 +1,40 @@
+"""``nnUNetTrainerDynTransNet``: nnU-Net's pipeline with DynTransNet and nnU-Net's transformer recipe."""
+from __future__ import annotations
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.primus.primus_trainers import AbstractPrimus
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+
+from nnunet_dyntransnet.network import DynTransNet
+
+__all__ = ["nnUNetTrainerDynTransNet"]
+
+
+class nnUNetTrainerDynTransNet(AbstractPrimus):
+    """DynTransNet built from the plan, trained with nnU-Net's own transformer (Primus) recipe.
+
+    The recipe comes from ``AbstractPrimus``: AdamW (lr 3e-4, weight decay 5e-2, betas
+    0.9/0.98), 50 epochs of linear warm-up, then polynomial decay over nnU-Net's 1000 epochs,
+    gradient clipping at norm 1. Unlike Primus, DynTransNet has a U-Net decoder with a head
+    per level, so deep supervision stays on.
+    """
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.enable_deep_supervision = True
+
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager,
+                                   configuration_manager: ConfigurationManager,
+                                   num_input_channels: int,
+                                   num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
+                                    enable_deep_supervision)
+
+    def set_deep_supervision_enabled(self, enabled: bool) -> None:
+        # AbstractPrimus turns this into a no-op; DynTransNet's decoder has the switch nnU-Net expects.
+        nnUNetTrainer.set_deep_supervision_enabled(self, enabled)
