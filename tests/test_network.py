@@ -1,0 +1,153 @@
+"""Generic DynTransNet tests over plan-like configurations and every ablation variant."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from nnunet_dyntransnet.network import DynTransNet
+
+# name -> constructor arguments as a plan would give them (small widths for the CPU)
+CONFIGS = {
+    "3d_isotropic_4_stages": dict(
+        patch_size=(32, 32, 32), features_per_stage=(4, 8, 16, 32),
+        strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)), window_size=4, max_global_tokens=64,
+    ),
+    "3d_first_stride_1_2_2": dict(
+        patch_size=(8, 32, 32), features_per_stage=(4, 8, 16),
+        strides=((1, 1, 1), (1, 2, 2), (2, 2, 2)), kernel_sizes=((1, 3, 3), (1, 3, 3), (3, 3, 3)),
+        window_size=4, max_global_tokens=64,
+    ),
+    "3d_two_stages": dict(patch_size=(16, 16, 16), features_per_stage=(4, 8), strides=((1, 1, 1), (2, 2, 2))),
+    "2d_4_stages": dict(
+        patch_size=(32, 48), features_per_stage=(4, 8, 16, 16),
+        strides=((1, 1), (2, 2), (2, 2), (2, 2)), window_size=4, max_global_tokens=32,
+    ),
+    "2d_6_stages_anisotropic_pool": dict(
+        patch_size=(64, 32), features_per_stage=(4, 8, 16, 32, 32, 32),
+        strides=((1, 1), (2, 2), (2, 2), (2, 2), (2, 2), (2, 1)), depths=(1, 1, 2, 2, 1, 1),
+    ),
+}
+
+VARIANTS = {
+    "full": {},
+    "msa": dict(dynamic_bias=False),
+    "concat": dict(fusion="concat"),
+    "weighted_sum": dict(fusion="weighted_sum"),
+    "no_rm": dict(residual_refine=False),
+    "baseline": dict(dynamic_bias=False, fusion="concat", residual_refine=False),
+    "reference_attention": dict(fused_attn=False),
+}
+
+
+def _nnunet_ds_shapes(patch_size, strides):
+    # nnU-Net's trainer: 1 / cumprod(pool kernels), all but the last
+    scales = 1 / np.cumprod(np.vstack(strides), axis=0)
+    return [tuple(int(round(p * s)) for p, s in zip(patch_size, scale)) for scale in scales[:-1]]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_shapes_gradients_no_nan(config, variant):
+    torch.manual_seed(0)
+    cfg = CONFIGS[config]
+    net = DynTransNet(input_channels=2, num_classes=3, **cfg, **VARIANTS[variant])
+    x = torch.randn(2, 2, *cfg["patch_size"])
+    outputs = net(x)
+    expected = _nnunet_ds_shapes(cfg["patch_size"], cfg["strides"])
+    assert [tuple(o.shape[2:]) for o in outputs] == expected
+    assert all(o.shape[:2] == (2, 3) for o in outputs)
+    assert all(torch.isfinite(o).all() for o in outputs)
+    sum((o * torch.randn_like(o)).sum() for o in outputs).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, f"{name} received no gradient"
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+
+
+def test_deep_supervision_switch_and_weights_load_both_ways():
+    cfg = CONFIGS["3d_isotropic_4_stages"]
+    net = DynTransNet(1, 2, **cfg, deep_supervision=True)
+    plain = DynTransNet(1, 2, **cfg, deep_supervision=False)
+    plain.load_state_dict(net.state_dict())
+    x = torch.randn(1, 1, *cfg["patch_size"])
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        full = plain(x)
+        assert torch.is_tensor(full) and full.shape == (1, 2, 32, 32, 32)
+        assert torch.allclose(net(x)[0], full, atol=1e-6)
+        net.decoder.deep_supervision = False  # what nnU-Net's set_deep_supervision_enabled does
+        assert torch.allclose(net(x), full, atol=1e-6)
+
+
+def test_layout_uses_local_and_global_attention_by_token_count():
+    net = DynTransNet(1, 2, **CONFIGS["3d_isotropic_4_stages"])
+    kinds = [(s.kind, s.grid, s.window) for s in net.layout]
+    assert kinds == [
+        ("conv", (32, 32, 32), ()),
+        ("local", (16, 16, 16), (4, 4, 4)),
+        ("local", (8, 8, 8), (4, 4, 4)),
+        ("global", (4, 4, 4), (4, 4, 4)),
+    ]
+    assert "tokens/attn" in net.describe()
+
+
+def test_lits_like_layout():
+    net = DynTransNet(
+        1, 3, (128, 128, 128), (32, 64, 128, 256, 320, 320), [(1, 1, 1)] + [(2, 2, 2)] * 5,
+    )
+    assert [(s.kind, s.heads, s.tokens_per_attention) for s in net.layout] == [
+        ("conv", 0, 0), ("local", 2, 512), ("local", 4, 512), ("global", 8, 4096), ("global", 10, 512),
+        ("global", 10, 64),
+    ]
+
+
+def test_from_plan_reads_nnunet_arch_kwargs():
+    plan = SimpleNamespace(
+        patch_size=[16, 32, 32],
+        network_arch_init_kwargs=dict(
+            n_stages=3, features_per_stage=[4, 8, 16], strides=[[1, 1, 1], [1, 2, 2], [2, 2, 2]],
+            kernel_sizes=[[1, 3, 3], [3, 3, 3], [3, 3, 3]], n_conv_per_stage=[2, 1, 3],
+        ),
+    )
+    net = DynTransNet.from_plan(plan, 1, 4, enable_deep_supervision=False, head_dim=4)
+    assert [s.depth for s in net.layout] == [2, 1, 3]
+    assert [s.heads for s in net.layout] == [0, 2, 4]
+    assert net.layout[0].kernel == (1, 3, 3)
+    assert net(torch.randn(1, 1, 16, 32, 32)).shape == (1, 4, 16, 32, 32)
+    with pytest.raises(ValueError, match="features_per_stage"):
+        DynTransNet.from_plan(SimpleNamespace(patch_size=[16, 16], network_arch_init_kwargs={}), 1, 2)
+
+
+BAD = {
+    "patch_not_divisible": (dict(patch_size=(30, 32, 32), features_per_stage=(4, 8, 16),
+                                 strides=((1, 1, 1), (2, 2, 2), (2, 2, 2))), "divisible by the total stride"),
+    "first_stride_not_1": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((2, 2), (2, 2))),
+                           r"strides\[0\] must be all 1"),
+    "one_stage": (dict(patch_size=(32, 32), features_per_stage=(4,), strides=((1, 1),)), "at least 2 stages"),
+    "strides_count": (dict(patch_size=(32, 32), features_per_stage=(4, 8, 16), strides=((1, 1), (2, 2))),
+                      "strides has 2 entries but the network has 3 stages"),
+    "stride_axes": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2, 2))),
+                    r"strides\[1\]=\[2, 2, 2\] has 3 axes but the patch is 2D"),
+    "even_kernel": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2)), kernel_sizes=2),
+                    "must be odd"),
+    "4d_patch": (dict(patch_size=(8, 8, 8, 8), features_per_stage=(4, 8), strides=((1,) * 4, (2,) * 4)),
+                 "2 or 3 axes"),
+    "bad_fusion": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2)), fusion="sum"),
+                   "fusion='sum' is not one of"),
+    "zero_depth": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2)), depths=0),
+                   "depths must be >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_configuration_raises(case):
+    kwargs, message = BAD[case]
+    with pytest.raises(ValueError, match=message):
+        DynTransNet(1, 2, **kwargs)
+
+
+def test_forward_rejects_indivisible_input():
+    net = DynTransNet(1, 2, (16, 16), (4, 8, 16), ((1, 1), (2, 2), (2, 2)))
+    with pytest.raises(ValueError, match=r"input spatial size \[18, 16\]"):
+        net(torch.randn(1, 1, 18, 16))
