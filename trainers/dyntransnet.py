@@ -1,6 +1,11 @@
 """``nnUNetTrainerDynTransNet``: nnU-Net's pipeline with DynTransNet and nnU-Net's transformer recipe."""
 from __future__ import annotations
 
+import os
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, Union
+
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.primus.primus_trainers import AbstractPrimus
@@ -38,3 +43,34 @@ class nnUNetTrainerDynTransNet(AbstractPrimus):
     def set_deep_supervision_enabled(self, enabled: bool) -> None:
         # AbstractPrimus turns this into a no-op; DynTransNet's decoder has the switch nnU-Net expects.
         nnUNetTrainer.set_deep_supervision_enabled(self, enabled)
+
+    def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
+        # nnUNetTrainer_warmup.load_checkpoint (nnunetv2 2.8.1) calls torch.load without weights_only,
+        # which defaults to True since torch 2.6 and rejects the numpy scalars in nnU-Net's own
+        # checkpoints, so `nnUNetv2_train ... --c` fails. nnUNetTrainer.load_checkpoint loads the same
+        # files with weights_only=False; this restores that behaviour for the warm-up trainer.
+        with _full_checkpoint_loading():
+            super().load_checkpoint(filename_or_checkpoint)
+
+
+@contextmanager
+def _full_checkpoint_loading() -> Iterator[None]:
+    """Let ``torch.load`` calls without ``weights_only`` unpickle full nnU-Net checkpoints, as nnU-Net does.
+
+    A user who forces weights-only loading (``TORCH_FORCE_WEIGHTS_ONLY_LOAD``) keeps it.
+    """
+    key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
+        yield
+        return
+    previous = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
+            yield
+    finally:
+        if previous is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = previous

@@ -1,0 +1,118 @@
+"""End to end through nnU-Net's own commands, as a user runs them, on a tiny synthetic dataset.
+
+plan_and_preprocess -> train 3d_fullres (then resume with --c) -> train 2d -> predict ->
+find_best_configuration -> export_model_to_zip -> install_pretrained_model_from_zip -> predict.
+Uses ``nnUNetTrainerDynTransNetTest`` (tests/nnunet_test_trainers): the real trainer, narrow and short.
+"""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_helpers import nnunet_env, run_command, write_tiny_dataset
+
+pytestmark = pytest.mark.slow
+
+DATASET_ID = 901
+TRAINER = "nnUNetTrainerDynTransNetTest"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    base = tmp_path_factory.mktemp("nnunet")
+    raw = write_tiny_dataset(base / "raw", DATASET_ID)
+    env = nnunet_env(base)
+    run_command(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "3d_fullres", "-np", "1",
+                 "--verify_dataset_integrity"], env)
+    return base, raw, env
+
+
+@pytest.fixture(scope="module")
+def trained_3d(workspace):
+    base, raw, env = workspace
+    first = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu"],
+                        {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
+    resumed = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu",
+                           "--c"], {**env, "DYNTRANSNET_TEST_EPOCHS": "2"})
+    fold = base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
+    return fold, first, resumed
+
+
+def _epochs(log: str):
+    return [int(e) for e in re.findall(r"Epoch (\d+)\n", log)]
+
+
+def test_train_and_resume(trained_3d):
+    fold, first, resumed = trained_3d
+    assert "Could not find requested nnunet trainer" not in first + resumed
+    assert _epochs(first) == [0]
+    assert _epochs(resumed) == [1], "--c must continue after the finished epoch, not start over"
+    assert "train whole net, default schedule" in resumed, "epoch 1 is past the 1-epoch warm-up"
+    assert (fold / "checkpoint_final.pth").is_file()
+    summary = json.loads((fold / "validation" / "summary.json").read_text())
+    assert set(summary["mean"]) == {"1", "2"}
+    import torch
+
+    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["current_epoch"] == 2
+    assert checkpoint["trainer_name"] == TRAINER
+    assert any(".attn.bias_proj." in k for k in checkpoint["network_weights"])
+
+
+def test_train_2d(workspace):
+    base, raw, env = workspace
+    out = run_command(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device", "cpu"],
+                      {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
+    assert "Mean Validation Dice" in out
+    assert (base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__2d" / "fold_0"
+            / "checkpoint_final.pth").is_file()
+
+
+def _assert_predictions_match_inputs(pred_dir: Path, images: Path):
+    inputs = sorted(images.glob("*_0000.nii.gz"))
+    assert inputs
+    for image_file in inputs:
+        pred_file = pred_dir / image_file.name.replace("_0000.nii.gz", ".nii.gz")
+        assert pred_file.is_file(), f"no prediction for {image_file.name}"
+        image, pred = sitk.ReadImage(str(image_file)), sitk.ReadImage(str(pred_file))
+        assert pred.GetSize() == image.GetSize()
+        assert np.allclose(pred.GetSpacing(), image.GetSpacing())
+        assert np.allclose(pred.GetOrigin(), image.GetOrigin())
+        assert np.allclose(pred.GetDirection(), image.GetDirection())
+        assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 1, 2}
+
+
+def test_predict(workspace, trained_3d, tmp_path):
+    base, raw, env = workspace
+    out_dir = tmp_path / "pred"
+    run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(out_dir), "-d", str(DATASET_ID),
+                 "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+    _assert_predictions_match_inputs(out_dir, raw / "imagesTs")
+
+
+def test_find_best_configuration(workspace, trained_3d):
+    base, raw, env = workspace
+    out = run_command(["nnUNetv2_find_best_configuration", str(DATASET_ID), "-c", "3d_fullres", "-tr", TRAINER,
+                       "-f", "0", "-np", "1"], env)
+    assert "3d_fullres" in out
+    instructions = base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / "inference_instructions.txt"
+    assert TRAINER in instructions.read_text()
+
+
+def test_export_install_and_predict(workspace, trained_3d, tmp_path):
+    base, raw, env = workspace
+    archive = tmp_path / "model.zip"
+    run_command(["nnUNetv2_export_model_to_zip", "-d", str(DATASET_ID), "-o", str(archive), "-c", "3d_fullres",
+                 "-tr", TRAINER, "-f", "0"], env)
+    other_results = tmp_path / "installed_results"
+    other_results.mkdir()
+    env2 = nnunet_env(base, results=other_results)
+    run_command(["nnUNetv2_install_pretrained_model_from_zip", str(archive)], env2)
+    out_dir = tmp_path / "pred_installed"
+    run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(out_dir), "-d", str(DATASET_ID),
+                 "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
+                 "--disable_tta"], env2)
+    _assert_predictions_match_inputs(out_dir, raw / "imagesTs")
