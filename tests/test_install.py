@@ -1,0 +1,59 @@
+"""A regular and an editable install into fresh virtual environments both make nnU-Net find the trainer.
+
+Each venv sees the already installed dependencies (``--system-site-packages``) and
+installs only this project (``--no-deps --no-build-isolation``), so no network is needed.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_trainer_lookup import FIND, _clean_env
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _copy_source(dst: Path) -> Path:
+    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache")
+    shutil.copytree(REPO, dst, ignore=ignore)
+    return dst
+
+
+def _venv_with(tmp_path: Path, editable: bool) -> Path:
+    venv = tmp_path / "venv"
+    # without pip: the base interpreter's pip (and setuptools) serve the venv through system site-packages
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    src = _copy_source(tmp_path / "src")
+    target = ["-e", str(src)] if editable else [str(src)]
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", *target],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return python
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["regular", "editable"])
+def test_install_makes_nnunet_find_the_trainer(tmp_path, editable):
+    python = _venv_with(tmp_path, editable)
+    probe = (
+        FIND
+        + "import os, nnunet_dyntransnet\n"
+        + "print('PACKAGE', os.path.dirname(nnunet_dyntransnet.__file__))\n"
+        + "print('EXT', os.environ['nnUNet_extTrainer'])\n"
+    )
+    proc = subprocess.run([str(python), "-c", probe], env=_clean_env(), capture_output=True, text=True, cwd="/")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    package = next(line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("PACKAGE "))
+    ext = next(line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("EXT "))
+    # the venv's own copy is the one in use, and its .pth put its own lookup folder first
+    expected_root = tmp_path / ("src" if editable else "venv")
+    assert Path(package).is_relative_to(expected_root), package
+    assert ext.split(os.pathsep)[0] == os.path.join(package, "trainer_lookup")
+    assert f"Using trainer 'nnUNetTrainerDynTransNet' from: {os.path.join(package, 'trainer_lookup')}" in out
