@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_dyntransnet.decoder_blocks import ConvNormAct, ResidualRefine
+from nnunet_dyntransnet.decoder_blocks import ConvNormAct
 from nnunet_dyntransnet.stage_layout import StageLayout
 from nnunet_dyntransnet.transformer import TransformerStage
 
@@ -17,7 +17,8 @@ __all__ = ["DynTransEncoder"]
 class DynTransEncoder(nn.Module):
     """Stem + transformer stages, returning one skip per stage.
 
-    The stem (conv unit + residual module at full resolution) gives the decoder a
+    The stem (``depth`` conv units at full resolution, the same convolutions as stage 0 of
+    nnU-Net's U-Net, so the costliest resolution costs no more) gives the decoder a
     full-resolution skip, which a transformer that starts from patches would lose. Stage 1
     embeds the *input* in patches (paper Algorithm 1); later stages merge the previous
     stage's tokens. Stochastic depth grows linearly over all transformer blocks.
@@ -40,7 +41,7 @@ class DynTransEncoder(nn.Module):
         stem = layout[0]
         self.stem = nn.Sequential(
             ConvNormAct(conv_op, input_channels, stem.channels, stem.kernel),
-            *(ResidualRefine(conv_op, stem.channels, stem.kernel) for _ in range(stem.depth)),
+            *(ConvNormAct(conv_op, stem.channels, stem.channels, stem.kernel) for _ in range(stem.depth - 1)),
         )
         blocks = sum(s.depth for s in layout[1:])
         rates = torch.linspace(0, drop_path_rate, blocks).tolist() if blocks > 1 else [drop_path_rate] * blocks

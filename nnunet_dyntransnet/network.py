@@ -28,7 +28,7 @@ class DynTransNet(nn.Module):
         strides: per-stage downsampling (nnU-Net's pooling); ``strides[0]`` must be 1.
         kernel_sizes: conv kernel for every stage (one int), or one kernel per stage (stem,
             positional encoding, decoder RM).
-        depths: blocks per stage (stem: residual modules; others: transformer blocks).
+        depths: blocks per stage (stem: conv units; others: transformer blocks).
         head_dim: target channels per attention head.
         mlp_ratio: MLP hidden width / channels.
         window_size: largest local-attention window edge.

@@ -26,7 +26,7 @@ class StageLayout:
         kind: ``"conv"`` (stem), ``"local"`` (windowed attention) or ``"global"`` attention.
         grid: feature-map size at this stage for the planned patch.
         channels: feature channels.
-        depth: transformer blocks (for the stem: residual modules).
+        depth: transformer blocks (for the stem: conv units).
         heads: attention heads (0 for the stem).
         window: attention window per axis (the whole grid when global; empty for the stem).
         stride: downsampling into this stage (all 1 for the stem).
