@@ -160,6 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="torch.compile every network (as nnU-Net does on CUDA)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -172,6 +173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         model = build()
         row = {"network": name, "parameters": sum(p.numel() for p in model.parameters())}
         row["forward_gflops_per_sample"] = forward_flops(model.to(device), args.in_channels, patch) / 1e9
+        if args.compile:
+            model = torch.compile(model)
         row.update(time_train_step(model, args.batch, args.in_channels, args.classes, patch, device,
                                    args.repeats, args.warmup))
         rows.append(row)
@@ -186,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     result = {
         "patch_size": patch, "batch_size": args.batch, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "torch": torch.__version__, "strides": plan.network_arch_init_kwargs["strides"],
+        "torch": torch.__version__, "compiled": args.compile, "strides": plan.network_arch_init_kwargs["strides"],
         "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "results": rows,
     }
     print(format_table(result))
@@ -202,7 +205,8 @@ def format_table(result: Dict) -> str:
     head = "| network | params (M) | fwd GFLOP/sample | train step (s) | step ratio |"
     head += " peak mem (GiB) | mem ratio |" if has_mem else ""
     lines = [f"patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, "
-             f"{result['device']} ({result['device_name']}), torch {result['torch']}", "", head,
+             f"{result['device']} ({result['device_name']}), torch {result['torch']}"
+             f"{', torch.compile' if result.get('compiled') else ''}", "", head,
              "|" + "---|" * (head.count("|") - 1)]
     for r in result["results"]:
         line = (f"| {r['network']} | {r['parameters'] / 1e6:.2f} | {r['forward_gflops_per_sample']:.1f} | "
