@@ -8,16 +8,45 @@ Per head h::
 *key* token, broadcast over the queries (see ``../shared/notes/design.md``, section 1). A
 bias per query would cancel in the softmax; a full ``N x N`` bias would tie the weights to
 one token count.
+
+The fused path folds the bias into the dot product, so that the fastest kernels
+(FlashAttention, which takes no mask) still apply:
+``q' = [q, sqrt(d)]``, ``k' = [k, Delta]`` gives ``q'.k' / sqrt(d) = q.k / sqrt(d) + Delta``
+(head dim padded with zeros to a multiple of 8). Passing ``Delta`` as a broadcast float
+``attn_mask`` instead was 3.5x slower than plain attention on an H200 and materialised an
+``N x N`` gradient for it (``benchmarks/results/h200_2026-11-27``).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DynamicBiasAttention"]
+from nnunet_dyntransnet.rotary import apply_rotary
+
+__all__ = ["DynamicBiasAttention", "attention_with_key_bias"]
+
+
+def attention_with_key_bias(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor], dropout_p: float = 0.0
+) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d) + bias) v`` through ``scaled_dot_product_attention``, bias folded into ``q . k``.
+
+    Args:
+        q, k, v: ``(B, H, N, d)``.
+        bias: ``(B, H, 1, N)``, one value per key, or None.
+    """
+    if bias is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    d = q.shape[-1]
+    width = -(-(d + 1) // 8) * 8  # flash kernels want a head dim that is a multiple of 8
+    zeros = q.new_zeros(*q.shape[:-1], width - d - 1)
+    q = torch.cat((q, q.new_full((*q.shape[:-1], 1), d ** 0.5), zeros), dim=-1)
+    k = torch.cat((k, bias.transpose(-1, -2).to(k.dtype), zeros), dim=-1)
+    v = F.pad(v, (0, width - d))
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=d ** -0.5)[..., :d]
 
 
 class DynamicBiasAttention(nn.Module):
@@ -29,13 +58,15 @@ class DynamicBiasAttention(nn.Module):
         dynamic_bias: if False this is plain multi-head self-attention (the paper's "MSA"
             ablation): no bias projection is built.
         qkv_bias: whether the Q, K, V projections have a bias.
-        fused_attn: use ``torch.nn.functional.scaled_dot_product_attention`` (the bias goes
-            in as a broadcast float ``attn_mask``); otherwise the explicit reference path.
+        fused_attn: use :func:`attention_with_key_bias` (``scaled_dot_product_attention``);
+            otherwise the explicit reference path.
         attn_drop: dropout on the attention weights (training only).
         proj_drop: dropout after the output projection.
 
     Shapes:
-        ``forward(x)``: ``x`` is ``(B, N, C)``; returns ``(B, N, C)``.
+        ``forward(x, rotary)``: ``x`` is ``(B, N, C)``; returns ``(B, N, C)``. ``rotary`` is an
+        optional ``(cos, sin)`` pair from :class:`~nnunet_dyntransnet.rotary.AxialRotaryEmbedding`
+        applied to queries and keys.
 
     Example:
         >>> attn = DynamicBiasAttention(dim=64, num_heads=2)
@@ -80,13 +111,15 @@ class DynamicBiasAttention(nn.Module):
             return None
         return F.relu(self.bias_proj(x)).transpose(1, 2).unsqueeze(2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotary: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         bias = self.key_bias(x)
         drop = self.attn_drop if self.training else 0.0
         if self.fused_attn:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+            out = attention_with_key_bias(q, k, v, bias, drop)
         else:
             scores = (q * self.scale) @ k.transpose(-2, -1)
             if bias is not None:

@@ -50,7 +50,7 @@ class DynTransEncoder(nn.Module):
             in_channels = input_channels if s.index == 1 else prev.channels
             stages.append(
                 TransformerStage(
-                    conv_op, in_channels, s.channels, s.stride, s.kernel, s.depth, s.heads, s.window,
+                    conv_op, in_channels, s.channels, s.stride, s.depth, s.heads, s.window,
                     mlp_ratio, rates[used:used + s.depth], dynamic_bias, fused_attn,
                 )
             )

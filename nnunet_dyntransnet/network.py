@@ -26,8 +26,8 @@ class DynTransNet(nn.Module):
             stages attend globally.
         features_per_stage: channels per stage; stage 0 is the full-resolution conv stem.
         strides: per-stage downsampling (nnU-Net's pooling); ``strides[0]`` must be 1.
-        kernel_sizes: conv kernel for every stage (one int), or one kernel per stage (stem,
-            positional encoding, decoder RM).
+        kernel_sizes: conv kernel for every stage (one int), or one kernel per stage (stem and
+            decoder RM).
         depths: blocks per stage (stem: conv units; others: transformer blocks).
         head_dim: target channels per attention head.
         mlp_ratio: MLP hidden width / channels.

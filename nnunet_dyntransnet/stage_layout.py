@@ -30,7 +30,7 @@ class StageLayout:
         heads: attention heads (0 for the stem).
         window: attention window per axis (the whole grid when global; empty for the stem).
         stride: downsampling into this stage (all 1 for the stem).
-        kernel: conv kernel of this stage's stem / positional encoding / decoder RM.
+        kernel: conv kernel of this stage's stem or decoder RM.
     """
 
     index: int
@@ -94,7 +94,7 @@ def plan_stage_layout(
         patch_size: planned input size, 2 or 3 axes.
         features_per_stage: channels per stage (stage 0 is the stem); at least 2 stages.
         strides: per-stage downsampling (nnU-Net's ``pool_op_kernel_sizes``); stage 0 must be 1.
-        kernel_sizes: per-stage conv kernel (odd), used by the stem, the positional encoding and the RM.
+        kernel_sizes: per-stage conv kernel (odd), used by the stem and the decoder's RM.
         depths: per-stage block count.
         head_dim: target channels per attention head.
         window_size: largest local-window edge (per axis or one int).

@@ -1,4 +1,4 @@
-"""Encoder transformer parts: strided patch projection, positional encoding, D-MSA blocks, stages.
+"""Encoder transformer parts: strided patch projection, D-MSA blocks with rotary positions, stages.
 
 Tokens stay on their spatial grid, channels last: ``(B, *grid, C)``. Attention runs inside
 windows of that grid (a window equal to the grid is global attention).
@@ -13,9 +13,10 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_dyntransnet.attention import DynamicBiasAttention
+from nnunet_dyntransnet.rotary import AxialRotaryEmbedding
 from nnunet_dyntransnet.windows import fit_window, window_partition, window_reverse
 
-__all__ = ["StridedPatchProjection", "ConvPositionalEncoding", "DynamicTransformerBlock", "TransformerStage"]
+__all__ = ["StridedPatchProjection", "DynamicTransformerBlock", "TransformerStage"]
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -46,28 +47,11 @@ class StridedPatchProjection(nn.Module):
         return channels_first(self.norm(channels_last(self.proj(x))))
 
 
-class ConvPositionalEncoding(nn.Module):
-    """Size-agnostic position signal: ``x + DepthwiseConv(x)`` (conditional positional encoding).
-
-    It works for any patch size nnU-Net plans, and lets information cross window borders.
-
-    Shapes: ``(B, C, *grid)`` -> same.
-    """
-
-    def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int]) -> None:
-        super().__init__()
-        padding = tuple(k // 2 for k in kernel_size)
-        self.conv = conv_op(channels, channels, tuple(kernel_size), padding=padding, groups=channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x)
-
-
 class DynamicTransformerBlock(nn.Module):
     """Pre-norm transformer block: ``x + DropPath(D-MSA(LN(x)))``, then ``x + DropPath(MLP(LN(x)))``.
 
     Attention runs within windows of ``window`` tokens per axis, fitted to the grid at each
-    call (:func:`fit_window`).
+    call (:func:`fit_window`), with rotary positions inside the window.
 
     Shapes: ``(B, *grid, C)`` -> same.
     """
@@ -86,6 +70,7 @@ class DynamicTransformerBlock(nn.Module):
         self.window = tuple(window)
         self.norm1 = nn.LayerNorm(dim)
         self.attn = DynamicBiasAttention(dim, num_heads, dynamic_bias=dynamic_bias, fused_attn=fused_attn)
+        self.rotary = AxialRotaryEmbedding(dim // num_heads, len(self.window))
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
@@ -95,13 +80,13 @@ class DynamicTransformerBlock(nn.Module):
         b, *grid = x.shape[:-1]
         window = fit_window(grid, self.window)
         tokens = window_partition(self.norm1(x), window)
-        attended = window_reverse(self.attn(tokens), window, grid, b)
+        attended = window_reverse(self.attn(tokens, self.rotary(window)), window, grid, b)
         x = x + self.drop_path1(attended)
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
 class TransformerStage(nn.Module):
-    """One encoder stage: strided projection, positional encoding, ``depth`` D-MSA blocks, LayerNorm.
+    """One encoder stage: strided projection, ``depth`` D-MSA blocks, LayerNorm.
 
     Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial / stride)``.
     """
@@ -112,7 +97,6 @@ class TransformerStage(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: Sequence[int],
-        kernel_size: Sequence[int],
         depth: int,
         num_heads: int,
         window: Sequence[int],
@@ -125,7 +109,6 @@ class TransformerStage(nn.Module):
         self.window: Tuple[int, ...] = tuple(window)
         self.num_heads = num_heads
         self.downsample = StridedPatchProjection(conv_op, in_channels, out_channels, stride)
-        self.pos = ConvPositionalEncoding(conv_op, out_channels, kernel_size)
         self.blocks = nn.ModuleList(
             DynamicTransformerBlock(out_channels, num_heads, window, mlp_ratio, drop_path[i], dynamic_bias, fused_attn)
             for i in range(depth)
@@ -133,7 +116,7 @@ class TransformerStage(nn.Module):
         self.norm = nn.LayerNorm(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = channels_last(self.pos(self.downsample(x)))
+        x = channels_last(self.downsample(x))
         for block in self.blocks:
             x = block(x)
         return channels_first(self.norm(x))

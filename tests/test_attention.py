@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nnunet_dyntransnet.attention import DynamicBiasAttention
+from nnunet_dyntransnet.attention import DynamicBiasAttention, attention_with_key_bias
 
 
 def _paper_equation(attn: DynamicBiasAttention, x: torch.Tensor) -> torch.Tensor:
@@ -91,15 +91,24 @@ def test_bad_head_count_raises(dim, heads):
         DynamicBiasAttention(dim, heads)
 
 
-def test_fused_path_uses_sdpa_with_bias(monkeypatch):
+def test_fused_path_folds_the_bias_and_passes_no_mask(monkeypatch):
     calls = []
     original = F.scaled_dot_product_attention
 
     def spy(q, k, v, attn_mask=None, **kw):
-        calls.append(None if attn_mask is None else tuple(attn_mask.shape))
+        calls.append((attn_mask is None, q.shape[-1], k.shape[-1], v.shape[-1]))
         return original(q, k, v, attn_mask=attn_mask, **kw)
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
-    DynamicBiasAttention(16, 2)(torch.randn(1, 5, 16))
+    DynamicBiasAttention(16, 2)(torch.randn(1, 5, 16))  # head dim 8 -> 8 + bias channel, padded to 16
     DynamicBiasAttention(16, 2, dynamic_bias=False)(torch.randn(1, 5, 16))
-    assert calls == [(1, 2, 1, 5), None]
+    assert calls == [(True, 16, 16, 16), (True, 8, 8, 8)]
+
+
+@pytest.mark.parametrize("head_dim", [7, 8, 32, 33])
+def test_folded_bias_matches_explicit_softmax(head_dim):
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 11, head_dim) for _ in range(3))
+    bias = torch.rand(2, 3, 1, 11) * 4
+    expected = torch.softmax(q @ k.transpose(-1, -2) / head_dim ** 0.5 + bias, dim=-1) @ v
+    assert _rel_err(attention_with_key_bias(q, k, v, bias), expected) < 1e-5

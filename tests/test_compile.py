@@ -1,0 +1,30 @@
+"""torch.compile: the network traces as one graph (nnU-Net compiles it on CUDA by default)."""
+import pytest
+import torch
+
+from nnunet_dyntransnet.network import DynTransNet
+
+
+@pytest.mark.parametrize("dynamic_bias", [True, False])
+def test_no_graph_breaks(dynamic_bias):
+    torch._dynamo.reset()
+    net = DynTransNet(1, 3, (16, 32, 32), (4, 8, 16, 16), [(1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2)],
+                      window_size=4, max_global_tokens=64, head_dim=4, dynamic_bias=dynamic_bias)
+    explanation = torch._dynamo.explain(net)(torch.randn(2, 1, 16, 32, 32))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+def test_compiled_training_step_matches_eager():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    net = DynTransNet(1, 2, (8, 16, 16), (4, 8, 8), [(1, 1, 1), (2, 2, 2), (2, 2, 2)], head_dim=4, max_global_tokens=8,
+                      window_size=2)
+    x = torch.randn(2, 1, 8, 16, 16)
+    eager_out = net(x)
+    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
+    out = compiled(x)
+    for a, b in zip(out, eager_out):
+        assert torch.allclose(a, b, atol=1e-5)
+    sum(o.sum() for o in out).backward()
+    assert all(p.grad is not None for p in net.parameters())
