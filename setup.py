@@ -56,7 +56,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["nnunet_dyntransnet", "nnunet_dyntransnet.trainer_lookup", "nnunet_dyntransnet.trainers"],
+    packages=["nnunet_dyntransnet", "nnunet_dyntransnet.conversion", "nnunet_dyntransnet.trainer_lookup",
+              "nnunet_dyntransnet.trainers"],
     package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers"},
     install_requires=[
         "nnunetv2>=2.8.1,<2.9",
@@ -68,5 +69,14 @@ setup(
         "acvl-utils>=0.2",
     ],
     extras_require={"test": ["pytest>=7"]},
+    entry_points={
+        "console_scripts": [
+            "dyntransnet_convert_lits = nnunet_dyntransnet.conversion.cli:convert_lits_entry",
+            "dyntransnet_convert_atlas = nnunet_dyntransnet.conversion.cli:convert_atlas_entry",
+            "dyntransnet_make_phantom = nnunet_dyntransnet.phantom:main",
+            "dyntransnet_demo = nnunet_dyntransnet.demo:main",
+            "dyntransnet_benchmark = nnunet_dyntransnet.benchmark:entry",
+        ]
+    },
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},
 )

@@ -217,5 +217,11 @@ def format_table(result: Dict) -> str:
     return "\n".join(lines)
 
 
+def entry(argv: Optional[Sequence[str]] = None) -> int:
+    """Console command ``dyntransnet_benchmark``."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
     main()

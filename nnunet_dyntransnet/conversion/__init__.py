@@ -1,0 +1,1 @@
+"""Converters from public liver datasets (LiTS, MSD Task03_Liver, ATLAS) to nnU-Net's raw format."""

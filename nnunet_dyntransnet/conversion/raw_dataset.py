@@ -1,0 +1,226 @@
+"""Validated, atomic writing of an nnU-Net raw dataset from image/label pairs.
+
+Every case is checked before anything is published: readable files, matching grids
+(shape, spacing, origin, direction), label values in {0, 1, 2} (integer-valued floats are
+fine), finite image voxels. The dataset is written into a hidden folder next to the target
+and renamed into place only when every case succeeded, so a failed conversion leaves
+nothing behind, and an existing dataset is replaced only with ``overwrite``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = ["Case", "ConversionError", "LABELS", "REGION_LABELS", "raw_root", "staged_dataset", "write_dataset_json",
+           "write_raw_dataset", "check_case"]
+
+LABELS = {"background": 0, "liver": 1, "tumor": 2}
+# region training (sigmoid outputs, as the paper): whole liver = liver + tumor, and tumor
+REGION_LABELS = {"background": 0, "liver": [1, 2], "tumor": 2}
+ALLOWED_LABEL_VALUES = {0, 1, 2}
+GEOMETRY_TOLERANCE = 1e-4  # relative, for spacing / origin / direction
+
+
+class ConversionError(Exception):
+    """Bad input: the message names the file and the problem, and says what to do."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case to convert: ``case_id`` becomes the nnU-Net file name stem."""
+
+    case_id: str
+    image: Path
+    label: Optional[Path] = None
+
+
+def raw_root() -> Path:
+    value = os.environ.get("nnUNet_raw")
+    if not value:
+        raise ConversionError("nnUNet_raw is not set: export nnUNet_raw=/path/to/nnUNet_raw (nnU-Net's raw data folder)")
+    return Path(value)
+
+
+def _read(path: Path) -> sitk.Image:
+    if not path.is_file():
+        raise ConversionError(f"{path}: file not found")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+        raise ConversionError(f"{path}: cannot read it as an image ({first}); is the file complete?") from None
+
+
+def _check_voxels(path: Path, image: sitk.Image) -> None:
+    """Every voxel is on disk and finite.
+
+    SimpleITK reads a truncated NIfTI file without complaint and turns NaN and inf into 0,
+    so NIfTI voxels are read once more with nibabel, which does neither.
+    """
+    if str(path).endswith((".nii", ".nii.gz")):
+        import nibabel
+
+        try:
+            data = np.asanyarray(nibabel.load(str(path)).dataobj)
+        except Exception as e:
+            raise ConversionError(f"{path}: cannot read its voxels ({type(e).__name__}: {e}); the file looks "
+                                  f"truncated or corrupt, download it again") from None
+    else:
+        data = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise ConversionError(f"{path}: {bad} voxels are NaN or infinite; fix or drop this case")
+
+
+def _same_geometry(a: sitk.Image, b: sitk.Image) -> Optional[str]:
+    if a.GetSize() != b.GetSize():
+        return f"shape {a.GetSize()} vs {b.GetSize()}"
+    for what, x, y in (("spacing", a.GetSpacing(), b.GetSpacing()), ("origin", a.GetOrigin(), b.GetOrigin()),
+                       ("direction", a.GetDirection(), b.GetDirection())):
+        x, y = np.asarray(x), np.asarray(y)
+        if not np.allclose(x, y, rtol=GEOMETRY_TOLERANCE, atol=GEOMETRY_TOLERANCE * max(1.0, np.abs(x).max())):
+            return f"{what} {tuple(np.round(x, 5))} vs {tuple(np.round(y, 5))}"
+    return None
+
+
+def check_case(case: Case) -> tuple:
+    """Read and validate one case; returns ``(image, label_or_None)`` as SimpleITK images."""
+    image = _read(case.image)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ConversionError(f"{case.image}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
+                              f"expected a single-channel scan")
+    _check_voxels(case.image, image)
+    if case.label is None:
+        return image, None
+    label = _read(case.label)
+    _check_voxels(case.label, label)
+    mismatch = _same_geometry(image, label)
+    if mismatch:
+        raise ConversionError(f"{case.label}: does not lie on the grid of {case.image.name} ({mismatch}); "
+                              f"image and label must share shape, spacing, origin and direction")
+    values = np.unique(sitk.GetArrayViewFromImage(label))
+    bad = [v for v in values if not (float(v).is_integer() and int(v) in ALLOWED_LABEL_VALUES)]
+    if bad:
+        raise ConversionError(f"{case.label}: label values {[float(v) for v in bad][:5]} are outside "
+                              f"{{0, 1, 2}} (background, liver, tumor); fix the label or drop the case")
+    return image, label
+
+
+def _convert_one(args) -> Optional[str]:
+    case, images_dir, labels_dir = args
+    try:
+        image, label = check_case(case)
+        sitk.WriteImage(image, str(images_dir / f"{case.case_id}_0000.nii.gz"), useCompression=True)
+        if label is not None:
+            as_uint8 = sitk.Cast(sitk.Round(label) if label.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64)
+                                 else label, sitk.sitkUInt8)
+            sitk.WriteImage(as_uint8, str(labels_dir / f"{case.case_id}.nii.gz"), useCompression=True)
+        return None
+    except ConversionError as e:
+        return str(e)
+    except Exception as e:  # an unexpected failure still names the case
+        return f"{case.image}: conversion failed ({type(e).__name__}: {e})"
+
+
+def _existing_with_id(root: Path, dataset_id: int) -> List[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(f"Dataset{dataset_id:03d}_"))
+
+
+@contextmanager
+def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Optional[Path] = None) -> Iterator[Path]:
+    """Yield a hidden staging folder; on success it becomes ``root/DatasetNNN_name``, on failure it vanishes.
+
+    An existing dataset with the same id is an error unless ``overwrite``, and is removed only
+    after the new one is complete.
+    """
+    if not 1 <= dataset_id <= 999:
+        raise ConversionError(f"dataset id {dataset_id} must be between 1 and 999 (nnU-Net's DatasetNNN)")
+    root = root or raw_root()
+    target = root / f"Dataset{dataset_id:03d}_{name}"
+    existing = _existing_with_id(root, dataset_id)
+    if existing and not overwrite:
+        raise ConversionError(f"{existing[0]} already exists (dataset id {dataset_id}); pass --overwrite to replace it "
+                              f"or choose another id with -d")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{target.name}.converting-{uuid.uuid4().hex[:8]}"
+    try:
+        for sub in ("imagesTr", "labelsTr", "imagesTs"):
+            (staging / sub).mkdir(parents=True)
+        yield staging
+        for old in existing:
+            shutil.rmtree(old)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_dataset_json(folder: Path, channel_name: str, num_training: int, regions: bool, **info: str) -> None:
+    """nnU-Net's dataset.json through nnU-Net's own writer; ``regions`` writes liver={1,2}, tumor={2}."""
+    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
+
+    generate_dataset_json(
+        str(folder), {0: channel_name}, REGION_LABELS if regions else LABELS, num_training, ".nii.gz",
+        regions_class_order=(1, 2) if regions else None, dataset_name=folder.name.split(".converting-")[0].lstrip("."),
+        converted_by="nnunet-dyntransnet", **info,
+    )
+
+
+def write_raw_dataset(
+    training: Sequence[Case],
+    test: Sequence[Case],
+    dataset_id: int,
+    name: str,
+    channel_name: str,
+    regions: bool = False,
+    overwrite: bool = False,
+    num_processes: int = 1,
+    root: Optional[Path] = None,
+    **info: str,
+) -> Path:
+    """Validate every case and write ``$nnUNet_raw/DatasetNNN_name``; returns the dataset folder.
+
+    ``info`` (description, reference, license) goes into dataset.json.
+
+    Raises:
+        ConversionError: on any bad input; nothing is left behind.
+    """
+    if not training:
+        raise ConversionError("no training cases found")
+    ids = [c.case_id for c in [*training, *test]]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConversionError(f"case ids occur twice: {duplicates[:5]}")
+    with staged_dataset(dataset_id, name, overwrite, root) as staging:
+        images_tr, labels_tr, images_ts = staging / "imagesTr", staging / "labelsTr", staging / "imagesTs"
+        jobs = [(c, images_tr, labels_tr) for c in training] + [(c, images_ts, None) for c in test]
+        errors = _run(jobs, num_processes)
+        if errors:
+            shown = "\n  ".join(errors[:10])
+            more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+            raise ConversionError(f"{len(errors)} of {len(jobs)} cases failed, nothing was written:\n  {shown}{more}")
+        write_dataset_json(staging, channel_name, len(training), regions, **info)
+    return staging.parent / f"Dataset{dataset_id:03d}_{name}"
+
+
+def _run(jobs, num_processes: int) -> List[str]:
+    from tqdm import tqdm
+
+    progress = dict(total=len(jobs), desc="converting", unit="case")
+    if num_processes <= 1:
+        results = [_convert_one(j) for j in tqdm(jobs, **progress)]
+    else:
+        with get_context("spawn").Pool(num_processes) as pool:
+            results = list(tqdm(pool.imap(_convert_one, jobs), **progress))
+    return [r for r in results if r]

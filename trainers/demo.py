@@ -1,0 +1,43 @@
+"""Trainers for ``dyntransnet_demo``: nnUNetTrainerDynTransNet for a few minutes instead of 1000 epochs.
+
+The epoch count comes from ``DYNTRANSNET_DEMO_EPOCHS`` (the demo sizes it to a time budget);
+prediction ignores it. The CPU variant narrows the network so a 2-core machine trains it in
+minutes; the GPU variant keeps the plan's widths.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet
+
+__all__ = ["nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainerDynTransNetDemoCPU"]
+
+
+class nnUNetTrainerDynTransNetDemoGPU(nnUNetTrainerDynTransNet):
+    """The real network, trained for ``DYNTRANSNET_DEMO_EPOCHS`` epochs of 50 iterations (warm-up: a tenth)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = int(os.environ.get("DYNTRANSNET_DEMO_EPOCHS", "20"))
+        self.num_iterations_per_epoch = 50
+        self.num_val_iterations_per_epoch = 5
+        self.warmup_duration_whole_net = max(1, self.num_epochs // 10)
+        # a short schedule needs a larger step than the 1000-epoch recipe
+        self.initial_lr = 1e-3
+
+
+class nnUNetTrainerDynTransNetDemoCPU(nnUNetTrainerDynTransNetDemoGPU):
+    """As the GPU variant, with widths capped (8, 16, 32, 64, 64, ...) and 16 channels per head."""
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        n = len(configuration_manager.network_arch_init_kwargs["features_per_stage"])
+        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
+                                     enable_deep_supervision, features_per_stage=[min(8 * 2 ** i, 64) for i in range(n)],
+                                     head_dim=16)
