@@ -54,7 +54,7 @@ def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: f
     step = time_train_step(net, config.batch_size, 1, 3, config.patch_size, torch.device(device), repeats=3,
                            warmup=1)["train_step_s"]
     # data loading, validation and logging add about a third on a 2-core machine
-    per_epoch = 50 * step * 1.35 + 5 * step * 0.5
+    per_epoch = 50 * step * 1.3 + 5 * step * 0.5
     epochs = max(3, int(minutes * 60 / per_epoch))
     _log(f"one training step: {step:.2f} s; {epochs} epochs of 50 steps fit {minutes:g} minutes")
     return epochs
@@ -75,7 +75,7 @@ def _overlays(out: Path, cases: Sequence[str], images: Path, truths: Path, preds
         truth, pred = _read(truths / f"{case}.nii.gz"), _read(preds / f"{case}.nii.gz")
         z = int(np.argmax((truth == 2).sum((1, 2)))) if (truth == 2).any() else int(np.argmax((truth >= 1).sum((1, 2))))
         fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-        shown = np.clip(image[z], -200, 300)
+        shown = np.clip(image[z], -150, 250)
         for ax, (title, lab) in zip(axes, (("image", None), ("ground truth", truth), ("DynTransNet", pred),
                                            ("threshold baseline", baseline.predict(image)))):
             ax.imshow(shown, cmap="gray")
@@ -107,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="dyntransnet_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("dyntransnet_demo"), help="working folder (default ./dyntransnet_demo)")
     parser.add_argument("--minutes", type=float, default=None,
-                        help="training time budget (default: 6 on CPU, 15 on a GPU)")
+                        help="training time budget (default: 8 on CPU, 15 on a GPU)")
     parser.add_argument("-n", type=int, default=32, help="phantom training cases (default 32)")
     parser.add_argument("--test", type=int, default=8, help="held-out phantom cases (default 8)")
     parser.add_argument("--seed", type=int, default=0)
@@ -121,7 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      ("nnUNet_results", "nnUNet_results")):
         if not env.get(var):
             env[var] = str(out / sub)
-    env.setdefault("nnUNet_n_proc_DA", "2" if args.device == "cpu" else "8")
+    # one augmentation worker beside the training process on a 2-core machine
+    env.setdefault("nnUNet_n_proc_DA", str(max(1, min(8, (os.cpu_count() or 2) - 1))))
     os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     _log(f"nnUNet_raw={env['nnUNet_raw']} nnUNet_preprocessed={env['nnUNet_preprocessed']} "
          f"nnUNet_results={env['nnUNet_results']}")
@@ -139,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2",
               "--verify_dataset_integrity"], env)
     trainer = "nnUNetTrainerDynTransNetDemoCPU" if args.device == "cpu" else "nnUNetTrainerDynTransNetDemoGPU"
-    minutes = args.minutes if args.minutes is not None else (6.0 if args.device == "cpu" else 15.0)
+    minutes = args.minutes if args.minutes is not None else (8.0 if args.device == "cpu" else 15.0)
     env["DYNTRANSNET_DEMO_EPOCHS"] = str(_calibrate_epochs(env, trainer, args.device, minutes))
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
     if (fold_dir / "checkpoint_final.pth").is_file():

@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["CLASSES", "class_masks", "overlap", "ThresholdBaseline", "summarize"]
+__all__ = ["CLASSES", "class_masks", "overlap", "ThresholdBaseline", "summarize", "evaluate_cases"]
 
 CLASSES = ("liver", "tumor")
 

@@ -38,8 +38,8 @@ class PhantomSpec:
 
 # mean intensity of each tissue: (ct HU, mr a.u.)
 TISSUE = {
-    "air": (-1000.0, 0.0), "fat": (-100.0, 900.0), "muscle": (45.0, 350.0), "liver": (100.0, 600.0),
-    "spleen": (105.0, 610.0), "kidney": (95.0, 580.0), "vessel": (170.0, 850.0), "fluid": (10.0, 250.0),
+    "air": (-1000.0, 0.0), "fat": (-100.0, 900.0), "muscle": (40.0, 350.0), "liver": (110.0, 600.0),
+    "spleen": (115.0, 610.0), "kidney": (105.0, 580.0), "vessel": (170.0, 850.0), "fluid": (10.0, 250.0),
     "bone": (500.0, 150.0),
 }
 
@@ -85,7 +85,7 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
     for _ in range(rng.integers(2, 5)):
         center = (rng.uniform(-0.2, 0.2) * ext[0], cy + rng.uniform(-0.15, 0.15) * ext[1],
                   cx + rng.uniform(-0.15, 0.2) * ext[2])
-        radii = (rng.uniform(0.5, 0.75) * ext[0], rng.uniform(0.3, 0.45) * ext[1], rng.uniform(0.25, 0.38) * ext[2])
+        radii = (rng.uniform(0.55, 0.8) * ext[0], rng.uniform(0.33, 0.5) * ext[1], rng.uniform(0.28, 0.42) * ext[2])
         lobes |= _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (2.5, 4, 4)), 0.35)
     liver = lobes & inner
 
@@ -128,7 +128,7 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
     for _ in range(n_tumors if len(candidates) else 0):
         center = candidates[rng.integers(len(candidates))] - np.array(shape) / 2 + 0.5
         center = center * np.array(spec.spacing)
-        radius = rng.uniform(8.0, 24.0)
+        radius = rng.uniform(10.0, 26.0)
         radii = radius * rng.uniform(0.75, 1.25, size=3)
         tumor = _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (3, 5, 5)), 0.3) & liver
         sign = rng.choice([-1.0, 1.0])
@@ -140,7 +140,7 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
     # acquisition: blur, noise and a smooth bias field
     image = ndimage.gaussian_filter(tissue, sigma=(0.5, 0.7, 0.7))
     if spec.modality == "ct":
-        image = image + 25.0 * _smooth_field(rng, shape, (1, 1.5, 1.5)) * body
+        image = image + 15.0 * _smooth_field(rng, shape, (1, 1.5, 1.5)) * body
         image = image + rng.normal(0, rng.uniform(12, 22), shape)
     else:
         image = image * (1 + 0.25 * _smooth_field(rng, shape, (1, 1.5, 1.5)))
