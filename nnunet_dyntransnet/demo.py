@@ -55,7 +55,7 @@ def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: f
                            warmup=1)["train_step_s"]
     # data loading, validation and logging add about a third on a 2-core machine
     per_epoch = 50 * step * 1.3 + 5 * step * 0.5
-    epochs = max(3, int(minutes * 60 / per_epoch))
+    epochs = max(1, int(minutes * 60 / per_epoch))
     _log(f"one training step: {step:.2f} s; {epochs} epochs of 50 steps fit {minutes:g} minutes")
     return epochs
 

@@ -1,0 +1,28 @@
+"""``dyntransnet_demo`` (the README's main job) runs end to end, CI-sized: few cases, one short epoch."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_and_writes_its_report(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_n_proc_DA="1", nnUNet_compile="false")
+    out = tmp_path / "demo"
+    exe = Path(sys.executable).parent / "dyntransnet_demo"
+    proc = subprocess.run([str(exe), "--out", str(out), "--minutes", "0.1", "-n", "6", "--test", "2",
+                           "--device", "cpu"], env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert "| DynTransNet | liver |" in proc.stdout and "| threshold baseline | tumor |" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs"] == 1
+    assert len(results["per_case"]["DynTransNet"]) == 2
+    assert sorted(p.name for p in (out / "overlays").glob("*.png")) == ["phantom_006.png", "phantom_007.png"]
+    assert (out / "training_progress.png").is_file() and (out / "results.md").is_file()
+    # nnU-Net's folders were created inside --out, since none was set
+    assert (out / "nnUNet_raw" / "Dataset990_LiverPhantomCT" / "labelsTs").is_dir()
