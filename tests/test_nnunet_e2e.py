@@ -116,3 +116,33 @@ def test_export_install_and_predict(workspace, trained_3d, tmp_path):
                  "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
                  "--disable_tta"], env2)
     _assert_predictions_match_inputs(out_dir, raw / "imagesTs")
+
+
+# tests/nnunet_test_trainers: each paper-row trainer of nnunet_dyntransnet.trainers on a one-epoch schedule
+SHORT = [
+    "nnUNetTrainerDynTransNet_PaperShort", "nnUNetTrainerDynTransNet_BaselineShort", "nnUNetTrainerDynTransNet_DMSAShort",
+    "nnUNetTrainerDynTransNet_FMMShort", "nnUNetTrainerDynTransNet_RMShort", "nnUNetTrainerDynTransNet_DMSA_FMMShort",
+    "nnUNetTrainerDynTransNet_DMSA_RMShort", "nnUNetTrainerDynTransNet_FMM_RMShort",
+    "nnUNetTrainerDynTransNet_WeightedSumShort",
+]
+
+
+@pytest.mark.parametrize("trainer", SHORT)
+def test_paper_and_ablation_trainers_train_and_predict(workspace, trainer, tmp_path):
+    """The real paper-row trainers (networks and recipes), on a one-epoch schedule (tests/nnunet_test_trainers)."""
+    base, raw, env = workspace
+    out = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", "cpu"], env)
+    assert "Mean Validation Dice" in out
+    fold = base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
+    debug = json.loads((fold / "debug.json").read_text())
+    if "Paper" in trainer:  # Table 1: Adam, lr 1e-4, Dice loss alone, batch size 2
+        assert debug["optimizer"].startswith("Adam (") and str(debug["initial_lr"]) == "0.0001"
+        assert "SoftDiceLoss" in debug["loss"] and "CE" not in debug["loss"]
+        assert str(debug["batch_size"]) == "2"
+    else:  # the ablations keep the main trainer's recipe
+        assert debug["optimizer"].startswith("AdamW (") and str(debug["initial_lr"]) == "0.0003"
+    pred = tmp_path / "pred"
+    run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(pred), "-d", str(DATASET_ID),
+                 "-c", "3d_fullres", "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1",
+                 "--disable_tta"], env)
+    _assert_predictions_match_inputs(pred, raw / "imagesTs")

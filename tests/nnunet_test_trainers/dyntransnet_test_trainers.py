@@ -9,6 +9,7 @@ import os
 import torch
 
 from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet import trainers
 from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet
 
 
@@ -29,3 +30,25 @@ class nnUNetTrainerDynTransNetTest(nnUNetTrainerDynTransNet):
         return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, features_per_stage=features, depths=1,
                                      head_dim=4, window_size=4, max_global_tokens=128)
+
+
+class _ShortSchedule:
+    """Mixin: one epoch of two iterations, whatever the trainer it is mixed into."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 1
+        self.num_iterations_per_epoch = 2
+        self.num_val_iterations_per_epoch = 1
+
+
+def _short(cls):
+    name = f"{cls.__name__}Short"
+    return type(name, (_ShortSchedule, cls), {"__module__": __name__, "__qualname__": name})
+
+
+# the paper-recipe and ablation trainers with their real networks, on a one-epoch schedule
+SHORT_TRAINERS = [_short(getattr(trainers, n)) for n in trainers.__all__
+                  if n.startswith("nnUNetTrainerDynTransNet_")]
+globals().update({cls.__name__: cls for cls in SHORT_TRAINERS})
