@@ -154,10 +154,11 @@ def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int 
     import SimpleITK as sitk
     from tqdm import tqdm
 
-    from nnunet_dyntransnet.conversion.raw_dataset import staged_dataset, write_dataset_json
+    from nnunet_dyntransnet.conversion.raw_dataset import dataset_folder_name, staged_dataset, write_dataset_json
 
     spec = spec or PhantomSpec(modality=modality)
     name = f"LiverPhantom{spec.modality.upper()}"
+    folder_name = dataset_folder_name(dataset_id, name)
     with staged_dataset(dataset_id, name, overwrite) as staging:
         (staging / "labelsTs").mkdir()
         for i in tqdm(range(n_train + n_test), desc="phantom", unit="case"):
@@ -167,9 +168,9 @@ def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int 
                 img = sitk.GetImageFromArray(array)
                 img.SetSpacing(tuple(float(s) for s in spec.spacing[::-1]))
                 sitk.WriteImage(img, str(staging / folder / f"phantom_{i:03d}{suffix}.nii.gz"), useCompression=True)
-        write_dataset_json(staging, "CT" if spec.modality == "ct" else "MRI", n_train, False,
+        write_dataset_json(staging, folder_name, "CT" if spec.modality == "ct" else "MRI", n_train, False,
                            description=f"synthetic liver phantom ({spec.modality}), seed {seed}", license="CC0")
-    return staging.parent / f"Dataset{dataset_id:03d}_{name}"
+    return staging.parent / folder_name
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -20,7 +20,8 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["Case", "ConversionError", "LABELS", "REGION_LABELS", "raw_root", "staged_dataset", "write_dataset_json",
+__all__ = ["Case", "ConversionError", "LABELS", "REGION_LABELS", "dataset_folder_name", "raw_root", "staged_dataset",
+           "write_dataset_json",
            "write_raw_dataset", "check_case"]
 
 LABELS = {"background": 0, "liver": 1, "tumor": 2}
@@ -41,6 +42,11 @@ class Case:
     case_id: str
     image: Path
     label: Optional[Path] = None
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    """nnU-Net's folder name for a dataset: ``Dataset501_LiTS``."""
+    return f"Dataset{dataset_id:03d}_{name}"
 
 
 def raw_root() -> Path:
@@ -147,7 +153,7 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Op
     if not 1 <= dataset_id <= 999:
         raise ConversionError(f"dataset id {dataset_id} must be between 1 and 999 (nnU-Net's DatasetNNN)")
     root = root or raw_root()
-    target = root / f"Dataset{dataset_id:03d}_{name}"
+    target = root / dataset_folder_name(dataset_id, name)
     existing = _existing_with_id(root, dataset_id)
     if existing and not overwrite:
         raise ConversionError(f"{existing[0]} already exists (dataset id {dataset_id}); pass --overwrite to replace it "
@@ -166,13 +172,14 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Op
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_dataset_json(folder: Path, channel_name: str, num_training: int, regions: bool, **info: str) -> None:
+def write_dataset_json(folder: Path, dataset_name: str, channel_name: str, num_training: int, regions: bool,
+                       **info: str) -> None:
     """nnU-Net's dataset.json through nnU-Net's own writer; ``regions`` writes liver={1,2}, tumor={2}."""
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
     generate_dataset_json(
         str(folder), {0: channel_name}, REGION_LABELS if regions else LABELS, num_training, ".nii.gz",
-        regions_class_order=(1, 2) if regions else None, dataset_name=folder.name.split(".converting-")[0].lstrip("."),
+        regions_class_order=(1, 2) if regions else None, dataset_name=dataset_name,
         converted_by="nnunet-dyntransnet", **info,
     )
 
@@ -202,6 +209,7 @@ def write_raw_dataset(
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConversionError(f"case ids occur twice: {duplicates[:5]}")
+    folder_name = dataset_folder_name(dataset_id, name)
     with staged_dataset(dataset_id, name, overwrite, root) as staging:
         images_tr, labels_tr, images_ts = staging / "imagesTr", staging / "labelsTr", staging / "imagesTs"
         jobs = [(c, images_tr, labels_tr) for c in training] + [(c, images_ts, None) for c in test]
@@ -210,8 +218,8 @@ def write_raw_dataset(
             shown = "\n  ".join(errors[:10])
             more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
             raise ConversionError(f"{len(errors)} of {len(jobs)} cases failed, nothing was written:\n  {shown}{more}")
-        write_dataset_json(staging, channel_name, len(training), regions, **info)
-    return staging.parent / f"Dataset{dataset_id:03d}_{name}"
+        write_dataset_json(staging, folder_name, channel_name, len(training), regions, **info)
+    return staging.parent / folder_name
 
 
 def _run(jobs, num_processes: int) -> List[str]:
