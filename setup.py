@@ -57,6 +57,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["nnunet_dyntransnet", "nnunet_dyntransnet.conversion", "nnunet_dyntransnet.trainer_lookup",
+              "nnunet_dyntransnet.report",
               "nnunet_dyntransnet.trainers"],
     package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers"},
     install_requires=[
@@ -67,6 +68,8 @@ setup(
         "batchgenerators>=0.25",
         "SimpleITK>=2.2",
         "acvl-utils>=0.2",
+        "scipy>=1.10",
+        "matplotlib>=3.5",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={
@@ -76,6 +79,7 @@ setup(
             "dyntransnet_make_phantom = nnunet_dyntransnet.phantom:main",
             "dyntransnet_demo = nnunet_dyntransnet.demo:main",
             "dyntransnet_benchmark = nnunet_dyntransnet.benchmark:entry",
+            "dyntransnet_report = nnunet_dyntransnet.report.cli:main",
         ]
     },
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},

@@ -1,0 +1,88 @@
+"""Per-case segmentation metrics for liver and tumor, at the image's own voxel spacing.
+
+Classes (LiTS and ATLAS label maps: 0 background, 1 liver, 2 tumor):
+
+* ``liver``: label 1 (liver tissue outside the tumors; nnU-Net's label 1);
+* ``tumor``: label 2;
+* ``whole liver``: labels 1 and 2 together (the LiTS challenge's "liver").
+
+Overlap metrics are the paper's (section 4.2), on binary masks P (prediction) and G (truth):
+Dice ``2|P∩G| / (|P|+|G|)``, precision ``|P∩G| / |P|``, recall ``|P∩G| / |G|``.
+Surface metrics, in mm, use the surface voxels of P and G (voxels of the mask with a
+6-neighbour outside it) and the Euclidean distance from each to the other surface:
+HD95 is the 95th percentile of all those distances pooled from both sides, ASD (average
+symmetric surface distance, as the LiTS challenge defines it) their mean.
+
+Empty masks: a metric whose formula divides by zero is *undefined* and stored as None,
+never silently as 0 or 1. Dice is undefined only when both P and G are empty; precision
+when P is empty; recall when G is empty; HD95 and ASD when either is empty. A case with no
+tumor in the truth and some predicted tumor therefore has tumor Dice 0 and precision 0.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["REPORT_CLASSES", "METRICS", "report_class_masks", "overlap_metrics", "surface_distances",
+           "surface_metrics", "case_metrics"]
+
+# name -> labels that make up the class
+REPORT_CLASSES: Dict[str, tuple] = {"liver": (1,), "tumor": (2,), "whole liver": (1, 2)}
+METRICS = ("dice", "precision", "recall", "hd95", "asd")
+
+
+def report_class_masks(label: np.ndarray) -> Dict[str, np.ndarray]:
+    """Label map (any shape) -> one boolean mask per class of REPORT_CLASSES."""
+    return {name: np.isin(label, labels) for name, labels in REPORT_CLASSES.items()}
+
+
+def overlap_metrics(pred: np.ndarray, gt: np.ndarray) -> Dict[str, Optional[float]]:
+    """Dice, precision, recall of two boolean masks (None where the denominator is 0), and the voxel counts."""
+    tp = int(np.count_nonzero(pred & gt))
+    p, g = int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
+    return {
+        "dice": 2 * tp / (p + g) if p + g else None,
+        "precision": tp / p if p else None,
+        "recall": tp / g if g else None,
+        "n_pred": p, "n_ref": g, "tp": tp,
+    }
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    # a voxel outside the array counts as background, so masks touching the border keep that face
+    eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
+    return mask & ~eroded
+
+
+def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Distances (mm) from every surface voxel of ``a`` to the surface of ``b``, then from ``b``'s to ``a``'s.
+
+    ``a`` and ``b`` are non-empty boolean masks of one shape; ``spacing`` is the voxel size per
+    array axis. Both are cropped to the bounding box of their union first: every surface voxel
+    lies inside it, so the distances are exact and large CT volumes stay cheap.
+    """
+    union = a | b
+    box = tuple(slice(int(idx.min()), int(idx.max()) + 1) for idx in np.nonzero(union))
+    a, b = a[box], b[box]
+    sa, sb = _surface(a), _surface(b)
+    to_b = ndimage.distance_transform_edt(~sb, sampling=spacing)
+    to_a = ndimage.distance_transform_edt(~sa, sampling=spacing)
+    return np.concatenate([to_b[sa], to_a[sb]])
+
+
+def surface_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> Dict[str, Optional[float]]:
+    """HD95 and ASD in mm; both None if either mask is empty."""
+    if not pred.any() or not gt.any():
+        return {"hd95": None, "asd": None}
+    d = surface_distances(pred, gt, spacing)
+    return {"hd95": float(np.percentile(d, 95)), "asd": float(d.mean())}
+
+
+def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> Dict[str, Dict[str, Optional[float]]]:
+    """Two label maps of one shape and their spacing per array axis -> ``{class: {metric: value}}``."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from the reference shape {gt.shape}")
+    pm, gm = report_class_masks(pred), report_class_masks(gt)
+    return {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing)} for c in REPORT_CLASSES}

@@ -1,0 +1,168 @@
+"""Statistics per trainer and the markdown report in the layout of the paper's Tables 2 to 5.
+
+``scores`` throughout is ``{trainer: {case: {class: {metric: value or None}}}}`` (see
+``metrics.case_metrics``). Dice, precision and recall are printed in percent, as in the paper;
+HD95 and ASD in mm.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Sequence
+
+from nnunet_dyntransnet.report.metrics import METRICS, REPORT_CLASSES
+from nnunet_dyntransnet.report.stats import describe, paired_t_test, wilcoxon_signed_rank
+
+__all__ = ["values", "paired_values", "trainer_statistics", "trainer_modules", "markdown_report"]
+
+PERCENT = {"dice", "precision", "recall"}
+LABEL = {"dice": "Dice", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "asd": "ASD (mm)"}
+
+
+def values(per_case: Dict[str, dict], cls: str, metric: str) -> Dict[str, float]:
+    """case -> value, for the cases where the metric is defined."""
+    return {c: m[cls][metric] for c, m in per_case.items() if m[cls][metric] is not None}
+
+
+def paired_values(a: Dict[str, dict], b: Dict[str, dict], cls: str, metric: str):
+    """Cases scored by both trainers with the metric defined for both -> (cases, a values, b values)."""
+    va, vb = values(a, cls, metric), values(b, cls, metric)
+    cases = sorted(set(va) & set(vb))
+    return cases, [va[c] for c in cases], [vb[c] for c in cases]
+
+
+def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[str]) -> Dict[str, dict]:
+    """``{trainer: {class: {metric: {n, mean, sd, ci_low, ci_high, n_pairs, p_ttest, p_wilcoxon, undefined}}}}``."""
+    out = {}
+    for trainer, per_case in scores.items():
+        out[trainer] = {}
+        for cls in REPORT_CLASSES:
+            out[trainer][cls] = {}
+            for metric in METRICS:
+                vals = values(per_case, cls, metric)
+                s = describe(list(vals.values()))
+                entry = {"n": s.n, "mean": s.mean, "sd": s.sd, "ci_low": s.ci_low, "ci_high": s.ci_high,
+                         "undefined": len(per_case) - s.n, "n_pairs": None, "p_ttest": None, "p_wilcoxon": None}
+                if baseline is not None and trainer != baseline:
+                    cases, a, b = paired_values(per_case, scores[baseline], cls, metric)
+                    entry.update(n_pairs=len(cases), p_ttest=paired_t_test(a, b), p_wilcoxon=wilcoxon_signed_rank(a, b))
+                out[trainer][cls][metric] = entry
+    return out
+
+
+def trainer_modules(name: str) -> Optional[dict]:
+    """D-MSA / fusion / RM of a DynTransNet trainer, from its name; None for other networks."""
+    from nnunet_dyntransnet.trainers.ablations import ABLATIONS
+
+    if not name.startswith("nnUNetTrainerDynTransNet"):
+        return None
+    m = re.search(r"_(" + "|".join(sorted(ABLATIONS, key=len, reverse=True)) + r")(?:Short)?$", name)
+    options = ABLATIONS[m.group(1)] if m else dict(dynamic_bias=True, fusion="feature_mix", residual_refine=True)
+    return {"dmsa": options["dynamic_bias"], "fusion": options["fusion"], "rm": options["residual_refine"]}
+
+
+def _fmt(entry: dict, metric: str, ci: bool = False) -> str:
+    if entry["mean"] is None:
+        return "n/a"
+    k = 100.0 if metric in PERCENT else 1.0
+    text = f"{entry['mean'] * k:.2f}"
+    if entry["sd"] is not None:
+        text += f" ± {entry['sd'] * k:.2f}"
+        if ci:
+            text += f" ({entry['ci_low'] * k:.2f}-{entry['ci_high'] * k:.2f})"
+    return text
+
+
+def _p(value: Optional[float]) -> str:
+    return "-" if value is None else ("<0.0001" if value < 1e-4 else f"{value:.4f}")
+
+
+def _table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+FUSION_NAME = {"concat": "FM-M (simple concatenation)", "weighted_sum": "FM-M (weighted sum)",
+               "feature_mix": "FM-M (proposed)"}
+
+
+def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dict[str, str]],
+                    title: str, context: Sequence[str], figures: Sequence[str]) -> str:
+    """The whole report.md. ``folds`` is ``{trainer: {case: fold}}``; ``context`` lines describe the data."""
+    trainers = list(scores)
+    classes = list(REPORT_CLASSES)
+    out = [f"# {title}", ""] + list(context) + [""]
+    n_cases = {t: len(scores[t]) for t in trainers}
+    out += ["## Trainers", "", _table(["trainer", "cases", "folds"], [
+        [t, str(n_cases[t]), ", ".join(sorted(set(folds[t].values())))] for t in trainers]), ""]
+
+    modules = {t: trainer_modules(t) for t in trainers}
+    ablation = [t for t in trainers if modules[t] is not None and modules[t]["fusion"] != "weighted_sum"]
+    if ablation:
+        out += ["## Submodule ablation (layout of the paper's Table 3)", "",
+                f"Dice as mean ± SD (95% CI); p-values of the paired t-test and Wilcoxon signed-rank test of Dice "
+                f"against {baseline or 'no baseline'}, over the cases where both have a defined Dice. "
+                f"\"FM-M -\" is simple concatenation.", ""]
+        for cls in classes:
+            rows = []
+            for t in ablation:
+                m, s = modules[t], stats[t][cls]
+                rows.append([t, "✓" if m["dmsa"] else "-", "✓" if m["fusion"] == "feature_mix" else "-",
+                             "✓" if m["rm"] else "-", _fmt(s["dice"], "dice", ci=True), _p(s["dice"]["p_ttest"]),
+                             _p(s["dice"]["p_wilcoxon"]), _fmt(s["precision"], "precision"), _fmt(s["recall"], "recall")])
+            out += [f"### {cls}", "", _table(["Model", "D-MSA", "FM-M", "RM", "Dice (± SD, 95% CI)", "p (t-test)",
+                                              "p (Wilcoxon)", "Precision", "Recall"], rows), ""]
+
+    fusion = [t for t in trainers if modules[t] is not None and modules[t]["dmsa"] and modules[t]["rm"]]
+    if len({modules[t]["fusion"] for t in fusion}) > 1:
+        header = ["Model", "Module"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
+        rows = [[t, FUSION_NAME[modules[t]["fusion"]]] +
+                [_fmt(stats[t][cls][m], m) for cls in classes for m in ("dice", "precision", "recall")] for t in fusion]
+        out += ["## Skip fusion (layout of the paper's Table 2)", "", "Mean ± SD over cases.", "",
+                _table(header, rows), ""]
+
+    header = ["Model name"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
+    rows = [[t] + [_fmt(stats[t][cls][m], m).split(" ±")[0] for cls in classes for m in ("dice", "precision", "recall")]
+            for t in trainers]
+    out += ["## All trainers (layout of the paper's Tables 4 and 5)", "", "Means over cases.", "", _table(header, rows), ""]
+
+    rows = []
+    for t in trainers:
+        for cls in classes:
+            s = stats[t][cls]
+            rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in METRICS] +
+                        [_p(s["dice"]["p_ttest"]), _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
+    out += ["## Every metric", "",
+            "Mean ± SD (95% CI) over the cases where the metric is defined; p-values compare Dice with the baseline "
+            "over the paired cases (n pairs).", "",
+            _table(["trainer", "class"] + [LABEL[m] for m in METRICS] + ["p Dice (t-test)", "p Dice (Wilcoxon)", "n pairs"],
+                   rows), ""]
+
+    rows = []
+    for t in trainers:
+        for cls in classes:
+            per_case = scores[t]
+            empty_ref = sum(1 for m in per_case.values() if m[cls]["n_ref"] == 0)
+            empty_pred = sum(1 for m in per_case.values() if m[cls]["n_pred"] == 0)
+            both = sum(1 for m in per_case.values() if m[cls]["n_ref"] == 0 and m[cls]["n_pred"] == 0)
+            rows.append([t, cls, str(len(per_case)), str(empty_ref), str(empty_pred), str(both),
+                         str(stats[t][cls]["dice"]["n"]), str(stats[t][cls]["hd95"]["n"])])
+    out += ["## Empty labels and predictions", "",
+            "A metric whose formula divides by zero is left out of its mean, never counted as 0 or 1: Dice when truth "
+            "and prediction are both empty, precision when the prediction is empty, recall when the truth is empty, "
+            "HD95 and ASD when either is. A predicted tumor in a case without tumor gives Dice 0 and precision 0.", "",
+            _table(["trainer", "class", "cases", "empty truth", "empty prediction", "both empty", "cases with Dice",
+                    "cases with HD95/ASD"], rows), ""]
+
+    rows = []
+    for t in trainers:
+        for fold in sorted(set(folds[t].values())):
+            cases = {c: m for c, m in scores[t].items() if folds[t][c] == fold}
+            cells = []
+            for cls in classes:
+                s = describe(list(values(cases, cls, "dice").values()))
+                cells.append("n/a" if s.mean is None else f"{100 * s.mean:.2f}")
+            rows.append([t, fold, str(len(cases))] + cells)
+    out += ["## Dice per fold", "", _table(["trainer", "fold", "cases"] + [f"{c} Dice" for c in classes], rows), ""]
+    if figures:
+        out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    return "\n".join(out)

@@ -1,0 +1,251 @@
+"""dyntransnet_report: metrics by hand and against nnU-Net's evaluation, and the command on nnU-Net-shaped folders."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats as st
+import SimpleITK as sitk
+from scipy import ndimage
+
+from nnunet_dyntransnet.report.metrics import case_metrics, overlap_metrics, surface_distances, surface_metrics
+from nnunet_dyntransnet.report.results import read_training_log
+
+SPACING_XYZ = (0.8, 0.8, 2.5)  # SimpleITK order; numpy axes are (z, y, x)
+
+
+def _ball(shape, center, radii):
+    grid = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, center, radii)) < 1
+
+
+def test_overlap_by_hand():
+    pred = np.zeros(10, bool); pred[0:4] = True     # 4 voxels
+    gt = np.zeros(10, bool); gt[2:8] = True         # 6 voxels, 2 shared
+    m = overlap_metrics(pred, gt)
+    assert (m["dice"], m["precision"], m["recall"]) == pytest.approx((2 * 2 / 10, 2 / 4, 2 / 6))
+
+
+def test_empty_masks_are_undefined_not_zero_or_one():
+    empty, some = np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), bool)
+    some[1:3, 1:3, 1:3] = True
+    both = {**overlap_metrics(empty, empty), **surface_metrics(empty, empty, (1, 1, 1))}
+    assert both["dice"] is None and both["precision"] is None and both["recall"] is None and both["hd95"] is None
+    false_positive = {**overlap_metrics(some, empty), **surface_metrics(some, empty, (1, 1, 1))}
+    assert false_positive["dice"] == 0.0 and false_positive["precision"] == 0.0
+    assert false_positive["recall"] is None and false_positive["hd95"] is None and false_positive["asd"] is None
+    missed = overlap_metrics(empty, some)
+    assert missed["dice"] == 0.0 and missed["recall"] == 0.0 and missed["precision"] is None
+
+
+def test_surface_distances_match_brute_force():
+    """HD95 and ASD against every pair of surface points, at an anisotropic spacing."""
+    spacing = (2.5, 0.8, 0.8)
+    a = _ball((14, 30, 30), (7, 14, 15), (4, 10, 9))
+    b = _ball((14, 30, 30), (8, 16, 14), (3.5, 9, 11))
+    def surface_points(m):
+        eroded = ndimage.binary_erosion(m, ndimage.generate_binary_structure(3, 1), border_value=0)
+        return np.argwhere(m & ~eroded) * np.array(spacing)
+    pa, pb = surface_points(a), surface_points(b)
+    d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
+    pooled = np.concatenate([d.min(1), d.min(0)])
+    got = surface_metrics(a, b, spacing)
+    assert got["hd95"] == pytest.approx(np.percentile(pooled, 95))
+    assert got["asd"] == pytest.approx(pooled.mean())
+    assert np.sort(surface_distances(a, b, spacing)) == pytest.approx(np.sort(pooled))
+    assert surface_metrics(a, a, spacing) == {"hd95": 0.0, "asd": 0.0}
+
+
+def test_surface_distance_of_a_shift():
+    """Two slabs one slice apart along z at 2.5 mm: every surface voxel is within one slice of the other surface."""
+    a = np.zeros((10, 8, 8), bool); a[2:6] = True
+    b = np.zeros((10, 8, 8), bool); b[3:7] = True
+    m = surface_metrics(a, b, (2.5, 1.0, 1.0))
+    assert m["hd95"] == pytest.approx(2.5)
+
+
+def _write_label(array, path, spacing=SPACING_XYZ):
+    img = sitk.GetImageFromArray(array.astype(np.uint8))
+    img.SetSpacing(spacing)
+    sitk.WriteImage(img, str(path))
+
+
+def _truth(rng, shape=(12, 40, 40), tumor=True):
+    liver = _ball(shape, (6, 20 + rng.uniform(-3, 3), 20 + rng.uniform(-3, 3)), (5, 14, 13))
+    label = liver.astype(np.uint8)
+    if tumor:
+        label[liver & _ball(shape, (6, 20 + rng.uniform(-4, 4), 18), (2.5, 5, 5))] = 2
+    return label
+
+
+def _perturb(rng, label, quality):
+    """A plausible prediction: the truth shifted and eroded or dilated, the tumor sometimes missed."""
+    def grow(mask, n):  # scipy repeats a 0-iteration dilation until nothing changes, so skip n == 0
+        return ndimage.binary_dilation(mask, iterations=n) if n else mask
+
+    pred = np.roll(label, int(rng.integers(-quality, quality + 1)), axis=1)
+    liver = grow(pred >= 1, int(rng.integers(0, quality + 1)))
+    out = liver.astype(np.uint8)
+    if rng.uniform() < 0.8:
+        out[grow(pred == 2, int(rng.integers(0, 2))) & liver] = 2
+    return out
+
+
+@pytest.fixture(scope="module")
+def fake_results(tmp_path_factory):
+    """nnU-Net's folder layout for Dataset950_Fake: raw images and labels, and two trainers with 2 folds each."""
+    base = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    raw = base / "raw" / "Dataset950_Fake"
+    (raw / "imagesTr").mkdir(parents=True)
+    (raw / "labelsTr").mkdir()
+    cases = [f"fake_{i:03d}" for i in range(10)]
+    truths = {}
+    for i, c in enumerate(cases):
+        truths[c] = _truth(rng, tumor=(i != 3))  # fake_003 has no tumor
+        _write_label(truths[c], raw / "labelsTr" / f"{c}.nii.gz")
+        image = sitk.GetImageFromArray((truths[c] * 80 + rng.normal(0, 10, truths[c].shape)).astype(np.float32))
+        image.SetSpacing(SPACING_XYZ)
+        sitk.WriteImage(image, str(raw / "imagesTr" / f"{c}_0000.nii.gz"))
+    trainers = {"nnUNetTrainerDynTransNet_Baseline": 3, "nnUNetTrainerDynTransNet": 1}
+    for trainer, quality in trainers.items():
+        tdir = base / "results" / "Dataset950_Fake" / f"{trainer}__nnUNetPlans__3d_fullres"
+        (tdir).mkdir(parents=True)
+        (tdir / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz", "labels": {"background": 0, "liver": 1, "tumor": 2}}))
+        for fold in (0, 1):
+            vdir = tdir / f"fold_{fold}" / "validation"
+            vdir.mkdir(parents=True)
+            for c in cases[fold::2]:
+                _write_label(_perturb(rng, truths[c], quality), vdir / f"{c}.nii.gz")
+            lines = []
+            for epoch in range(4):
+                lines += [f"2026-11-27 20:00:0{epoch}.000000: ", f"2026-11-27 20:00:0{epoch}.000001: Epoch {epoch}",
+                          f"2026-11-27 20:00:0{epoch}.000002: Current learning rate: 0.01",
+                          f"2026-11-27 20:00:0{epoch}.000003: train_loss {-0.1 * epoch:.4f}",
+                          f"2026-11-27 20:00:0{epoch}.000004: val_loss {-0.08 * epoch:.4f}",
+                          f"2026-11-27 20:00:0{epoch}.000005: Pseudo dice [np.float32({0.2 * epoch:.4f}), np.float32(0.1)]",
+                          f"2026-11-27 20:00:0{epoch}.000006: Epoch time: 1.5 s"]
+            (tdir / f"fold_{fold}" / "training_log_2026_11_27_20_00_00.txt").write_text("\n".join(lines) + "\n")
+    return base, cases, list(trainers)
+
+
+def _env(base):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_raw=str(base / "raw"), nnUNet_preprocessed=str(base / "preprocessed"),
+               nnUNet_results=str(base / "results"))
+    return env
+
+
+def _report(args, env):
+    return subprocess.run([sys.executable, "-m", "nnunet_dyntransnet.report.cli", *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_training_log_parser(fake_results):
+    base, _, trainers = fake_results
+    logs = sorted((base / "results" / "Dataset950_Fake").glob(f"{trainers[0]}__*/fold_0/training_log_*.txt"))
+    epochs = read_training_log(logs)
+    assert sorted(epochs) == [0, 1, 2, 3]
+    assert epochs[2] == {"train_loss": -0.2, "val_loss": -0.16, "pseudo_dice": [0.4, 0.1]}
+
+
+def test_metrics_match_nnunet_evaluation(fake_results, tmp_path):
+    """Dice and voxel counts per case for label 1, label 2 and region (1, 2), as nnUNetv2_evaluate_folder computes them."""
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    base, cases, trainers = fake_results
+    pred_dir = base / "results" / "Dataset950_Fake" / f"{trainers[0]}__nnUNetPlans__3d_fullres" / "fold_0" / "validation"
+    ref_dir = base / "raw" / "Dataset950_Fake" / "labelsTr"
+    theirs = compute_metrics_on_folder(str(ref_dir), str(pred_dir), str(tmp_path / "summary.json"), SimpleITKIO(),
+                                       ".nii.gz", [1, 2, (1, 2)], num_processes=1)
+    names = {1: "liver", 2: "tumor", (1, 2): "whole liver"}
+    checked_nan = 0
+    for row in theirs["metric_per_case"]:
+        case = Path(row["prediction_file"]).name[: -len(".nii.gz")]
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(row["prediction_file"]))
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(row["reference_file"]))
+        ours = case_metrics(pred, ref, SPACING_XYZ[::-1])
+        for region, name in names.items():
+            m = row["metrics"][region]
+            assert ours[name]["tp"] == m["TP"] and ours[name]["n_pred"] == m["n_pred"] and ours[name]["n_ref"] == m["n_ref"]
+            if np.isnan(m["Dice"]):
+                assert ours[name]["dice"] is None, case
+                checked_nan += 1
+            else:
+                assert ours[name]["dice"] == pytest.approx(m["Dice"], abs=1e-12), (case, name)
+    assert len(theirs["metric_per_case"]) == 5
+
+
+def test_report_command(fake_results, tmp_path):
+    base, cases, trainers = fake_results
+    tdirs = [base / "results" / "Dataset950_Fake" / f"{t}__nnUNetPlans__3d_fullres" for t in trainers]
+    out = tmp_path / "report"
+    proc = _report([*tdirs, "--out", out, "--baseline", trainers[0], "-np", "2"], _env(base))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    md = (out / "report.md").read_text()
+    for heading in ("Submodule ablation (layout of the paper's Table 3)", "layout of the paper's Tables 4 and 5",
+                    "Empty labels and predictions", "Dice per fold"):
+        assert heading in md
+    for fig in ("dice_boxplots.png", f"training_curves_{trainers[1]}.png", f"overlays_{trainers[1]}.png"):
+        assert (out / "figures" / fig).stat().st_size > 10_000, fig
+        assert f"figures/{fig}" in md
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["per_case"][trainers[1]]) == cases
+    assert summary["folds"][trainers[1]]["fake_001"] == "fold_1"
+    # the p-values are scipy's on the same paired cases
+    a = summary["per_case"][trainers[1]]
+    b = summary["per_case"][trainers[0]]
+    for cls in ("liver", "tumor", "whole liver"):
+        paired = [c for c in cases if a[c][cls]["dice"] is not None and b[c][cls]["dice"] is not None]
+        x, y = [a[c][cls]["dice"] for c in paired], [b[c][cls]["dice"] for c in paired]
+        s = summary["statistics"][trainers[1]][cls]["dice"]
+        assert s["n_pairs"] == len(paired)
+        assert s["p_ttest"] == pytest.approx(st.ttest_rel(x, y).pvalue, rel=1e-9)
+        assert s["p_wilcoxon"] == pytest.approx(st.wilcoxon(x, y).pvalue, rel=1e-9)
+        assert s["mean"] == pytest.approx(np.mean([v[cls]["dice"] for v in a.values() if v[cls]["dice"] is not None]))
+    assert summary["statistics"][trainers[0]]["liver"]["dice"]["p_ttest"] is None  # the baseline itself
+    # fake_003 has no tumor: Dice undefined if none predicted, 0 if some was; never 1
+    tumor = a["fake_003"]["tumor"]
+    assert tumor["n_ref"] == 0 and tumor["dice"] in (None, 0.0)
+    with open(out / "metrics_per_case.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(cases) * 3
+
+
+def test_report_refuses_bad_input_and_leaves_nothing(fake_results, tmp_path):
+    base, cases, trainers = fake_results
+    tdir = base / "results" / "Dataset950_Fake" / f"{trainers[0]}__nnUNetPlans__3d_fullres"
+    env = _env(base)
+    proc = _report([tdir, "--out", tmp_path / "r1", "--labels", tmp_path], env)
+    assert proc.returncode == 2 and "has no reference for" in proc.stderr and str(tmp_path) in proc.stderr
+    proc = _report([tmp_path / "missing", "--out", tmp_path / "r2"], env)
+    assert proc.returncode == 2 and "no such folder" in proc.stderr
+    proc = _report([tdir, "--out", tmp_path / "r3", "--baseline", "nnUNetTrainerNope"], env)
+    assert proc.returncode == 2 and "nnUNetTrainerNope" in proc.stderr
+    env.pop("nnUNet_raw")
+    proc = _report([tdir, "--out", tmp_path / "r4"], env)
+    assert proc.returncode == 2 and "--labels" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a failed report leaves no folder behind"
+    # an existing report is kept unless --overwrite
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "report.md").write_text("mine")
+    proc = _report([tdir, "--out", tmp_path / "keep"], _env(base))
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert (tmp_path / "keep" / "report.md").read_text() == "mine"
+
+
+def test_predictions_folder_with_labels(fake_results, tmp_path):
+    base, cases, trainers = fake_results
+    vdir = base / "results" / "Dataset950_Fake" / f"{trainers[1]}__nnUNetPlans__3d_fullres" / "fold_0" / "validation"
+    proc = _report([f"mine={vdir}", "--labels", base / "raw" / "Dataset950_Fake" / "labelsTr",
+                    "--images", base / "raw" / "Dataset950_Fake" / "imagesTr", "--out", tmp_path / "r"], _env(base))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert sorted(summary["per_case"]["mine"]) == cases[0::2]
+    assert (tmp_path / "r" / "figures" / "overlays_mine.png").is_file()
