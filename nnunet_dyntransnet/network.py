@@ -82,6 +82,8 @@ class DynTransNet(nn.Module):
             conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, dynamic_bias, fused_attn
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
+        self._memory_options = dict(input_channels=input_channels, fusion=fusion, residual_refine=residual_refine,
+                                    dynamic_bias=dynamic_bias)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
 
@@ -101,6 +103,19 @@ class DynTransNet(nn.Module):
                 f"network's total stride {list(total)}"
             )
         return self.decoder(self.encoder(x))
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        """Activation memory per sample for an input of ``input_size`` voxels, in the units of nnU-Net's U-Nets.
+
+        nnU-Net's planners compare this number with their reference to size patch and batch;
+        it counts the transformer stages (attention and MLP activations) and the decoder as well
+        as the convolutions. See :mod:`nnunet_dyntransnet.memory_model`.
+        """
+        from nnunet_dyntransnet.memory_model import feature_map_size
+
+        if len(input_size) != len(self.patch_size):
+            raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
+        return feature_map_size(self.layout, input_size, **self._memory_options)
 
     def describe(self) -> str:
         """Stage table (grid, channels, heads, windows, tokens per attention) and parameter count."""

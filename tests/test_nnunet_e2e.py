@@ -102,6 +102,30 @@ def test_find_best_configuration(workspace, trained_3d):
     assert TRAINER in instructions.read_text()
 
 
+def test_report_on_a_trained_fold(workspace, trained_3d, tmp_path):
+    """dyntransnet_report on nnU-Net's own output agrees with the summary.json nnU-Net wrote after validation."""
+    base, raw, env = workspace
+    fold, _, _ = trained_3d
+    run_command(["dyntransnet_report", str(fold.parent), "--out", str(tmp_path / "report"), "-np", "1"], env)
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    theirs = json.loads((fold / "validation" / "summary.json").read_text())
+    stats = summary["statistics"][TRAINER]
+    for label, cls in (("1", "liver"), ("2", "tumor")):
+        if theirs["mean"][label]["Dice"] is None or np.isnan(theirs["mean"][label]["Dice"]):
+            assert stats[cls]["dice"]["mean"] is None
+        else:
+            assert stats[cls]["dice"]["mean"] == pytest.approx(theirs["mean"][label]["Dice"], abs=1e-9)
+    assert len(summary["per_case"][TRAINER]) == len(theirs["metric_per_case"])
+    # the curves come from nnU-Net's training logs of both runs (first and resumed): epochs 0 and 1
+    figures = tmp_path / "report" / "figures"
+    assert (figures / f"training_curves_{TRAINER}.png").is_file()
+    assert (figures / f"overlays_{TRAINER}.png").is_file()
+    from nnunet_dyntransnet.report.results import read_training_log
+
+    epochs = read_training_log(sorted(fold.glob("training_log_*.txt")))
+    assert sorted(epochs) == [0, 1] and all({"train_loss", "val_loss", "pseudo_dice"} <= set(v) for v in epochs.values())
+
+
 def test_export_install_and_predict(workspace, trained_3d, tmp_path):
     base, raw, env = workspace
     archive = tmp_path / "model.zip"

@@ -53,8 +53,8 @@ def trainer_modules(name: str) -> Optional[dict]:
     """D-MSA / fusion / RM of a DynTransNet trainer, from its name; None for other networks."""
     from nnunet_dyntransnet.trainers.ablations import ABLATIONS
 
-    if not name.startswith("nnUNetTrainerDynTransNet"):
-        return None
+    if not name.startswith("nnUNetTrainerDynTransNet") or "_Paper" in name:
+        return None  # not DynTransNet, or another recipe than the ablation rows share
     m = re.search(r"_(" + "|".join(sorted(ABLATIONS, key=len, reverse=True)) + r")(?:Short)?$", name)
     options = ABLATIONS[m.group(1)] if m else dict(dynamic_bias=True, fusion="feature_mix", residual_refine=True)
     return {"dmsa": options["dynamic_bias"], "fusion": options["fusion"], "rm": options["residual_refine"]}

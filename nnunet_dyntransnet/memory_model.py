@@ -1,0 +1,70 @@
+"""Activation-memory model of DynTransNet, in the units of nnU-Net's ``compute_conv_feature_map_size``.
+
+nnU-Net's planners size patch and batch by comparing ``network.compute_conv_feature_map_size(patch)``
+with a reference value calibrated for its U-Nets on a GPU-memory target. That method counts,
+per sample, one element per voxel and channel of every convolution's output. Measured with
+``torch.autograd.graph.saved_tensors_hooks``, nnU-Net's PlainConvUNet keeps
+``PLAIN_SAVED_PER_COUNTED`` = 1.97 elements for backward per element it counts (a conv unit
+keeps the conv output, for the norm, and the activation output), at every patch size.
+
+So this module counts what DynTransNet keeps for backward, per sample, and divides by that
+factor: the result is in nnU-Net's units, and nnU-Net's planning logic sizes DynTransNet's
+patches for the same memory as its own U-Net's. Coefficients, in elements per token (or voxel)
+and channel, measured the same way (``tests/test_memory_model.py`` checks the total against
+the measurement for several plans and variants):
+
+==========================  =====================================================
+conv unit (conv-IN-LReLU)    2 (the stem; RM has two)
+transformer block            18 (LN, qkv, rotary q/k, folded-bias q'/k', attention
+                             output, LN, MLP 4C twice); 19 with plain MSA
+strided projection + norms   3 per stage (conv output, stage norm input and output)
+FM-M                         3.5 (+2 per voxel for the gate); concat 2; weighted sum 1
+RM                           5 (its input and two conv units)
+level output                 1 (kept by the head and the next upsampling)
+==========================  =====================================================
+
+Attention itself adds nothing that grows with tokens x keys: fused attention (flash or
+memory-efficient on CUDA, flash on CPU) keeps only the output and a log-sum-exp per query.
+"""
+from __future__ import annotations
+
+from math import prod
+from typing import Dict, Sequence
+
+from nnunet_dyntransnet.stage_layout import StageLayout
+
+__all__ = ["PLAIN_SAVED_PER_COUNTED", "saved_activation_elements", "feature_map_size"]
+
+PLAIN_SAVED_PER_COUNTED = 1.973
+
+CONV_UNIT = 2.0
+BLOCK_DYNAMIC, BLOCK_PLAIN = 18.1, 19.1
+STAGE_EXTRA = 3.0
+FUSION = {"feature_mix": 3.5, "concat": 2.0, "weighted_sum": 1.0}
+RM = 5.0
+LEVEL_OUTPUT = 1.0
+
+
+def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int,
+                              fusion: str, residual_refine: bool, dynamic_bias: bool) -> Dict[str, float]:
+    """Elements kept for backward per sample, by part, for an input of ``input_size`` voxels."""
+    grids, grid = [], list(input_size)
+    for s in layout:
+        grid = [g // st for g, st in zip(grid, s.stride)]
+        grids.append(prod(grid))
+    stem = layout[0]
+    parts = {"input": float(input_channels * grids[0]), "stem": CONV_UNIT * stem.depth * stem.channels * grids[0]}
+    block = BLOCK_DYNAMIC if dynamic_bias else BLOCK_PLAIN
+    parts["transformer"] = sum((STAGE_EXTRA + block * s.depth) * s.channels * n for s, n in zip(layout[1:], grids[1:]))
+    per_level = FUSION[fusion] + (RM if residual_refine else 0.0) + LEVEL_OUTPUT
+    parts["decoder"] = sum(per_level * s.channels * n for s, n in zip(layout[:-1], grids[:-1]))
+    if fusion == "feature_mix":
+        parts["decoder"] += 2.0 * sum(grids[:-1])  # the gate's one-channel map, before and after the sigmoid
+    return parts
+
+
+def feature_map_size(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int, fusion: str,
+                     residual_refine: bool, dynamic_bias: bool) -> int:
+    """The total of :func:`saved_activation_elements` in nnU-Net's units (divided by PLAIN_SAVED_PER_COUNTED)."""
+    parts = saved_activation_elements(layout, input_size, input_channels, fusion, residual_refine, dynamic_bias)
+    return int(round(sum(parts.values()) / PLAIN_SAVED_PER_COUNTED))

@@ -1,0 +1,61 @@
+"""compute_conv_feature_map_size counts what the network keeps for backward, in nnU-Net's units.
+
+The reference is measured: every tensor autograd saves during a forward pass (through
+``saved_tensors_hooks``), parameters excluded, each storage once.
+"""
+import pytest
+import torch
+
+from nnunet_dyntransnet.benchmark import default_plan
+from nnunet_dyntransnet.memory_model import PLAIN_SAVED_PER_COUNTED, saved_activation_elements
+from nnunet_dyntransnet.network import DynTransNet
+
+
+def saved_elements(model: torch.nn.Module, x: torch.Tensor) -> int:
+    params = {p.data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(t):
+        if t.data_ptr() not in params:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("patch", [[16, 32, 32], [32, 48, 48]])
+def test_nnunet_unit_is_measured_for_its_own_unet(patch):
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    plan = default_plan(patch)
+    net = get_network_from_plans(plan.network_arch_class_name, plan.network_arch_init_kwargs,
+                                 plan.network_arch_init_kwargs_req_import, 1, 3, deep_supervision=True)
+    ratio = saved_elements(net, torch.randn(1, 1, *patch)) / net.compute_conv_feature_map_size(patch)
+    assert ratio == pytest.approx(PLAIN_SAVED_PER_COUNTED, rel=0.01)
+
+
+VARIANTS = [dict(), dict(dynamic_bias=False), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
+            dict(depths=1, mlp_ratio=4.0)]
+
+
+@pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),
+                                           ([64, 64], None)])
+@pytest.mark.parametrize("options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "full")
+def test_estimate_matches_saved_tensors(patch, spacing, options):
+    torch.manual_seed(0)
+    net = DynTransNet.from_plan(default_plan(patch, spacing), 1, 3, True, **options)
+    measured = saved_elements(net, torch.randn(1, 1, *patch))
+    estimated = net.compute_conv_feature_map_size(patch) * PLAIN_SAVED_PER_COUNTED
+    assert estimated == pytest.approx(measured, rel=0.05)
+
+
+def test_estimate_scales_with_input_and_counts_every_part():
+    net = DynTransNet.from_plan(default_plan([32, 64, 64]), 1, 3, True)
+    small, large = net.compute_conv_feature_map_size([32, 64, 64]), net.compute_conv_feature_map_size([64, 128, 128])
+    assert large == pytest.approx(8 * small, rel=0.01)
+    parts = saved_activation_elements(net.layout, [32, 64, 64], 1, "feature_mix", True, True)
+    assert set(parts) == {"input", "stem", "transformer", "decoder"} and all(v > 0 for v in parts.values())
+    with pytest.raises(ValueError, match="axes"):
+        net.compute_conv_feature_map_size([64, 64])
