@@ -57,9 +57,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["nnunet_dyntransnet", "nnunet_dyntransnet.conversion", "nnunet_dyntransnet.trainer_lookup",
-              "nnunet_dyntransnet.report",
+              "nnunet_dyntransnet.report", "nnunet_dyntransnet.plans",
               "nnunet_dyntransnet.trainers"],
-    package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers"},
+    package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers",
+                 "nnunet_dyntransnet.plans": "plans"},
     install_requires=[
         "nnunetv2>=2.8.1,<2.9",
         "torch>=2.3",
@@ -80,6 +81,7 @@ setup(
             "dyntransnet_demo = nnunet_dyntransnet.demo:main",
             "dyntransnet_benchmark = nnunet_dyntransnet.benchmark:entry",
             "dyntransnet_report = nnunet_dyntransnet.report.cli:main",
+            "dyntransnet_plan_and_preprocess = nnunet_dyntransnet.plans.cli:main",
         ]
     },
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},

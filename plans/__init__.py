@@ -1,0 +1,11 @@
+"""nnU-Net experiment planners for DynTransNet (installed as ``nnunet_dyntransnet.plans``).
+
+See :mod:`nnunet_dyntransnet.plans.dyntransnet_planner` and the command
+``dyntransnet_plan_and_preprocess`` (:mod:`nnunet_dyntransnet.plans.cli`).
+"""
+from nnunet_dyntransnet.plans.dyntransnet_planner import (PRESETS, DynTransNetPlanner, nnUNetPlannerDynTransNetL,
+                                                          nnUNetPlannerDynTransNetM, nnUNetPlannerDynTransNetXL,
+                                                          plans_name_for)
+
+__all__ = ["PRESETS", "DynTransNetPlanner", "nnUNetPlannerDynTransNetM", "nnUNetPlannerDynTransNetL",
+           "nnUNetPlannerDynTransNetXL", "plans_name_for"]

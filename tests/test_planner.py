@@ -1,0 +1,114 @@
+"""DynTransNet's planner: patch and batch sized by its memory model for 8 / 24 / 40 GB, data shared with nnU-Net.
+
+Planning needs only the dataset fingerprint, so a LiTS-like fingerprint (20 CTs of
+430x512x512 voxels at 1.0 x 0.77 x 0.77 mm) is written by hand; the preprocessing path runs
+on the tiny synthetic dataset of the end-to-end tests.
+"""
+import json
+import subprocess
+from math import prod
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_helpers import nnunet_env, run_command, write_tiny_dataset
+
+LITS_LIKE = 903
+
+
+@pytest.fixture(scope="module")
+def lits_like(tmp_path_factory):
+    base = tmp_path_factory.mktemp("planner")
+    raw = base / "raw" / f"Dataset{LITS_LIKE}_LiTSLike"
+    (raw / "imagesTr").mkdir(parents=True)
+    (raw / "labelsTr").mkdir()
+    n = 20
+    tiny = sitk.GetImageFromArray(np.zeros((2, 2, 2), np.int16))
+    for i in range(n):  # the planner lists the cases and probes one file's reader; it plans from the fingerprint
+        sitk.WriteImage(tiny, str(raw / "imagesTr" / f"lits_{i:03d}_0000.nii.gz"))
+        sitk.WriteImage(tiny, str(raw / "labelsTr" / f"lits_{i:03d}.nii.gz"))
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "tumor": 2},
+        "numTraining": n, "file_ending": ".nii.gz"}))
+    pre = base / "preprocessed" / raw.name
+    pre.mkdir(parents=True)
+    (pre / "dataset_fingerprint.json").write_text(json.dumps({
+        "spacings": [[1.0, 0.77, 0.77]] * n, "shapes_after_crop": [[430, 512, 512]] * n,
+        "foreground_intensity_properties_per_channel": {"0": {
+            "max": 400.0, "mean": 100.0, "median": 101.0, "min": -200.0, "percentile_00_5": -20.0,
+            "percentile_99_5": 250.0, "std": 40.0}},
+        "median_relative_size_after_cropping": 1.0}))
+    env = nnunet_env(base)
+    run_command(["nnUNetv2_plan_experiment", "-d", str(LITS_LIKE)], env)  # nnU-Net's default, for comparison
+    for gb in ("8", "24", "40"):
+        run_command(["dyntransnet_plan_and_preprocess", "-d", str(LITS_LIKE), "-gpu_memory_target", gb, "--no_pp"], env)
+    return pre
+
+
+def _config(pre: Path, plans: str, cfg: str = "3d_fullres") -> dict:
+    return json.loads((pre / f"{plans}.json").read_text())["configurations"][cfg]
+
+
+def test_presets_grow_with_memory(lits_like):
+    patches = {p: _config(lits_like, p) for p in ("nnUNetDynTransNetMPlans", "nnUNetDynTransNetLPlans",
+                                                  "nnUNetDynTransNetXLPlans")}
+    volumes = [prod(c["patch_size"]) * c["batch_size"] for c in patches.values()]
+    assert volumes == sorted(volumes) and volumes[0] < volumes[-1], patches
+    default = _config(lits_like, "nnUNetPlans")
+    m = patches["nnUNetDynTransNetMPlans"]
+    # DynTransNet keeps more per voxel than nnU-Net's U-Net, so the same 8 GB buys at most the same voxels
+    assert prod(m["patch_size"]) * m["batch_size"] <= prod(default["patch_size"]) * default["batch_size"]
+    for c in patches.values():
+        assert c["data_identifier"] == "nnUNetPlans_3d_fullres", "3d_fullres shares nnU-Net's preprocessed data"
+        assert c["spacing"] == default["spacing"] and c["normalization_schemes"] == default["normalization_schemes"]
+
+
+@pytest.mark.parametrize("plans,gb", [("nnUNetDynTransNetMPlans", 8), ("nnUNetDynTransNetLPlans", 24),
+                                      ("nnUNetDynTransNetXLPlans", 40)])
+def test_planned_network_fits_its_target(lits_like, plans, gb):
+    """The network nnUNetTrainerDynTransNet builds from the plan is within the scaled reference of nnU-Net's planner."""
+    from types import SimpleNamespace
+
+    from nnunet_dyntransnet.network import DynTransNet
+
+    c = _config(lits_like, plans)
+    cm = SimpleNamespace(patch_size=c["patch_size"], network_arch_init_kwargs=c["architecture"]["arch_kwargs"])
+    net = DynTransNet.from_plan(cm, 1, 3, True)
+    reference = 560_000_000 * gb / 8  # nnU-Net's ExperimentPlanner.UNet_reference_val_3d at 8 GB, scaled
+    per_sample = net.compute_conv_feature_map_size(c["patch_size"])
+    assert per_sample <= reference
+    # the leftover memory went to the batch (nnU-Net: round(reference / estimate * 2), at least 2)
+    assert c["batch_size"] == max(2, min(round(reference / per_sample * 2),
+                                         round(20 * 430 * 512 * 512 * 0.05 / prod(c["patch_size"]))))
+
+
+def test_plan_names_and_bad_target(tmp_path):
+    from nnunet_dyntransnet.plans import plans_name_for
+
+    assert plans_name_for(8) == "nnUNetDynTransNetMPlans" and plans_name_for(12) == "nnUNetDynTransNetPlans_12G"
+    env = nnunet_env(tmp_path)
+    proc = subprocess.run(["dyntransnet_plan_and_preprocess", "-d", "903", "-gpu_memory_target", "0"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "positive" in proc.stderr
+    proc = subprocess.run(["dyntransnet_plan_and_preprocess", "-d", "904"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "904" in proc.stderr
+
+
+@pytest.mark.slow
+def test_preprocessing_is_shared_with_nnunet(tmp_path):
+    """After nnUNetv2_plan_and_preprocess, the DynTransNet plans reuse its 3d_fullres data; training runs with -p."""
+    write_tiny_dataset(tmp_path / "raw", 905)
+    env = nnunet_env(tmp_path)
+    run_command(["nnUNetv2_plan_and_preprocess", "-d", "905", "-c", "3d_fullres", "-np", "1"], env)
+    data = tmp_path / "preprocessed" / "Dataset905_Tiny" / "nnUNetPlans_3d_fullres"
+    before = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}
+    out = run_command(["dyntransnet_plan_and_preprocess", "-d", "905", "-c", "3d_fullres", "-np", "1",
+                       "-gpu_memory_target", "24"], env)
+    assert "reusing the preprocessed data" in out and "-p nnUNetDynTransNetLPlans" in out
+    assert {p.name: p.stat().st_mtime_ns for p in data.iterdir()} == before, "nothing preprocessed twice"
+    run_command(["nnUNetv2_train", "905", "3d_fullres", "0", "-tr", "nnUNetTrainerDynTransNetTest", "-p",
+                 "nnUNetDynTransNetLPlans", "-device", "cpu"], {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
+    assert (tmp_path / "results" / "Dataset905_Tiny" / "nnUNetTrainerDynTransNetTest__nnUNetDynTransNetLPlans__3d_fullres"
+            / "fold_0" / "checkpoint_final.pth").is_file()
