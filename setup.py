@@ -58,6 +58,7 @@ setup(
     python_requires=">=3.10",
     packages=["nnunet_dyntransnet", "nnunet_dyntransnet.conversion", "nnunet_dyntransnet.trainer_lookup",
               "nnunet_dyntransnet.report", "nnunet_dyntransnet.plans",
+              "nnunet_dyntransnet.benchmark",
               "nnunet_dyntransnet.trainers"],
     package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers",
                  "nnunet_dyntransnet.plans": "plans"},

@@ -4,9 +4,9 @@ Run on a CUDA machine from the repository root:
 
     PYTHONPATH=. python benchmarks/gpu_check.py OUT_DIR
 
-Writes ``gpu_check.json`` (checks and the attention micro-benchmark) and ``train_step_*.json``
-(``nnunet_dyntransnet.benchmark`` results) into OUT_DIR, section by section, so a run cut
-short still leaves what it measured.
+Writes ``gpu_check.json`` (checks and the attention micro-benchmark) into OUT_DIR, section by
+section, so a run cut short still leaves what it measured. ``benchmarks/run_gpu.sh`` runs it
+first, then ``dyntransnet_benchmark``.
 """
 import json
 import statistics
@@ -136,11 +136,4 @@ for section in (check_attention_paths, check_network_autocast_and_compile, atten
     save()
     print(section.__name__, "done", flush=True)
 
-for compile_ in (False, True):
-    args = ["--patch", "128x128x128", "--device", "cuda", "--repeats", "5", "--warmup", "3" if compile_ else "2",
-            "--out", str(OUT / f"train_step_128{'_compiled' if compile_ else ''}.json")]
-    try:
-        benchmark.main(args + (["--compile"] if compile_ else []))
-    except Exception as e:
-        report[f"train_step_compile_{compile_}_error"] = repr(e)[:2000]
-        save()
+# the network comparison (training step, inference, memory) is benchmarks/run_gpu.sh's next step

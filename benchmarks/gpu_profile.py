@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nnunet_dyntransnet import benchmark
+from nnunet_dyntransnet.benchmark import measure
 from nnunet_dyntransnet.network import DynTransNet
 
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
@@ -26,7 +27,7 @@ def save():
 def step(net, x, y, opt, scaler):
     opt.zero_grad(set_to_none=True)
     with torch.autocast("cuda"):
-        loss = benchmark._loss(net(x), y)
+        loss = measure._loss(net(x), y)
     scaler.scale(loss).backward()
     scaler.step(opt)
     scaler.update()

@@ -44,7 +44,7 @@ def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: f
     """Epochs that fit the budget: time a few training steps of the demo network on the planned patch."""
     import torch
 
-    from nnunet_dyntransnet.benchmark import time_train_step
+    from nnunet_dyntransnet.benchmark.measure import time_train_step
     from nnunet_dyntransnet.trainers import demo
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 

@@ -1,0 +1,56 @@
+"""Child process of the benchmark: build one network from the plan, take one measurement, print JSON.
+
+Called as ``python -m nnunet_dyntransnet.benchmark.child TASK_JSON`` by
+:func:`nnunet_dyntransnet.benchmark.measure.run_in_child`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from nnunet_dyntransnet.benchmark import measure
+from nnunet_dyntransnet.benchmark.networks import build_networks, default_plan, estimate_feature_map_size, plan_from_file
+
+
+def run(task: dict) -> dict:
+    """``task``: plan (``plan_file`` + ``configuration``, or ``patch`` + ``spacing``), ``network``,
+    ``measure`` (``train``, ``infer``, or ``infer_mirrored``), ``batch``, ``device``, ``repeats``,
+    ``warmup``, ``compile``, ``case_shape``, ``in_channels``, ``classes``."""
+    plan = plan_from_file(task["plan_file"], task["configuration"]) if task.get("plan_file") \
+        else default_plan(task["patch"], task.get("spacing"))
+    patch = list(plan.patch_size)
+    device = torch.device(task["device"])
+    training = task["measure"] == "train"
+    builder = build_networks(plan, task["in_channels"], task["classes"], deep_supervision=training,
+                             names=[task["network"]])[task["network"]]
+    rss_before = measure.rss_gib(peak=False)
+    torch.manual_seed(0)
+    model = builder()
+    out = {"network": task["network"], "measure": task["measure"], "rss_before_gib": rss_before}
+    if training:
+        out["parameters"] = sum(p.numel() for p in model.parameters())
+        out["feature_map_size"] = estimate_feature_map_size(model, patch)
+        out["forward_gflops_per_sample"] = measure.forward_flops(model.to(device), task["in_channels"], patch) / 1e9
+    if task.get("compile"):
+        model = torch.compile(model)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if training:
+        out.update(measure.time_train_step(model, task["batch"], task["in_channels"], task["classes"], patch, device,
+                                           task["repeats"], task["warmup"]))
+    else:
+        with torch.no_grad():
+            out.update(measure.time_inference(model, plan, task["in_channels"], task["classes"], task["case_shape"],
+                                              device, mirroring=task["measure"] == "infer_mirrored"))
+    if device.type == "cuda":
+        out["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    else:
+        out["peak_rss_gib"] = measure.rss_gib(peak=True)
+        out["peak_memory_gib"] = out["peak_rss_gib"] - rss_before
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(json.loads(sys.argv[1]))))

@@ -1,0 +1,192 @@
+"""``dyntransnet_benchmark``: DynTransNet against nnU-Net's networks, built from one plan, measured in one run.
+
+    dyntransnet_benchmark --patch 32x64x64 --device cpu
+    dyntransnet_benchmark --plan nnUNetPlans.json -c 3d_fullres --device cuda --out result.json
+    dyntransnet_benchmark --patch 128x128x128 --spacing 1 0.77 0.77 --device cuda --attention \\
+        --memory-model 64x64x64 96x96x96 128x128x128
+
+Per network (PlainConvUNet, ResEnc M, Primus-S, DynTransNet, DynTransNet with plain MSA):
+parameters, forward FLOPs, median training step, sliding-window inference of one case through
+nnU-Net's predictor with and without test-time mirroring, and the peak memory of the training
+step; every figure also as a ratio against PlainConvUNet from the same run. ``--attention``
+adds the dynamic bias's cost per attention stage; ``--memory-model`` checks the planning
+estimate against measured memory over the given patch sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from nnunet_dyntransnet.benchmark.measure import run_in_child
+from nnunet_dyntransnet.benchmark.networks import NETWORKS, default_plan, plan_from_file
+
+__all__ = ["main", "entry", "format_table", "default_case_shape"]
+
+# a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm, resampled to nnU-Net's LiTS spacing (1.0 x 0.77 x 0.77 mm)
+GPU_CASE = [320, 532, 532]
+
+
+def default_case_shape(patch: Sequence[int], device: str) -> List[int]:
+    """A typical LiTS case on a GPU (3D plans); on CPU 1.5x the patch per axis (8 tiles in 3D)."""
+    if device == "cuda" and len(patch) == 3:
+        return list(GPU_CASE)
+    return [int(math.ceil(p * 1.5)) for p in patch]
+
+
+def _parse_shape(text: str) -> List[int]:
+    try:
+        return [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 32x64x64, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dyntransnet_benchmark", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--patch", type=_parse_shape, default=[32, 64, 64], help="patch size, e.g. 128x128x128")
+    source.add_argument("--plan", help="an nnUNetPlans.json to take the configuration from (with -c)")
+    p.add_argument("-c", "--configuration", default="3d_fullres")
+    p.add_argument("--spacing", type=float, nargs="+", help="voxel spacing for --patch (default isotropic)")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--classes", type=int, default=3)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS), metavar="NAME",
+                   help=f"networks to measure, PlainConvUNet first (default: all of {', '.join(NETWORKS)})")
+    p.add_argument("--case", type=_parse_shape, default=None,
+                   help="preprocessed case for inference (default: 320x532x532 on CUDA, 1.5x the patch on CPU)")
+    p.add_argument("--no-inference", action="store_true", help="skip the inference measurements")
+    p.add_argument("--no-mirroring", action="store_true", help="skip inference with test-time mirroring (8x the work in 3D)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--compile", action="store_true", help="torch.compile every network (as nnU-Net does on CUDA)")
+    p.add_argument("--attention", action="store_true", help="also time D-MSA against plain attention per stage")
+    p.add_argument("--memory-model", type=_parse_shape, nargs="+", metavar="PATCH", default=None,
+                   help="also check compute_conv_feature_map_size against peak memory at these patch sizes")
+    p.add_argument("--out", help="write the results as JSON here")
+    return p
+
+
+def _measure(task: dict) -> dict:
+    try:
+        return run_in_child(task)
+    except RuntimeError as e:
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        return {"network": task["network"], "measure": task["measure"], "error": lines[-1] if lines else str(e)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = _parser().parse_args(argv)
+    if args.networks[0] != "PlainConvUNet":
+        args.networks = ["PlainConvUNet"] + [n for n in args.networks if n != "PlainConvUNet"]
+    plan = plan_from_file(args.plan, args.configuration) if args.plan else default_plan(args.patch, args.spacing)
+    patch = list(plan.patch_size)
+    case = args.case or default_case_shape(patch, args.device)
+    base = {"plan_file": args.plan, "configuration": args.configuration, "patch": patch, "spacing": args.spacing,
+            "device": args.device, "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
+            "compile": args.compile, "case_shape": case, "in_channels": 1, "classes": args.classes}
+    measures = ["train"] + ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
+    rows = []
+    for name in args.networks:
+        row = {"network": name}
+        for m in measures:
+            r = _measure({**base, "network": name, "measure": m})
+            if "error" in r:
+                row.setdefault("errors", {})[m] = r["error"]
+                continue
+            if m == "train":
+                row.update({k: r[k] for k in ("parameters", "forward_gflops_per_sample", "feature_map_size",
+                                              "train_step_s", "peak_memory_gib")})
+                if "peak_rss_gib" in r:
+                    row["peak_rss_gib"] = r["peak_rss_gib"]
+            else:
+                row[f"{m}_s"] = r["inference_s"]
+                row[f"{m}_peak_memory_gib"] = r["peak_memory_gib"]
+        rows.append(row)
+        print(f"measured {name}", flush=True)
+    ref = rows[0]
+    ratios = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_mirrored_s": "infer_mirrored_ratio",
+              "peak_memory_gib": "peak_memory_ratio"}
+    for row in rows:
+        for key, ratio in ratios.items():
+            if key in row and key in ref:
+                row[ratio] = row[key] / ref[key]
+    result = {
+        "patch_size": patch, "batch_size": args.batch, "case_shape": case, "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine(),
+        "torch": torch.__version__, "compiled": args.compile, "strides": plan.network_arch_init_kwargs["strides"],
+        "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "results": rows,
+    }
+    if args.attention:
+        from nnunet_dyntransnet.benchmark.attention_cost import attention_bias_cost
+        from nnunet_dyntransnet.network import DynTransNet
+
+        layout = DynTransNet.from_plan(plan, 1, args.classes).layout
+        result["attention"] = attention_bias_cost(layout, args.batch, torch.device(args.device), head_dims=(32, 64),
+                                                  max_windows=0 if args.device == "cuda" else 64)
+    if args.memory_model:
+        from nnunet_dyntransnet.benchmark.memory_check import memory_model_check
+
+        result["memory_model"] = memory_model_check(args.memory_model, ["PlainConvUNet", "DynTransNet"], args.device,
+                                                    args.batch, args.spacing)
+    print(format_table(result))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+    return format(row[key], fmt) if row.get(key) is not None else "-"
+
+
+def format_table(result: Dict) -> str:
+    """Markdown tables of a benchmark result; ratios against PlainConvUNet (the first row)."""
+    mem = "peak mem (GiB)" if result["device"] == "cuda" else "peak RSS increase (GiB)"
+    head = ["network", "params (M)", "GFLOP/sample", "train step (s)", "ratio", "inference (s)", "ratio",
+            "inference, mirrored (s)", "ratio", f"train {mem}", "ratio"]
+    lines = [f"patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
+             f"{'x'.join(map(str, result['case_shape']))}, {result['device']} ({result['device_name']}), torch "
+             f"{result['torch']}{', torch.compile' if result.get('compiled') else ''}", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["results"]:
+        cells = [r["network"], f"{r['parameters'] / 1e6:.2f}" if "parameters" in r else "-",
+                 _cell(r, "forward_gflops_per_sample", ".1f"), _cell(r, "train_step_s", ".3f"),
+                 _cell(r, "train_step_ratio", ".2f"), _cell(r, "infer_s", ".2f"), _cell(r, "infer_ratio", ".2f"),
+                 _cell(r, "infer_mirrored_s", ".2f"), _cell(r, "infer_mirrored_ratio", ".2f"),
+                 _cell(r, "peak_memory_gib", ".2f"), _cell(r, "peak_memory_ratio", ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+        for m, err in r.get("errors", {}).items():
+            lines.append(f"\n{r['network']} {m}: {err}")
+    if result.get("attention"):
+        lines += ["", "| stage | kind | windows | tokens | heads x dim | plain (ms) | D-MSA (ms) | ratio |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for a in result["attention"]:
+            lines.append(f"| {a['stage']} | {a['kind']} | {a['windows']} | {a['tokens']} | {a['heads']}x{a['head_dim']} "
+                         f"| {1e3 * a['plain_s']:.2f} | {1e3 * a['dmsa_s']:.2f} | {a['ratio']:.2f} |")
+    if result.get("memory_model"):
+        mm = result["memory_model"]
+        lines += ["", "| network | patch | estimate x batch (M) | measured (GiB) |", "|---|---|---|---|"]
+        for p in mm["points"]:
+            lines.append(f"| {p['network']} | {'x'.join(map(str, p['patch']))} | {p['estimate'] / 1e6:.1f} | "
+                         f"{p['peak_memory_gib']:.3f} |")
+        lines.append("\nPearson r (estimate vs measured): " + ", ".join(
+            f"{n} {v['pearson_r']:.3f}" for n, v in mm["per_network"].items() if v["pearson_r"] is not None)
+            + (f"; pooled {mm['pooled_pearson_r']:.3f}" if mm["pooled_pearson_r"] is not None else ""))
+    return "\n".join(lines)
+
+
+def entry(argv: Optional[Sequence[str]] = None) -> int:
+    """Console command ``dyntransnet_benchmark``."""
+    main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    entry()

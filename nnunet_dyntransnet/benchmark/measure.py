@@ -1,0 +1,137 @@
+"""Measurements of one network: training step, sliding-window inference, FLOPs, peak memory.
+
+Each (network, measurement) pair runs in a child process of its own (:func:`run_in_child`),
+so that the peak memory is that network's alone: on CUDA ``max_memory_allocated``, on CPU
+the child's peak resident set size (``ru_maxrss``), with the resident size before the network
+was built also recorded (the interpreter, torch and nnU-Net), so that the difference is the
+network's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["time_train_step", "time_inference", "forward_flops", "run_in_child", "rss_gib"]
+
+
+def rss_gib(peak: bool) -> float:
+    """This process's resident memory now (from /proc) or at its peak (``ru_maxrss``), in GiB."""
+    if peak:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+
+
+def _loss(outputs, target: torch.Tensor) -> torch.Tensor:
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    total = 0.0
+    for out in outputs:
+        t = nn.functional.interpolate(target[:, None].float(), size=out.shape[2:], mode="nearest")[:, 0].long()
+        total = total + nn.functional.cross_entropy(out.float(), t)
+    return total
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes: int, patch: Sequence[int],
+                    device: torch.device, repeats: int, warmup: int) -> Dict[str, float]:
+    """Median seconds of a training step: forward, deep-supervised cross-entropy, backward, AdamW step.
+
+    On CUDA under fp16 autocast with a grad scaler, as nnU-Net trains. The same optimizer for
+    every network, so the step measures the networks.
+    """
+    model = model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if cuda else None
+    x = torch.randn(batch, in_channels, *patch, device=device)
+    y = torch.randint(0, num_classes, (batch, *patch), device=device)
+    times: List[float] = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, enabled=cuda):
+            loss = _loss(model(x), y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite loss {loss.item()} in step {i}")
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return {"train_step_s": statistics.median(times)}
+
+
+def time_inference(model: nn.Module, plan, in_channels: int, num_classes: int, case_shape: Sequence[int],
+                   device: torch.device, mirroring: bool, repeats: int = 1) -> Dict[str, float]:
+    """Seconds for nnU-Net's sliding-window prediction of one preprocessed case of ``case_shape`` voxels.
+
+    Uses ``nnUNetPredictor.predict_sliding_window_return_logits`` (Gaussian weighting, tile step
+    0.5, test-time mirroring over all axes when ``mirroring``), nnU-Net's own code for the part
+    of inference that depends on the network; reading, resampling and export do not. The
+    predictor gets the network and the patch directly, so no trained model folder is needed.
+    """
+    from types import SimpleNamespace
+
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirroring,
+                                perform_everything_on_device=device.type == "cuda", device=device, verbose=False,
+                                verbose_preprocessing=False, allow_tqdm=False)
+    predictor.network = model.to(device).eval()
+    predictor.configuration_manager = SimpleNamespace(patch_size=list(plan.patch_size))
+    predictor.label_manager = SimpleNamespace(num_segmentation_heads=num_classes)
+    predictor.allowed_mirroring_axes = tuple(range(len(plan.patch_size)))
+    image = torch.randn(in_channels, *case_shape)
+    # one patch first, so that kernel selection and allocator warm-up are not timed
+    model(torch.randn(1, in_channels, *plan.patch_size, device=device))
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        logits = predictor.predict_sliding_window_return_logits(image)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+        if not torch.isfinite(logits).all():
+            raise RuntimeError("non-finite logits in sliding-window inference")
+    return {"inference_s": statistics.median(times)}
+
+
+def forward_flops(model: nn.Module, in_channels: int, patch: Sequence[int]) -> int:
+    """Forward FLOPs for one sample (torch's flop counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, in_channels, *patch, device=next(model.parameters()).device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops()
+
+
+def run_in_child(task: dict, timeout: Optional[float] = None) -> dict:
+    """Run :func:`nnunet_dyntransnet.benchmark.child.run` on ``task`` in a fresh interpreter; its JSON result."""
+    proc = subprocess.run([sys.executable, "-m", "nnunet_dyntransnet.benchmark.child", json.dumps(task)],
+                          capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark child for {task.get('network')} / {task.get('measure')} failed "
+                           f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return json.loads(lines[-1])
