@@ -28,3 +28,25 @@ def test_compiled_training_step_matches_eager():
         assert torch.allclose(a, b, atol=1e-5)
     sum(o.sum() for o in out).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_training_steps_do_not_recompile():
+    """Three optimizer steps at one shape compile the network once (a guard failure would compile again)."""
+    torch._dynamo.reset()
+    compiles = []
+
+    def counting_backend(gm, example_inputs):
+        compiles.append(gm)
+        return gm.forward
+
+    torch.manual_seed(0)
+    net = DynTransNet(1, 2, (8, 16, 16), (4, 8, 8), [(1, 1, 1), (2, 2, 2), (2, 2, 2)], head_dim=4, max_global_tokens=8,
+                      window_size=2)
+    compiled = torch.compile(net, backend=counting_backend)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x = torch.randn(2, 1, 8, 16, 16)
+    for _ in range(3):
+        optimizer.zero_grad()
+        sum(o.square().mean() for o in compiled(x)).backward()
+        optimizer.step()
+    assert len(compiles) == 1
