@@ -7,6 +7,7 @@ import torch
 from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
+from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
 from nnunet_dyntransnet.stage_layout import StageLayout
@@ -62,13 +63,23 @@ class DynTransDecoder(nn.Module):
             for i in levels
         )
         self.heads = nn.ModuleList(conv_op(layout[i].channels, num_classes, 1) for i in levels)
+        # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward
+        # rather than kept (DynTransNet's activation_checkpointing)
+        self.checkpoint_levels: frozenset = frozenset()
+
+    def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.refine[n](self.fuse[n](decoder, skip))
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
         x = skips[-1]
         outputs = []
         last = len(self.heads) - 1
-        for n, (up, fuse, refine, head) in enumerate(zip(self.upsample, self.fuse, self.refine, self.heads)):
-            x = refine(fuse(up(x), skips[-(n + 2)]))
+        for n, (up, head) in enumerate(zip(self.upsample, self.heads)):
+            level = last - n  # 0 is full resolution
+            if level in self.checkpoint_levels and torch.is_grad_enabled():
+                x = checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], use_reentrant=False)
+            else:
+                x = self._fuse_and_refine(n, up(x), skips[-(n + 2)])
             if self.deep_supervision or n == last:
                 outputs.append(head(x))
         outputs.reverse()

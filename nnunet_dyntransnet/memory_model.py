@@ -21,6 +21,8 @@ strided projection + norms   3 per stage (conv output, stage norm input and outp
 FM-M                         3.5 (+2 per voxel for the gate); concat 2; weighted sum 1
 RM                           5 (its input and two conv units)
 level output                 1 (kept by the head and the next upsampling)
+with activation checkpointing: first transformer stage 1 per block (its input); full-
+resolution decoder level 2 (upsampled input and output) instead of fusion + RM + output
 ==========================  =====================================================
 
 Attention itself adds nothing that grows with tokens x keys: fused attention (flash or
@@ -43,11 +45,20 @@ STAGE_EXTRA = 3.0
 FUSION = {"feature_mix": 3.5, "concat": 2.0, "weighted_sum": 1.0}
 RM = 5.0
 LEVEL_OUTPUT = 1.0
+CHECKPOINTED_BLOCK = 1.0  # the block's input
+CHECKPOINTED_LEVEL = 2.0  # the upsampled input and the level's output
 
 
 def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int,
-                              fusion: str, residual_refine: bool, dynamic_bias: bool) -> Dict[str, float]:
-    """Elements kept for backward per sample, by part, for an input of ``input_size`` voxels."""
+                              fusion: str, residual_refine: bool, dynamic_bias: bool,
+                              checkpointing: bool = False) -> Dict[str, float]:
+    """Elements kept for backward per sample, by part, for an input of ``input_size`` voxels.
+
+    With ``checkpointing`` (DynTransNet's ``activation_checkpointing``) the first transformer
+    stage keeps only each block's input, and the full-resolution decoder level only its
+    upsampled input and its output; their activations are recomputed one block (or level) at
+    a time in backward, which this count, like nnU-Net's, leaves out.
+    """
     grids, grid = [], list(input_size)
     for s in layout:
         grid = [g // st for g, st in zip(grid, s.stride)]
@@ -55,16 +66,19 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
     stem = layout[0]
     parts = {"input": float(input_channels * grids[0]), "stem": CONV_UNIT * stem.depth * stem.channels * grids[0]}
     block = BLOCK_DYNAMIC if dynamic_bias else BLOCK_PLAIN
-    parts["transformer"] = sum((STAGE_EXTRA + block * s.depth) * s.channels * n for s, n in zip(layout[1:], grids[1:]))
+    per_block = [CHECKPOINTED_BLOCK if checkpointing and i == 1 else block for i in range(len(layout))]
+    parts["transformer"] = sum((STAGE_EXTRA + per_block[s.index] * s.depth) * s.channels * n
+                               for s, n in zip(layout[1:], grids[1:]))
     per_level = FUSION[fusion] + (RM if residual_refine else 0.0) + LEVEL_OUTPUT
-    parts["decoder"] = sum(per_level * s.channels * n for s, n in zip(layout[:-1], grids[:-1]))
-    if fusion == "feature_mix":
-        parts["decoder"] += 2.0 * sum(grids[:-1])  # the gate's one-channel map, before and after the sigmoid
+    gate = 2.0 if fusion == "feature_mix" else 0.0  # the gate's one-channel map, before and after the sigmoid
+    parts["decoder"] = sum((CHECKPOINTED_LEVEL * s.channels if checkpointing and s.index == 0
+                            else per_level * s.channels + gate) * n for s, n in zip(layout[:-1], grids[:-1]))
     return parts
 
 
 def feature_map_size(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int, fusion: str,
-                     residual_refine: bool, dynamic_bias: bool) -> int:
+                     residual_refine: bool, dynamic_bias: bool, checkpointing: bool = False) -> int:
     """The total of :func:`saved_activation_elements` in nnU-Net's units (divided by PLAIN_SAVED_PER_COUNTED)."""
-    parts = saved_activation_elements(layout, input_size, input_channels, fusion, residual_refine, dynamic_bias)
+    parts = saved_activation_elements(layout, input_size, input_channels, fusion, residual_refine, dynamic_bias,
+                                      checkpointing)
     return int(round(sum(parts.values()) / PLAIN_SAVED_PER_COUNTED))

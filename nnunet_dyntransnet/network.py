@@ -39,6 +39,10 @@ class DynTransNet(nn.Module):
         residual_refine: RM in the decoder (False: paper ablation).
         deep_supervision: return logits at every decoder level, full resolution first.
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
+        activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
+            keeping their activations: the first transformer stage's blocks and the full-resolution
+            decoder level's fusion and RM. About half the training memory, for one more forward
+            pass of those parts (see ``memory_model`` and the README's measurements).
 
     Shapes:
         ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
@@ -69,6 +73,7 @@ class DynTransNet(nn.Module):
         residual_refine: bool = True,
         deep_supervision: bool = True,
         fused_attn: bool = True,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -82,8 +87,11 @@ class DynTransNet(nn.Module):
             conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, dynamic_bias, fused_attn
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
+        if activation_checkpointing and len(self.encoder.stages):
+            self.encoder.stages[0].checkpoint_blocks = True
+            self.decoder.checkpoint_levels = frozenset({0})
         self._memory_options = dict(input_channels=input_channels, fusion=fusion, residual_refine=residual_refine,
-                                    dynamic_bias=dynamic_bias)
+                                    dynamic_bias=dynamic_bias, checkpointing=activation_checkpointing)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
 

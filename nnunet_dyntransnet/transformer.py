@@ -9,6 +9,7 @@ from typing import Sequence, Tuple, Type
 
 import torch
 from timm.layers import DropPath, Mlp
+from torch.utils.checkpoint import checkpoint
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
@@ -114,9 +115,15 @@ class TransformerStage(nn.Module):
             for i in range(depth)
         )
         self.norm = nn.LayerNorm(out_channels)
+        # recompute each block in backward instead of keeping its activations (DynTransNet's
+        # activation_checkpointing sets it on the highest-resolution stage)
+        self.checkpoint_blocks = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = channels_last(self.downsample(x))
         for block in self.blocks:
-            x = block(x)
+            if self.checkpoint_blocks and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         return channels_first(self.norm(x))

@@ -19,7 +19,8 @@ def test_benchmark_small_patch_writes_json(tmp_path, capsys):
                   "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     rows = {r["network"]: r for r in result["results"]}
-    assert list(rows) == ["PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA"]
+    assert list(rows) == ["PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA",
+                          "DynTransNet, checkpointed"]
     assert rows["PlainConvUNet"]["train_step_ratio"] == 1.0 and rows["PlainConvUNet"]["infer_mirrored_ratio"] == 1.0
     for name, r in rows.items():
         assert "errors" not in r, (name, r.get("errors"))

@@ -37,7 +37,8 @@ def test_nnunet_unit_is_measured_for_its_own_unet(patch):
 
 
 VARIANTS = [dict(), dict(dynamic_bias=False), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
-            dict(depths=1, mlp_ratio=4.0)]
+            dict(depths=1, mlp_ratio=4.0), dict(activation_checkpointing=True),
+            dict(activation_checkpointing=True, fusion="concat", residual_refine=False)]
 
 
 @pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),
@@ -59,3 +60,19 @@ def test_estimate_scales_with_input_and_counts_every_part():
     assert set(parts) == {"input", "stem", "transformer", "decoder"} and all(v > 0 for v in parts.values())
     with pytest.raises(ValueError, match="axes"):
         net.compute_conv_feature_map_size([64, 64])
+
+
+def test_activation_checkpointing_halves_saved_memory_and_changes_nothing_else():
+    torch.manual_seed(0)
+    patch = [32, 64, 64]
+    plain = DynTransNet.from_plan(default_plan(patch), 1, 3, True)
+    ckpt = DynTransNet.from_plan(default_plan(patch), 1, 3, True, activation_checkpointing=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 1, *patch)
+    assert saved_elements(ckpt, x) < 0.5 * saved_elements(plain, x)
+    out_a, out_b = plain(x), ckpt(x)
+    assert all(torch.equal(a, b) for a, b in zip(out_a, out_b))
+    sum(o.square().mean() for o in out_a).backward()
+    sum(o.square().mean() for o in out_b).backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name

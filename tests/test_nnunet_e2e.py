@@ -147,7 +147,7 @@ SHORT = [
     "nnUNetTrainerDynTransNet_PaperShort", "nnUNetTrainerDynTransNet_BaselineShort", "nnUNetTrainerDynTransNet_DMSAShort",
     "nnUNetTrainerDynTransNet_FMMShort", "nnUNetTrainerDynTransNet_RMShort", "nnUNetTrainerDynTransNet_DMSA_FMMShort",
     "nnUNetTrainerDynTransNet_DMSA_RMShort", "nnUNetTrainerDynTransNet_FMM_RMShort",
-    "nnUNetTrainerDynTransNet_WeightedSumShort",
+    "nnUNetTrainerDynTransNet_WeightedSumShort", "nnUNetTrainerDynTransNet_CheckpointedShort",
 ]
 
 

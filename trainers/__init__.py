@@ -7,8 +7,8 @@ from nnunet_dyntransnet.trainers import ablations
 from nnunet_dyntransnet.trainers.ablations import *  # noqa: F401,F403 - one trainer per ablation row
 from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, nnUNetTrainerDynTransNetDemoCPU_Baseline,
                                               nnUNetTrainerDynTransNetDemoGPU)
-from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet
+from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed
 from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
 
-__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Paper", "nnUNetTrainerDynTransNetDemoCPU",
+__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed", "nnUNetTrainerDynTransNet_Paper", "nnUNetTrainerDynTransNetDemoCPU",
            "nnUNetTrainerDynTransNetDemoCPU_Baseline", "nnUNetTrainerDynTransNetDemoGPU", *(n for n in ablations.__all__ if n.startswith("nnUNetTrainer"))]

@@ -14,7 +14,7 @@ from torch import nn
 
 from nnunet_dyntransnet.network import DynTransNet
 
-__all__ = ["nnUNetTrainerDynTransNet"]
+__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed"]
 
 
 class nnUNetTrainerDynTransNet(AbstractPrimus):
@@ -74,3 +74,16 @@ def _full_checkpoint_loading() -> Iterator[None]:
             del os.environ[key]
         else:
             os.environ[key] = previous
+
+
+class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
+    """The same network and recipe with activation checkpointing at the highest resolution (the first
+    transformer stage and the full-resolution decoder level): about half the training activations,
+    for recomputing those parts in backward (measurements in the README)."""
+
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
+                                     enable_deep_supervision, activation_checkpointing=True)

@@ -7,8 +7,9 @@ of a real ``nnUNetPlans.json``), so the networks see the same patch, stages and 
 * ``ResEnc M``: nnU-Net's residual-encoder U-Net with the ResEnc presets' blocks per stage
   (1, 3, 4, 6, 6, 6, ...) and one conv per decoder stage, on the same stages and widths;
 * ``Primus-S``: nnU-Net's ``nnUNet_Primus_S_Trainer`` network (needs a patch divisible by 8);
-* ``DynTransNet`` and ``DynTransNet, plain MSA`` (the ablation without the dynamic bias,
-  which prices it).
+* ``DynTransNet``, ``DynTransNet, plain MSA`` (the ablation without the dynamic bias, which
+  prices it) and ``DynTransNet, checkpointed`` (``activation_checkpointing=True``, as
+  ``nnUNetTrainerDynTransNet_Checkpointed`` trains it).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from torch import nn
 
 __all__ = ["default_plan", "plan_from_file", "build_networks", "NETWORKS", "estimate_feature_map_size"]
 
-NETWORKS = ("PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA")
+NETWORKS = ("PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA", "DynTransNet, checkpointed")
 
 
 def default_plan(patch_size: Sequence[int], spacing: Optional[Sequence[float]] = None) -> SimpleNamespace:
@@ -100,6 +101,8 @@ def build_networks(plan, in_channels: int, num_classes: int, deep_supervision: b
         "DynTransNet": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision),
         "DynTransNet, plain MSA": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision,
                                                                  dynamic_bias=False),
+        "DynTransNet, checkpointed": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision,
+                                                                    activation_checkpointing=True),
     }
     unknown = [n for n in names if n not in builders]
     if unknown:
