@@ -113,6 +113,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     args = _parser().parse_args(argv)
     out = args.out.resolve()
+    if out.exists() and not out.is_dir():
+        print(f"dyntransnet_report: --out {out} is a file; pass a folder", file=sys.stderr)
+        return 2
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         print(f"dyntransnet_report: {out} exists and is not empty; pass --overwrite to replace it, or another --out",
               file=sys.stderr)

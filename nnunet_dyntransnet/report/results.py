@@ -78,7 +78,10 @@ def _default_labels(dataset: Optional[str]) -> Optional[Path]:
 
 def find_result(spec: str, labels: Optional[Path] = None) -> TrainerResult:
     """One RESULTS argument -> TrainerResult (predictions, folds, references, logs)."""
-    name, _, path_text = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    # NAME=PATH, where NAME has no path separator (so a bare path containing "=" stays a path)
+    name, sep, path_text = spec.partition("=")
+    if not sep or "/" in name or not name:
+        name, path_text = "", spec
     path = Path(path_text).expanduser().resolve()
     if not path.is_dir():
         raise ReportError(f"{path_text}: no such folder; pass an nnU-Net trainer folder, a fold_N folder or a "
