@@ -16,7 +16,7 @@ set -uo pipefail
 OUT=${1:-benchmarks/results/gpu_$(date +%F)}
 mkdir -p "$OUT"
 export PYTHONPATH="${PYTHONPATH:-}:$PWD"
-BENCH=(python3 -m nnunet_dyntransnet.benchmark.cli --patch 128x128x128 --spacing 1 0.7676 0.7676 --device cuda)
+BENCH=(python3 -m nnunet_dyntransnet.benchmark --patch 128x128x128 --spacing 1 0.7676 0.7676 --device cuda)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
 timeout 90 python3 benchmarks/gpu_check.py "$OUT" > "$OUT/gpu_check.log" 2>&1
 timeout 210 "${BENCH[@]}" --no-mirroring --attention --memory-model 64x64x64 96x96x96 128x128x128 \
