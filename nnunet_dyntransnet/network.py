@@ -41,7 +41,7 @@ class DynTransNet(nn.Module):
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
             keeping their activations: the first transformer stage's blocks and the full-resolution
-            decoder level's fusion and RM. About half the training memory, for one more forward
+            decoder level's fusion and RM. About half the activations kept for backward, for one more forward
             pass of those parts (see ``memory_model`` and the README's measurements).
 
     Shapes:
