@@ -22,14 +22,14 @@ def class_masks(label: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 def overlap(pred: np.ndarray, gt: np.ndarray) -> Dict[str, Optional[float]]:
-    """Dice, precision, recall of two boolean masks; a metric whose denominator is 0 is None (undefined)."""
-    tp = float(np.logical_and(pred, gt).sum())
-    p, g = float(pred.sum()), float(gt.sum())
-    return {
-        "dice": 2 * tp / (p + g) if p + g else None,
-        "precision": tp / p if p else None,
-        "recall": tp / g if g else None,
-    }
+    """Dice, precision, recall of two boolean masks; a metric whose denominator is 0 is None (undefined).
+
+    The formulas live in :func:`nnunet_dyntransnet.report.metrics.overlap_metrics`, shared with the report.
+    """
+    from nnunet_dyntransnet.report.metrics import overlap_metrics
+
+    m = overlap_metrics(pred, gt)
+    return {k: m[k] for k in ("dice", "precision", "recall")}
 
 
 def summarize(per_case: Sequence[Dict[str, Dict[str, Optional[float]]]]) -> Dict[str, Dict[str, Optional[float]]]:
