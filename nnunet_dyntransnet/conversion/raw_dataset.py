@@ -9,8 +9,6 @@ nothing behind, and an existing dataset is replaced only with ``overwrite``.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -19,6 +17,8 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
+
+from nnunet_dyntransnet.staging import staged_folder
 
 __all__ = ["Case", "ConversionError", "LABELS", "REGION_LABELS", "dataset_folder_name", "raw_root", "staged_dataset",
            "write_dataset_json",
@@ -158,18 +158,10 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Op
     if existing and not overwrite:
         raise ConversionError(f"{existing[0]} already exists (dataset id {dataset_id}); pass --overwrite to replace it "
                               f"or choose another id with -d")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".{target.name}.converting-{uuid.uuid4().hex[:8]}"
-    try:
+    with staged_folder(target, replace=existing, tag="converting") as staging:
         for sub in ("imagesTr", "labelsTr", "imagesTs"):
-            (staging / sub).mkdir(parents=True)
+            (staging / sub).mkdir()
         yield staging
-        for old in existing:
-            shutil.rmtree(old)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_dataset_json(folder: Path, dataset_name: str, channel_name: str, num_training: int, regions: bool,

@@ -17,9 +17,7 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -62,7 +60,7 @@ def _write_csv(scores, folds, path: Path):
 
 def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,
                  processes: int = 1) -> Path:
-    """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``."""
+    """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``; returns report.md."""
     from nnunet_dyntransnet.report import figures
     from nnunet_dyntransnet.report.results import ReportError, score_cases
     from nnunet_dyntransnet.report.tables import markdown_report, trainer_statistics
@@ -110,6 +108,7 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.report.results import ReportError, find_results
+    from nnunet_dyntransnet.staging import staged_folder
 
     args = _parser().parse_args(argv)
     out = args.out.resolve()
@@ -120,22 +119,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"dyntransnet_report: {out} exists and is not empty; pass --overwrite to replace it, or another --out",
               file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        results = find_results(args.results, args.labels.resolve() if args.labels else None)
-        report = build_report(results, staging, args.baseline, args.images, args.title, args.processes)
+        with staged_folder(out, replace=[out] if out.exists() else [], tag="report") as staging:
+            results = find_results(args.results, args.labels.resolve() if args.labels else None)
+            build_report(results, staging, args.baseline, args.images, args.title, args.processes)
     except ReportError as e:
-        shutil.rmtree(staging, ignore_errors=True)
         print(f"dyntransnet_report: {e}", file=sys.stderr)
         return 2
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
-    print(f"report written to {out / report.name}")
+    print(f"report written to {out / 'report.md'}")
     return 0
 
 
