@@ -11,6 +11,7 @@ from torch import nn
 
 from nnunet_dyntransnet.decoder import DynTransDecoder
 from nnunet_dyntransnet.encoder import DynTransEncoder
+from nnunet_dyntransnet.memory_model import feature_map_size
 from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout
 
 __all__ = ["DynTransNet"]
@@ -119,8 +120,6 @@ class DynTransNet(nn.Module):
         it counts the transformer stages (attention and MLP activations) and the decoder as well
         as the convolutions. See :mod:`nnunet_dyntransnet.memory_model`.
         """
-        from nnunet_dyntransnet.memory_model import feature_map_size
-
         if len(input_size) != len(self.patch_size):
             raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
         return feature_map_size(self.layout, input_size, **self._memory_options)

@@ -22,8 +22,7 @@ from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner
 from nnunet_dyntransnet.memory_model import feature_map_size
 from nnunet_dyntransnet.stage_layout import plan_stage_layout
 
-__all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner", "nnUNetPlannerDynTransNetM",
-           "nnUNetPlannerDynTransNetL", "nnUNetPlannerDynTransNetXL"]
+__all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner"]
 
 # GPU-memory target (GB) -> plans name, as nnU-Net names its ResEnc presets
 PRESETS: Dict[float, str] = {8: "nnUNetDynTransNetMPlans", 24: "nnUNetDynTransNetLPlans", 40: "nnUNetDynTransNetXLPlans"}
@@ -67,23 +66,3 @@ class DynTransNetPlanner(ExperimentPlanner):
             return "nnUNetPlans_" + configuration_name  # same preprocessing as the default plans: share the data
         return self.plans_identifier + "_" + configuration_name
 
-
-class nnUNetPlannerDynTransNetM(DynTransNetPlanner):
-    """8 GB target (plans ``nnUNetDynTransNetMPlans``)."""
-
-    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8, **kwargs):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, **kwargs)
-
-
-class nnUNetPlannerDynTransNetL(DynTransNetPlanner):
-    """24 GB target (plans ``nnUNetDynTransNetLPlans``)."""
-
-    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 24, **kwargs):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, **kwargs)
-
-
-class nnUNetPlannerDynTransNetXL(DynTransNetPlanner):
-    """40 GB target (plans ``nnUNetDynTransNetXLPlans``)."""
-
-    def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 40, **kwargs):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, **kwargs)

@@ -60,12 +60,13 @@ def trainer_modules(name: str) -> Optional[dict]:
     return {"dmsa": options["dynamic_bias"], "fusion": options["fusion"], "rm": options["residual_refine"]}
 
 
-def _fmt(entry: dict, metric: str, ci: bool = False) -> str:
+def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str:
+    """``mean ± SD (CI)`` of one statistics entry; ``spread=False`` gives the mean alone."""
     if entry["mean"] is None:
         return "n/a"
     k = 100.0 if metric in PERCENT else 1.0
     text = f"{entry['mean'] * k:.2f}"
-    if entry["sd"] is not None:
+    if spread and entry["sd"] is not None:
         text += f" ± {entry['sd'] * k:.2f}"
         if ci:
             text += f" ({entry['ci_low'] * k:.2f}-{entry['ci_high'] * k:.2f})"
@@ -121,7 +122,7 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
                 _table(header, rows), ""]
 
     header = ["Model name"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
-    rows = [[t] + [_fmt(stats[t][cls][m], m).split(" ±")[0] for cls in classes for m in ("dice", "precision", "recall")]
+    rows = [[t] + [_fmt(stats[t][cls][m], m, spread=False) for cls in classes for m in ("dice", "precision", "recall")]
             for t in trainers]
     out += ["## All trainers (layout of the paper's Tables 4 and 5)", "", "Means over cases.", "", _table(header, rows), ""]
 
