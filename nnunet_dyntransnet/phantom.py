@@ -149,7 +149,8 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
 
 
 def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int = 8, modality: str = "ct",
-                          seed: int = 0, spec: Optional[PhantomSpec] = None, overwrite: bool = False):
+                          seed: int = 0, spec: Optional[PhantomSpec] = None, overwrite: bool = False,
+                          replace_other_name: bool = False):
     """Write ``$nnUNet_raw/DatasetNNN_LiverPhantomCT`` (or ``MR``), with held-out labels in ``labelsTs``."""
     import SimpleITK as sitk
     from tqdm import tqdm
@@ -159,7 +160,7 @@ def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int 
     spec = spec or PhantomSpec(modality=modality)
     name = f"LiverPhantom{spec.modality.upper()}"
     folder_name = dataset_folder_name(dataset_id, name)
-    with staged_dataset(dataset_id, name, overwrite) as staging:
+    with staged_dataset(dataset_id, name, overwrite, replace_other_name=replace_other_name) as staging:
         (staging / "labelsTs").mkdir()
         for i in tqdm(range(n_train + n_test), desc="phantom", unit="case"):
             image, label = make_case(spec, seed, i)
@@ -175,6 +176,7 @@ def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.conversion.raw_dataset import ConversionError
+    from nnunet_dyntransnet.staging import exit_code_of
 
     parser = argparse.ArgumentParser(prog="dyntransnet_make_phantom", description=__doc__.split("\n\n")[0])
     parser.add_argument("-d", type=int, default=990, help="dataset id (default 990)")
@@ -182,14 +184,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--test", type=int, default=8, help="held-out cases with labels in labelsTs (default 8)")
     parser.add_argument("--modality", choices=("ct", "mr"), default="ct")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset with the same id")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing phantom with the same id")
+    parser.add_argument("--replace_other_name", action="store_true",
+                        help="with --overwrite: also replace a dataset with the same id and another name")
     args = parser.parse_args(argv)
     if args.n < 1 or args.test < 0:
         parser.error(f"-n must be >= 1 and --test >= 0, got -n {args.n} --test {args.test}")
+    if args.replace_other_name and not args.overwrite:
+        parser.error("--replace_other_name only works together with --overwrite")
     try:
-        target = write_phantom_dataset(args.d, args.n, args.test, args.modality, args.seed, overwrite=args.overwrite)
+        target = write_phantom_dataset(args.d, args.n, args.test, args.modality, args.seed, overwrite=args.overwrite,
+                                       replace_other_name=args.replace_other_name)
     except ConversionError as e:
         print(f"dyntransnet_make_phantom: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"dyntransnet_make_phantom: {e or 'interrupted'}; nothing was written", file=sys.stderr)
+        return exit_code_of(e)
     print(f"wrote {target}")
     return 0

@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 
 __all__ = ["main", "preprocessed_data_complete"]
 
+CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")  # what nnU-Net's planner (and so ours) can plan
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dyntransnet_plan_and_preprocess",
@@ -33,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-gpu_memory_target", type=float, default=8,
                    help="GPU memory (GB) to plan for; presets 8 (M), 24 (L), 40 (XL) (default 8)")
     p.add_argument("-overwrite_plans_name", default=None, help="plans name instead of the preset's")
-    p.add_argument("-c", nargs="+", default=["2d", "3d_fullres", "3d_lowres"], help="configurations to preprocess")
+    p.add_argument("-c", nargs="+", default=list(CONFIGURATIONS), choices=CONFIGURATIONS, metavar="CONFIG",
+                   help=f"configurations to preprocess, of {', '.join(CONFIGURATIONS)} (default: all; 3d_lowres exists "
+                        f"only where nnU-Net plans one)")
     p.add_argument("-np", type=int, default=None, help="processes (default: nnU-Net's default)")
     p.add_argument("--verify_dataset_integrity", action="store_true", help="as nnUNetv2_plan_and_preprocess")
     p.add_argument("--clean", action="store_true", help="extract the fingerprint again even if it exists")
@@ -67,17 +71,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.plans.dyntransnet_planner import DynTransNetPlanner, plans_name_for
 
     try:
-        plans_name = args.overwrite_plans_name or plans_name_for(args.gpu_memory_target)
+        plans_name = plans_name_for(args.gpu_memory_target)  # validates the target, also when renamed
+        plans_name = args.overwrite_plans_name or plans_name
     except ValueError as e:
         print(f"dyntransnet_plan_and_preprocess: {e}", file=sys.stderr)
         return 2
+    if args.np is not None and args.np < 1:
+        print(f"dyntransnet_plan_and_preprocess: -np must be at least 1, got {args.np}", file=sys.stderr)
+        return 2
     np_kwargs = {} if args.np is None else {"num_processes": args.np}
-    for dataset_id in args.d:
+    names = {}
+    for dataset_id in args.d:  # every id is checked before any work starts
         try:
-            name = convert_id_to_dataset_name(dataset_id)
+            names[dataset_id] = convert_id_to_dataset_name(dataset_id)
         except RuntimeError as e:
             print(f"dyntransnet_plan_and_preprocess: dataset {dataset_id}: {e}", file=sys.stderr)
             return 2
+    for dataset_id, name in names.items():
         preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
         if args.clean or args.verify_dataset_integrity or not (preprocessed / "dataset_fingerprint.json").is_file():
             extract_fingerprint_dataset(dataset_id, check_dataset_integrity=args.verify_dataset_integrity,

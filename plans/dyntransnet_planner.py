@@ -15,6 +15,7 @@ reuse them; ``3d_lowres`` depends on the patch size and gets its own.
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Tuple
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
@@ -30,8 +31,9 @@ PRESETS: Dict[float, str] = {8: "nnUNetDynTransNetMPlans", 24: "nnUNetDynTransNe
 
 def plans_name_for(gpu_memory_target_in_gb: float) -> str:
     """``nnUNetDynTransNetMPlans`` for 8 GB (L: 24, XL: 40), else ``nnUNetDynTransNetPlans_<GB>G``."""
-    if gpu_memory_target_in_gb <= 0:
-        raise ValueError(f"the GPU memory target must be positive, got {gpu_memory_target_in_gb} GB")
+    if not math.isfinite(gpu_memory_target_in_gb) or gpu_memory_target_in_gb <= 0:
+        raise ValueError(f"the GPU memory target must be a positive number of GB, got {gpu_memory_target_in_gb}; "
+                         f"presets: 8 (M), 24 (L), 40 (XL)")
     return PRESETS.get(gpu_memory_target_in_gb, f"nnUNetDynTransNetPlans_{gpu_memory_target_in_gb:g}G")
 
 

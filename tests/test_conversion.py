@@ -150,7 +150,7 @@ def _break(lits: Path, how: str) -> str:
         bad = label.astype(np.float32)
         bad[0, 0, 0] = 3 if how == "label_3" else 0.5
         _write(batch / "segmentation-2.nii", bad, origin=(20.0, -5.0, 3.0))
-        return "segmentation-2.nii: label values [" + ("3.0" if how == "label_3" else "0.5") + "] are outside {0, 1, 2}"
+        return "segmentation-2.nii: label values (" + ("3" if how == "label_3" else "0.5") + ") are outside the dataset's labels (0, 1, 2)"
     if how in ("nan", "inf"):
         bad = image.astype(np.float32)
         bad[1, 1, 1] = np.nan if how == "nan" else np.inf
@@ -203,7 +203,12 @@ def test_existing_dataset_is_kept_unless_overwrite(lits, raw, capsys):
     assert "Dataset501_MyOwnData already exists" in capsys.readouterr().err
     assert (mine / "precious.txt").read_text() == "user data"
     assert not (raw / "Dataset501_LiTS").exists()
-    assert convert_lits_entry([str(lits), "--overwrite"]) == 0
+    # same id, another name: --overwrite alone refuses, naming both
+    assert convert_lits_entry([str(lits), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "Dataset501_MyOwnData has the id 501 of the Dataset501_LiTS" in err and "--replace_other_name" in err
+    assert (mine / "precious.txt").read_text() == "user data"
+    assert convert_lits_entry([str(lits), "--overwrite", "--replace_other_name"]) == 0
     assert not mine.exists() and (raw / "Dataset501_LiTS" / "dataset.json").is_file()
 
 

@@ -1,7 +1,10 @@
 """A regular and an editable install into fresh virtual environments both make nnU-Net find the trainer.
 
-Each venv sees the already installed dependencies (``--system-site-packages``) and
-installs only this project (``--no-deps --no-build-isolation``), so no network is needed.
+Each venv sees the dependencies of the environment running the tests (a path file lists its
+site-packages folders) and installs only this project (``--no-deps --no-build-isolation``),
+so no network is needed and nothing depends on what the base interpreter holds: the tests
+pass inside a virtual environment whose base Python has none of the dependencies, or an old
+setuptools, as well as outside one.
 """
 import os
 import shutil
@@ -23,11 +26,20 @@ def _copy_source(dst: Path) -> Path:
     return dst
 
 
+def _dependency_folders() -> list:
+    """The site-packages folders of the running environment (venv, user and system), in search order."""
+    return [p for p in sys.path if p and Path(p).is_dir() and Path(p).name in ("site-packages", "dist-packages")]
+
+
 def _venv_with(tmp_path: Path, editable: bool) -> Path:
     venv = tmp_path / "venv"
-    # without pip: the base interpreter's pip (and setuptools) serve the venv through system site-packages
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    site_packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        capture_output=True, text=True, check=True).stdout.strip())
+    # plain path lines: the folders are appended to sys.path after the venv's own site-packages, and their .pth
+    # files (the running environment's own registration of this plugin) are not executed
+    (site_packages / "_test_dependencies.pth").write_text("\n".join(_dependency_folders()) + "\n")
     src = _copy_source(tmp_path / "src")
     target = ["-e", str(src)] if editable else [str(src)]
     proc = subprocess.run(

@@ -244,8 +244,10 @@ def test_predictions_folder_with_labels(fake_results, tmp_path):
     base, cases, trainers = fake_results
     vdir = base / "results" / "Dataset950_Fake" / f"{trainers[1]}__nnUNetPlans__3d_fullres" / "fold_0" / "validation"
     proc = _report([f"mine={vdir}", "--labels", base / "raw" / "Dataset950_Fake" / "labelsTr",
-                    "--images", base / "raw" / "Dataset950_Fake" / "imagesTr", "--out", tmp_path / "r"], _env(base))
+                    "--images", base / "raw" / "Dataset950_Fake" / "imagesTr", "--out", tmp_path / "r", "--chill"],
+                   _env(base))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert sorted(summary["per_case"]["mine"]) == cases[0::2]
+    assert summary["missing"]["mine"] == cases[1::2]  # half the references have no prediction: stated
     assert (tmp_path / "r" / "figures" / "overlays_mine.png").is_file()

@@ -1,6 +1,7 @@
 """Find the cases of a LiTS, MSD Task03_Liver or ATLAS release on disk (see README, "Data")."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -15,6 +16,20 @@ Cases = Tuple[List[Case], List[Case], str]  # training, test, layout name
 def _visible(paths):
     # macOS archives carry "._name" resource forks next to every file
     return [p for p in paths if p.is_file() and not p.name.startswith("._")]
+
+
+def _files_below(src: Path) -> List[Path]:
+    """Every file under ``src``, following linked folders (a ``Training Batch 2`` that is a link to another disk);
+    a link that leads back to a folder already walked is not walked twice."""
+    seen, files = set(), []
+    for root, dirs, names in os.walk(src, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        files += [Path(root) / n for n in names]
+    return files
 
 
 def _numbered(paths, pattern: str) -> Dict[int, Path]:
@@ -56,7 +71,7 @@ def find_lits_cases(src: Path) -> Cases:
         if not images and not labels:
             raise ConversionError(f"{src / 'imagesTr'}: no liver_N.nii.gz files; is this the MSD Task03_Liver folder?")
         return _pair(images, labels, "lits"), [Case(f"lits_test_{n:03d}", p) for n, p in sorted(tests.items())], "msd"
-    files = _visible(src.rglob("*.nii*"))
+    files = _visible(p for p in _files_below(src) if ".nii" in p.name)
     volumes = _numbered(files, r"volume-(\d+)\.nii(?:\.gz)?")
     segmentations = _numbered(files, r"segmentation-(\d+)\.nii(?:\.gz)?")
     tests = _numbered(files, r"test-volume-(\d+)\.nii(?:\.gz)?")

@@ -9,6 +9,7 @@ nothing behind, and an existing dataset is replaced only with ``overwrite``.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -18,7 +19,8 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_dyntransnet.staging import staged_folder
+from nnunet_dyntransnet.staging import StagingError, remove_stale_staging, staged_folder
+from nnunet_dyntransnet.volume_io import check_label_values, check_voxels, format_numbers, read_image
 
 __all__ = ["Case", "ConversionError", "LABELS", "REGION_LABELS", "dataset_folder_name", "raw_root", "staged_dataset",
            "write_dataset_json",
@@ -31,7 +33,7 @@ ALLOWED_LABEL_VALUES = {0, 1, 2}
 GEOMETRY_TOLERANCE = 1e-4  # relative, for spacing / origin / direction
 
 
-class ConversionError(Exception):
+class ConversionError(ValueError):
     """Bad input: the message names the file and the problem, and says what to do."""
 
 
@@ -56,37 +58,6 @@ def raw_root() -> Path:
     return Path(value)
 
 
-def _read(path: Path) -> sitk.Image:
-    if not path.is_file():
-        raise ConversionError(f"{path}: file not found")
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
-        raise ConversionError(f"{path}: cannot read it as an image ({first}); is the file complete?") from None
-
-
-def _check_voxels(path: Path, image: sitk.Image) -> None:
-    """Every voxel is on disk and finite.
-
-    SimpleITK reads a truncated NIfTI file without complaint and turns NaN and inf into 0,
-    so NIfTI voxels are read once more with nibabel, which does neither.
-    """
-    if str(path).endswith((".nii", ".nii.gz")):
-        import nibabel
-
-        try:
-            data = np.asanyarray(nibabel.load(str(path)).dataobj)
-        except Exception as e:
-            raise ConversionError(f"{path}: cannot read its voxels ({type(e).__name__}: {e}); the file looks "
-                                  f"truncated or corrupt, download it again") from None
-    else:
-        data = sitk.GetArrayViewFromImage(image)
-    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise ConversionError(f"{path}: {bad} voxels are NaN or infinite; fix or drop this case")
-
-
 def _same_geometry(a: sitk.Image, b: sitk.Image) -> Optional[str]:
     if a.GetSize() != b.GetSize():
         return f"shape {a.GetSize()} vs {b.GetSize()}"
@@ -94,30 +65,23 @@ def _same_geometry(a: sitk.Image, b: sitk.Image) -> Optional[str]:
                        ("direction", a.GetDirection(), b.GetDirection())):
         x, y = np.asarray(x), np.asarray(y)
         if not np.allclose(x, y, rtol=GEOMETRY_TOLERANCE, atol=GEOMETRY_TOLERANCE * max(1.0, np.abs(x).max())):
-            return f"{what} {tuple(np.round(x, 5))} vs {tuple(np.round(y, 5))}"
+            return f"{what} {format_numbers(np.round(x, 5))} vs {format_numbers(np.round(y, 5))}"
     return None
 
 
 def check_case(case: Case) -> tuple:
     """Read and validate one case; returns ``(image, label_or_None)`` as SimpleITK images."""
-    image = _read(case.image)
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise ConversionError(f"{case.image}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
-                              f"expected a single-channel scan")
-    _check_voxels(case.image, image)
+    image = read_image(case.image, ConversionError)
+    check_voxels(case.image, image, ConversionError)
     if case.label is None:
         return image, None
-    label = _read(case.label)
-    _check_voxels(case.label, label)
+    label = read_image(case.label, ConversionError)
+    check_voxels(case.label, label, ConversionError)
     mismatch = _same_geometry(image, label)
     if mismatch:
         raise ConversionError(f"{case.label}: does not lie on the grid of {case.image.name} ({mismatch}); "
                               f"image and label must share shape, spacing, origin and direction")
-    values = np.unique(sitk.GetArrayViewFromImage(label))
-    bad = [v for v in values if not (float(v).is_integer() and int(v) in ALLOWED_LABEL_VALUES)]
-    if bad:
-        raise ConversionError(f"{case.label}: label values {[float(v) for v in bad][:5]} are outside "
-                              f"{{0, 1, 2}} (background, liver, tumor); fix the label or drop the case")
+    check_label_values(case.label, sitk.GetArrayViewFromImage(label), ALLOWED_LABEL_VALUES, ConversionError)
     return image, label
 
 
@@ -143,25 +107,64 @@ def _existing_with_id(root: Path, dataset_id: int) -> List[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(f"Dataset{dataset_id:03d}_"))
 
 
+def _derived_folders(dataset_id: int) -> List[Path]:
+    """nnU-Net's preprocessed data and trained models of any dataset with this id."""
+    found = []
+    for var in ("nnUNet_preprocessed", "nnUNet_results"):
+        if os.environ.get(var):
+            found += _existing_with_id(Path(os.environ[var]), dataset_id)
+    return found
+
+
+def _warn_derived(dataset_id: int, replaced: Sequence[Path], target: Path) -> None:
+    """Say which preprocessed data and models now belong to data that is gone (never delete them)."""
+    for folder in _derived_folders(dataset_id):
+        if folder.name == target.name and any(old.name == target.name for old in replaced):
+            print(f"note: {folder} was made from the dataset just replaced; rerun `nnUNetv2_plan_and_preprocess "
+                  f"-d {dataset_id} --clean` before training (models there were trained on the old data)",
+                  file=sys.stderr)
+        elif folder.name != target.name:
+            print(f"warning: {folder} belongs to the replaced {folder.name}; nnU-Net stops with 'More than one "
+                  f"dataset name found' for id {dataset_id} until you delete or rename it", file=sys.stderr)
+
+
 @contextmanager
-def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Optional[Path] = None) -> Iterator[Path]:
+def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Optional[Path] = None,
+                   replace_other_name: bool = False) -> Iterator[Path]:
     """Yield a hidden staging folder; on success it becomes ``root/DatasetNNN_name``, on failure it vanishes.
 
-    An existing dataset with the same id is an error unless ``overwrite``, and is removed only
-    after the new one is complete.
+    An existing dataset with the same id and name is replaced only with ``overwrite``; one with
+    the same id and another name (nnU-Net allows one name per id) only with
+    ``replace_other_name`` as well. The old dataset is retired only after the new one is
+    complete (see :func:`nnunet_dyntransnet.staging.staged_folder`); preprocessed data and
+    models of the replaced dataset are left in place and named on stderr.
     """
     if not 1 <= dataset_id <= 999:
         raise ConversionError(f"dataset id {dataset_id} must be between 1 and 999 (nnU-Net's DatasetNNN)")
     root = root or raw_root()
+    if root.exists() and not root.is_dir():
+        raise ConversionError(f"nnUNet_raw={root} is a file, not a folder; point nnUNet_raw to a folder")
     target = root / dataset_folder_name(dataset_id, name)
+    if root.is_dir():
+        remove_stale_staging(target, "converting")  # first: it may put back a dataset an interrupted replace retired
     existing = _existing_with_id(root, dataset_id)
     if existing and not overwrite:
         raise ConversionError(f"{existing[0]} already exists (dataset id {dataset_id}); pass --overwrite to replace it "
                               f"or choose another id with -d")
-    with staged_folder(target, replace=existing, tag="converting") as staging:
-        for sub in ("imagesTr", "labelsTr", "imagesTs"):
-            (staging / sub).mkdir()
-        yield staging
+    others = [p for p in existing if p.name != target.name]
+    if others and not replace_other_name:
+        raise ConversionError(f"{others[0]} has the id {dataset_id} of the {target.name} to write, under another "
+                              f"name; --overwrite replaces only {target.name}. Choose another id with -d, or pass "
+                              f"--replace_other_name as well to delete {others[0].name}")
+    try:
+        with staged_folder(target, replace=existing, tag="converting",
+                           parent_hint="set nnUNet_raw to a folder you can write to") as staging:
+            for sub in ("imagesTr", "labelsTr", "imagesTs"):
+                (staging / sub).mkdir()
+            yield staging
+    except StagingError as e:
+        raise ConversionError(str(e)) from None
+    _warn_derived(dataset_id, existing, target)
 
 
 def write_dataset_json(folder: Path, dataset_name: str, channel_name: str, num_training: int, regions: bool,
@@ -184,6 +187,7 @@ def write_raw_dataset(
     channel_name: str,
     regions: bool = False,
     overwrite: bool = False,
+    replace_other_name: bool = False,
     num_processes: int = 1,
     root: Optional[Path] = None,
     **info: str,
@@ -202,7 +206,7 @@ def write_raw_dataset(
     if duplicates:
         raise ConversionError(f"case ids occur twice: {duplicates[:5]}")
     folder_name = dataset_folder_name(dataset_id, name)
-    with staged_dataset(dataset_id, name, overwrite, root) as staging:
+    with staged_dataset(dataset_id, name, overwrite, root, replace_other_name) as staging:
         images_tr, labels_tr, images_ts = staging / "imagesTr", staging / "labelsTr", staging / "imagesTs"
         jobs = [(c, images_tr, labels_tr) for c in training] + [(c, images_ts, None) for c in test]
         errors = _run(jobs, num_processes)

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dyntransnet_report", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("results", nargs="+", metavar="[NAME=]RESULTS",
                    help="nnU-Net trainer folders (Trainer__Plans__Config, all folds found), fold_N folders, or "
-                        "folders of predictions (with --labels)")
+                        "folders of predictions (with --labels); a folder whose name holds '=' is passed as ./x=y")
     p.add_argument("--out", type=Path, default=Path("dyntransnet_report"), help="output folder (default ./dyntransnet_report)")
     p.add_argument("--baseline", default=None,
                    help="the trainer the p-values compare against (default: the first RESULTS)")
@@ -42,7 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="DynTransNet results")
     p.add_argument("-np", type=int, default=max(1, min(4, os.cpu_count() or 1)), dest="processes",
                    help="processes that score cases (default: min(4, CPUs))")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous report in --out (never a folder that holds anything else, nor an input)")
+    p.add_argument("--chill", action="store_true",
+                   help="score a partial folder instead of failing when expected cases have no prediction (as "
+                        "nnUNetv2_evaluate_folder's --chill); the report lists how many are missing")
     return p
 
 
@@ -96,36 +100,98 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
         f"Baseline for the p-values: {baseline}. Tests are paired by case: a trainer and the baseline are compared "
         f"over the cases both predicted and for which both have the metric defined (n pairs).",
     ]
+    missing = {r.name: r.missing for r in results}
+    if any(missing.values()):
+        context.append("Partial results (--chill): " + "; ".join(
+            f"{name} has no prediction for {len(cases)} expected case(s) ({', '.join(cases[:5])}"
+            f"{', ...' if len(cases) > 5 else ''})" for name, cases in missing.items() if cases) +
+            ". Means and tests cover the predicted cases only.")
     (out / "report.md").write_text(markdown_report(scores, stats, baseline if len(results) > 1 else None, folds,
-                                                   title, context, figure_names))
+                                                   title, context, figure_names, missing))
     _write_csv(scores, folds, out / "metrics_per_case.csv")
     (out / "summary.json").write_text(json.dumps(
         {"baseline": baseline, "classes": {k: list(v) for k, v in REPORT_CLASSES.items()},
-         "results": {r.name: str(r.path) for r in results}, "folds": folds, "statistics": stats,
+         "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing, "statistics": stats,
          "per_case": scores}, indent=1))
     return out / "report.md"
 
 
+REPORT_MARKER = ".dyntransnet_report"  # written into every report, so --overwrite knows what it may replace
+REPORT_ENTRIES = {"report.md", "summary.json", "metrics_per_case.csv", "figures", REPORT_MARKER}
+
+
+def _is_report(folder: Path) -> bool:
+    """A folder this command wrote (reports made before the marker existed: report.md and summary.json)."""
+    if (folder / REPORT_MARKER).is_file():
+        return True
+    try:
+        return "per_case" in json.loads((folder / "summary.json").read_text()) and (folder / "report.md").is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _protected_folders(results, images: Optional[Path]) -> list:
+    """(folder, what it is) that --out must never be, nor contain: the inputs, nnU-Net's folders, the cwd."""
+    protected = [(Path.cwd(), "the current folder")]
+    for r in results:
+        protected += [(p, f"read by this report ({r.name})") for p in r.inputs()]
+    if images:
+        protected.append((images.resolve(), "read by this report (--images)"))
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        if os.environ.get(var):
+            root = Path(os.environ[var]).resolve()
+            protected += [(root, f"${var}")] + [(root / r.dataset, f"a dataset in ${var}") for r in results if r.dataset]
+    return protected
+
+
+def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> None:
+    """Refuse an --out that would replace user data; see the README ("Bad input").
+
+    ``out`` may not be, nor contain, an input, one of nnU-Net's folders or the current folder,
+    with or without --overwrite. An existing, non-empty ``out`` is replaced only with
+    --overwrite, and only if it holds a previous report and nothing else.
+    """
+    from nnunet_dyntransnet.report.results import ReportError
+
+    for folder, what in _protected_folders(results, images):
+        if out == folder or out in folder.parents:
+            relation = "is" if out == folder else "contains"
+            raise ReportError(f"--out {out} {relation} {folder} ({what}); a report never replaces it. Pass a new "
+                              f"folder, e.g. --out dyntransnet_report")
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out {out} is a file; pass a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not _is_report(out):
+        raise ReportError(f"--out {out} exists and holds files that dyntransnet_report did not write; pass a new "
+                          f"folder (--overwrite only replaces a previous report)")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_ENTRIES)
+    if foreign:
+        raise ReportError(f"--out {out} holds a previous report and also {', '.join(foreign[:5])}, which "
+                          f"dyntransnet_report did not write; move them out first, or pass another --out")
+    if not overwrite:
+        raise ReportError(f"{out} holds a previous report; pass --overwrite to replace it, or another --out")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.report.results import ReportError, find_results
-    from nnunet_dyntransnet.staging import staged_folder
+    from nnunet_dyntransnet.staging import StagingError, exit_code_of, remove_stale_staging, staged_folder
 
     args = _parser().parse_args(argv)
     out = args.out.resolve()
-    if out.exists() and not out.is_dir():
-        print(f"dyntransnet_report: --out {out} is a file; pass a folder", file=sys.stderr)
-        return 2
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"dyntransnet_report: {out} exists and is not empty; pass --overwrite to replace it, or another --out",
-              file=sys.stderr)
-        return 2
     try:
+        results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
+        remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
+        check_out(out, results, args.images, args.overwrite)
         with staged_folder(out, replace=[out] if out.exists() else [], tag="report") as staging:
-            results = find_results(args.results, args.labels.resolve() if args.labels else None)
             build_report(results, staging, args.baseline, args.images, args.title, args.processes)
-    except ReportError as e:
+            (staging / REPORT_MARKER).write_text("written by dyntransnet_report; --overwrite may replace this folder\n")
+    except (ReportError, StagingError) as e:
         print(f"dyntransnet_report: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"dyntransnet_report: {e or 'interrupted'}; no report was written", file=sys.stderr)
+        return exit_code_of(e)
     print(f"report written to {out / 'report.md'}")
     return 0
 

@@ -111,8 +111,8 @@ def overlays(result: TrainerResult, per_case: Dict[str, dict], images: Path, pat
     fig, axes = plt.subplots(3, 3, figsize=(9, 9.5), squeeze=False)
     for row, (which, case) in enumerate(picks.items()):
         image = read_volume(files[case], np.float32)[0]
-        truth = read_label(result.labels / f"{case}{result.file_ending}")[0]
-        pred = read_label(result.predictions[case])[0]
+        truth = read_label(result.labels / f"{case}{result.file_ending}", result.label_values)[0]
+        pred = read_label(result.predictions[case], result.label_values)[0]
         area = (truth == 2).reshape(truth.shape[0], -1).sum(1)
         if area.max() == 0:
             area = (truth >= 1).reshape(truth.shape[0], -1).sum(1)

@@ -25,13 +25,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from nnunet_dyntransnet.report.metrics import case_metrics
+from nnunet_dyntransnet.volume_io import VolumeError, format_numbers, read_label_array
 
 __all__ = ["ReportError", "TrainerResult", "find_result", "find_results", "read_label", "read_volume", "score_cases",
-           "read_training_log"]
+           "read_training_log", "split_name"]
 
 
-class ReportError(ValueError):
+class ReportError(VolumeError):
     """Bad report input; the message names the path or value and what to do."""
+
+
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png", ".bmp")
+DEFAULT_LABEL_VALUES = (0, 1, 2)  # background, liver, tumor, when no dataset.json says otherwise
 
 
 @dataclass
@@ -44,25 +49,68 @@ class TrainerResult:
     file_ending: str
     dataset: Optional[str] = None          # DatasetXXX_Name, when known
     logs: Dict[str, List[Path]] = field(default_factory=dict)  # fold name -> nnU-Net training logs
+    label_values: Tuple[int, ...] = DEFAULT_LABEL_VALUES  # values a label map may hold (dataset.json)
+    missing: List[str] = field(default_factory=list)  # expected cases without a prediction (only with chill)
+
+    def inputs(self) -> List[Path]:
+        """Every folder this result reads, which the report must never replace."""
+        trainer = self.path.parent if (self.path / "validation").is_dir() else self.path
+        return [self.path, trainer, self.labels]
 
 
 def _case_id(path: Path, ending: str) -> str:
     return path.name[: -len(ending)]
 
 
-def _dataset_json_ending(*folders: Path) -> Optional[str]:
+def _ending_of(name: str) -> Optional[str]:
+    return next((e for e in IMAGE_ENDINGS if name.endswith(e)), None)
+
+
+def _dataset_json(*folders: Path) -> Optional[dict]:
     for folder in folders:
         f = folder / "dataset.json"
         if f.is_file():
-            return json.loads(f.read_text()).get("file_ending")
+            try:
+                return json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise ReportError(f"{f}: not valid JSON ({e}); restore nnU-Net's dataset.json") from None
     return None
 
 
+def _label_values(meta: Optional[dict]) -> Tuple[int, ...]:
+    """Every integer label value dataset.json declares (regions list theirs), else 0, 1, 2."""
+    if not meta or "labels" not in meta:
+        return DEFAULT_LABEL_VALUES
+    found = set()
+    for v in meta["labels"].values():
+        found.update(v if isinstance(v, (list, tuple)) else [v])
+    return tuple(sorted(int(v) for v in found))
+
+
 def _guess_ending(folder: Path) -> str:
-    for ending in (".nii.gz", ".nii", ".nrrd", ".mha", ".tif", ".png"):
-        if any(p.name.endswith(ending) for p in folder.iterdir() if p.is_file()):
+    names = [p.name for p in folder.iterdir() if p.is_file()]
+    for ending in IMAGE_ENDINGS:
+        if any(n.endswith(ending) for n in names):
             return ending
-    raise ReportError(f"{folder} holds no label files (.nii.gz, .nii, .nrrd, .mha, ...); pass a folder of predictions")
+    raise ReportError(f"{folder} holds no label files ({', '.join(IMAGE_ENDINGS)}); pass a folder of predictions")
+
+
+def _label_files(folder: Path, ending: str) -> List[Path]:
+    """The ``ending`` files of ``folder``; any other image file there is an error (a mixed folder is half-scored)."""
+    files, stray = [], []
+    for f in sorted(folder.iterdir()):
+        if not f.is_file():
+            continue
+        e = _ending_of(f.name)
+        if e == ending:
+            files.append(f)
+        elif e is not None:
+            stray.append(f.name)
+    if stray:
+        raise ReportError(f"{folder} holds {len(stray)} image file(s) that do not end in {ending}, e.g. {stray[0]}; "
+                          f"nnU-Net writes one file type per dataset (dataset.json's file_ending). Convert or move "
+                          f"them, so that every case is scored")
+    return files
 
 
 def _default_labels(dataset: Optional[str]) -> Optional[Path]:
@@ -76,16 +124,44 @@ def _default_labels(dataset: Optional[str]) -> Optional[Path]:
     return next((c for c in candidates if c.is_dir()), None)
 
 
-def find_result(spec: str, labels: Optional[Path] = None) -> TrainerResult:
-    """One RESULTS argument -> TrainerResult (predictions, folds, references, logs)."""
-    # NAME=PATH, where NAME has no path separator (so a bare path containing "=" stays a path)
+def _validation_cases(dataset: Optional[str], fold_dirs: Sequence[Path]) -> Optional[set]:
+    """The cases nnU-Net's splits_final.json puts in the validation sets of these folds, if it is found."""
+    if not dataset or not os.environ.get("nnUNet_preprocessed"):
+        return None
+    splits_file = Path(os.environ["nnUNet_preprocessed"]) / dataset / "splits_final.json"
+    if not splits_file.is_file():
+        return None
+    splits = json.loads(splits_file.read_text())
+    expected = set()
+    for d in fold_dirs:
+        m = re.fullmatch(r"fold_(\d+)", d.name)
+        if m is None or int(m.group(1)) >= len(splits):
+            return None  # fold_all, or a split file of another run: fall back to the references
+        expected.update(splits[int(m.group(1))]["val"])
+    return expected
+
+
+def split_name(spec: str) -> Tuple[str, str]:
+    """``NAME=PATH`` -> (NAME, PATH); a bare path (or one whose part before ``=`` has a ``/``, like ``./x=y``)
+    -> ("", spec)."""
     name, sep, path_text = spec.partition("=")
     if not sep or "/" in name or not name:
-        name, path_text = "", spec
+        return "", spec
+    return name, path_text
+
+
+def find_result(spec: str, labels: Optional[Path] = None, chill: bool = False) -> TrainerResult:
+    """One RESULTS argument -> TrainerResult (predictions, folds, references, logs).
+
+    Every case the references (or, for nnU-Net folds, ``splits_final.json``) expect must have a
+    prediction, as ``nnUNetv2_evaluate_folder`` requires; ``chill`` accepts a partial folder and
+    records the missing cases instead.
+    """
+    name, path_text = split_name(spec)
     path = Path(path_text).expanduser().resolve()
     if not path.is_dir():
         raise ReportError(f"{path_text}: no such folder; pass an nnU-Net trainer folder, a fold_N folder or a "
-                          f"folder of predictions")
+                          f"folder of predictions (a folder whose name holds '=' is passed as ./NAME=...)")
     if (path / "validation").is_dir():           # a fold folder
         fold_dirs, trainer_dir = [path], path.parent
     elif sorted(path.glob("fold_*/validation")):  # a trainer folder
@@ -94,14 +170,13 @@ def find_result(spec: str, labels: Optional[Path] = None) -> TrainerResult:
         fold_dirs, trainer_dir = [], None
     if trainer_dir is not None:
         dataset = trainer_dir.parent.name if trainer_dir.parent.name.startswith("Dataset") else None
-        ending = _dataset_json_ending(trainer_dir) or _guess_ending(fold_dirs[0] / "validation")
+        meta = _dataset_json(trainer_dir)
+        ending = (meta or {}).get("file_ending") or _guess_ending(fold_dirs[0] / "validation")
         name = name or trainer_dir.name.split("__")[0]
         predictions, folds, logs = {}, {}, {}
         for fold_dir in fold_dirs:
             logs[fold_dir.name] = sorted(fold_dir.glob("training_log_*.txt"))
-            for f in sorted((fold_dir / "validation").iterdir()):
-                if not f.name.endswith(ending):
-                    continue
+            for f in _label_files(fold_dir / "validation", ending):
                 case = _case_id(f, ending)
                 if case in predictions:
                     raise ReportError(f"case {case} is predicted in both {folds[case]} and {fold_dir.name} of {path}; "
@@ -110,25 +185,36 @@ def find_result(spec: str, labels: Optional[Path] = None) -> TrainerResult:
         if not predictions:
             raise ReportError(f"{path}: the validation folders hold no {ending} files; did `nnUNetv2_train` finish "
                               f"(or run it with --val)?")
+        expected = _validation_cases(dataset, fold_dirs)
     else:
         dataset = None
-        ending = _dataset_json_ending(path) or _guess_ending(path)
+        meta = _dataset_json(path, *([labels.parent] if labels else []))
+        ending = (meta or {}).get("file_ending") or _guess_ending(path)
         name = name or path.name
-        predictions = {_case_id(f, ending): f for f in sorted(path.iterdir()) if f.name.endswith(ending)}
+        predictions = {_case_id(f, ending): f for f in _label_files(path, ending)}
         folds, logs = {c: "-" for c in predictions}, {}
+        expected = None
     ref = labels or _default_labels(dataset)
     if ref is None:
         raise ReportError(f"{path}: no reference labels found; pass --labels DIR (for nnU-Net results, set "
                           f"nnUNet_preprocessed or nnUNet_raw so that gt_segmentations or labelsTr is found)")
-    missing = [c for c in predictions if not (ref / f"{c}{ending}").is_file()]
-    if missing:
-        raise ReportError(f"{ref} has no reference for {len(missing)} predicted case(s) of {path}, e.g. "
-                          f"{missing[0]}{ending}; pass the matching --labels folder")
-    return TrainerResult(name, path, predictions, folds, ref, ending, dataset, logs)
+    no_ref = [c for c in predictions if not (ref / f"{c}{ending}").is_file()]
+    if no_ref:
+        raise ReportError(f"{ref} has no reference for {len(no_ref)} predicted case(s) of {path}, e.g. "
+                          f"{no_ref[0]}{ending}; pass the matching --labels folder")
+    if expected is None:
+        expected = {_case_id(f, ending) for f in _label_files(ref, ending)}
+    missing = sorted(expected - set(predictions))
+    if missing and not chill:
+        raise ReportError(f"{path}: {len(missing)} of {len(expected)} expected cases have no prediction, e.g. "
+                          f"{missing[0]}{ending} (expected: every reference in {ref}, or the validation cases of "
+                          f"splits_final.json); finish those predictions, or pass --chill to score the "
+                          f"{len(predictions)} present (the report states the missing ones)")
+    return TrainerResult(name, path, predictions, folds, ref, ending, dataset, logs, _label_values(meta), missing)
 
 
-def find_results(specs: Sequence[str], labels: Optional[Path] = None) -> List[TrainerResult]:
-    results = [find_result(s, labels) for s in specs]
+def find_results(specs: Sequence[str], labels: Optional[Path] = None, chill: bool = False) -> List[TrainerResult]:
+    results = [find_result(s, labels, chill) for s in specs]
     names = [r.name for r in results]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -137,7 +223,9 @@ def find_results(specs: Sequence[str], labels: Optional[Path] = None) -> List[Tr
 
 
 def read_volume(path: Path, dtype=np.int16) -> Tuple[np.ndarray, Tuple[float, ...], object]:
-    """Image or label file -> (array in SimpleITK's axis order, spacing per array axis, SimpleITK image)."""
+    """Image file -> (array in SimpleITK's axis order, spacing per array axis, SimpleITK image).
+
+    For the overlays; label maps that are scored go through :func:`read_label`."""
     import SimpleITK as sitk
 
     try:
@@ -147,23 +235,27 @@ def read_volume(path: Path, dtype=np.int16) -> Tuple[np.ndarray, Tuple[float, ..
     return sitk.GetArrayFromImage(image).astype(dtype), tuple(image.GetSpacing())[::-1], image
 
 
-def read_label(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], object]:
-    return read_volume(path, np.int16)
+def read_label(path: Path, allowed: Sequence[int] = DEFAULT_LABEL_VALUES) -> Tuple[np.ndarray, Tuple[float, ...], object]:
+    """A checked label map (complete, 3D, values in ``allowed``) -> (int16 array, spacing per array axis, image)."""
+    array, image = read_label_array(path, allowed, ReportError)
+    return array, tuple(image.GetSpacing())[::-1], image
 
 
-def _score_one(args: Tuple[str, str, str]) -> Tuple[str, dict]:
-    case, pred_path, ref_path = args
-    pred, _, pred_img = read_label(Path(pred_path))
-    ref, spacing, ref_img = read_label(Path(ref_path))
+def _score_one(args: Tuple[str, str, str, Tuple[int, ...]]) -> Tuple[str, dict]:
+    case, pred_path, ref_path, allowed = args
+    pred, _, pred_img = read_label(Path(pred_path), allowed)
+    ref, spacing, ref_img = read_label(Path(ref_path), allowed)
     if pred.shape != ref.shape or not np.allclose(pred_img.GetSpacing(), ref_img.GetSpacing(), rtol=1e-3):
-        raise ReportError(f"{pred_path} (shape {pred.shape}, spacing {pred_img.GetSpacing()}) does not lie on the grid "
-                          f"of its reference {ref_path} (shape {ref.shape}, spacing {ref_img.GetSpacing()})")
+        raise ReportError(f"{pred_path} (shape {pred.shape}, spacing {format_numbers(pred_img.GetSpacing())}) does "
+                          f"not lie on the grid of its reference {ref_path} (shape {ref.shape}, spacing "
+                          f"{format_numbers(ref_img.GetSpacing())})")
     return case, case_metrics(pred, ref, spacing)
 
 
 def score_cases(result: TrainerResult, processes: int = 1) -> Dict[str, dict]:
     """case id -> ``{class: {metric: value}}`` for every prediction of ``result``."""
-    jobs = [(c, str(p), str(result.labels / f"{c}{result.file_ending}")) for c, p in result.predictions.items()]
+    jobs = [(c, str(p), str(result.labels / f"{c}{result.file_ending}"), result.label_values)
+            for c, p in result.predictions.items()]
     if processes <= 1:
         return dict(map(_score_one, jobs))
     with ProcessPoolExecutor(processes) as pool:

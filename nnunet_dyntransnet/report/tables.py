@@ -77,9 +77,14 @@ def _p(value: Optional[float]) -> str:
     return "-" if value is None else ("<0.0001" if value < 1e-4 else f"{value:.4f}")
 
 
+def _cell(text: str) -> str:
+    # a "|" in a trainer NAME would end the cell; markdown reads "\|" as the character
+    return str(text).replace("|", "\\|")
+
+
 def _table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    lines = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(_cell, r)) + " |" for r in rows])
 
 
 FUSION_NAME = {"concat": "FM-M (simple concatenation)", "weighted_sum": "FM-M (weighted sum)",
@@ -87,14 +92,18 @@ FUSION_NAME = {"concat": "FM-M (simple concatenation)", "weighted_sum": "FM-M (w
 
 
 def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dict[str, str]],
-                    title: str, context: Sequence[str], figures: Sequence[str]) -> str:
-    """The whole report.md. ``folds`` is ``{trainer: {case: fold}}``; ``context`` lines describe the data."""
+                    title: str, context: Sequence[str], figures: Sequence[str],
+                    missing: Optional[Dict[str, Sequence[str]]] = None) -> str:
+    """The whole report.md. ``folds`` is ``{trainer: {case: fold}}``; ``context`` lines describe the data;
+    ``missing`` is ``{trainer: expected cases without a prediction}`` (a --chill run)."""
     trainers = list(scores)
     classes = list(REPORT_CLASSES)
     out = [f"# {title}", ""] + list(context) + [""]
     n_cases = {t: len(scores[t]) for t in trainers}
-    out += ["## Trainers", "", _table(["trainer", "cases", "folds"], [
-        [t, str(n_cases[t]), ", ".join(sorted(set(folds[t].values())))] for t in trainers]), ""]
+    missing = missing or {}
+    out += ["## Trainers", "", _table(["trainer", "cases", "missing cases", "folds"], [
+        [t, str(n_cases[t]), str(len(missing.get(t, ()))), ", ".join(sorted(set(folds[t].values())))]
+        for t in trainers]), ""]
 
     modules = {t: trainer_modules(t) for t in trainers}
     ablation = [t for t in trainers if modules[t] is not None and modules[t]["fusion"] != "weighted_sum"]
