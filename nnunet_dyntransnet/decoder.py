@@ -29,7 +29,8 @@ class DynTransDecoder(nn.Module):
         layout: the encoder's stage layout.
         num_classes: output channels of each head (logits; no softmax or sigmoid).
         fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (the paper's ablations).
-        residual_refine: build the RM at each level (False: the "no RM" ablation).
+        residual_refine: the RM's residual connection at each level (False: the "no RM" ablation,
+            which keeps the two conv units; see :class:`ResidualRefine`).
         deep_supervision: return every level's logits, not only full resolution.
 
     Shapes: ``forward(skips)`` with ``skips[i]`` ``(B, C_i, *grid_i)`` returns ``(B, num_classes, *grid_0)``,
@@ -59,8 +60,7 @@ class DynTransDecoder(nn.Module):
             FUSIONS[fusion](conv_op, layout[i].channels, layout[i].channels, layout[i].channels) for i in levels
         )
         self.refine = nn.ModuleList(
-            ResidualRefine(conv_op, layout[i].channels, layout[i].kernel) if residual_refine else nn.Identity()
-            for i in levels
+            ResidualRefine(conv_op, layout[i].channels, layout[i].kernel, residual=residual_refine) for i in levels
         )
         self.heads = nn.ModuleList(conv_op(layout[i].channels, num_classes, 1) for i in levels)
         # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward

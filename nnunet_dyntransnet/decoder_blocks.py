@@ -32,18 +32,25 @@ class ConvNormAct(nn.Sequential):
 class ResidualRefine(nn.Module):
     """Residual Module (RM, paper Algorithm 3): ``F = X + LReLU(IN(Conv(LReLU(IN(Conv(X))))))``.
 
+    Args:
+        residual: add ``X`` back (the RM). False is the paper's "no RM" ablation as this project
+            reads it: the same two conv units without the residual connection, so a network
+            with and without RM has the same parameters and the ablation measures residual
+            refinement, not decoder capacity (an identity would drop every 3x3 conv of the decoder).
+
     Shapes: ``(B, C, *spatial)`` -> same.
     """
 
-    def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int]) -> None:
+    def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int], residual: bool = True) -> None:
         super().__init__()
+        self.residual = residual
         self.body = nn.Sequential(
             ConvNormAct(conv_op, channels, channels, kernel_size),
             ConvNormAct(conv_op, channels, channels, kernel_size),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        return x + self.body(x) if self.residual else self.body(x)
 
 
 class FeatureMix(nn.Module):

@@ -19,7 +19,7 @@ transformer block            18 (LN, qkv, rotary q/k, folded-bias q'/k', attenti
                              output, LN, MLP 4C twice); 19 with plain MSA
 strided projection + norms   3 per stage (conv output, stage norm input and output)
 FM-M                         3.5 (+2 per voxel for the gate); concat 2; weighted sum 1
-RM                           5 (its input and two conv units)
+RM                           5 (its input and two conv units; the same without the residual)
 level output                 1 (kept by the head and the next upsampling)
 with activation checkpointing: first transformer stage 1 per block (its input); full-
 resolution decoder level 2 (upsampled input and output) instead of fusion + RM + output
@@ -50,8 +50,7 @@ CHECKPOINTED_LEVEL = 2.0  # the upsampled input and the level's output
 
 
 def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int,
-                              fusion: str, residual_refine: bool, dynamic_bias: bool,
-                              checkpointing: bool = False) -> Dict[str, float]:
+                              fusion: str, dynamic_bias: bool, checkpointing: bool = False) -> Dict[str, float]:
     """Elements kept for backward per sample, by part, for an input of ``input_size`` voxels.
 
     With ``checkpointing`` (DynTransNet's ``activation_checkpointing``) the first transformer
@@ -69,7 +68,8 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
     per_block = [CHECKPOINTED_BLOCK if checkpointing and i == 1 else block for i in range(len(layout))]
     parts["transformer"] = sum((STAGE_EXTRA + per_block[s.index] * s.depth) * s.channels * n
                                for s, n in zip(layout[1:], grids[1:]))
-    per_level = FUSION[fusion] + (RM if residual_refine else 0.0) + LEVEL_OUTPUT
+    # "no RM" keeps RM's two conv units (only the residual addition goes, which keeps nothing)
+    per_level = FUSION[fusion] + RM + LEVEL_OUTPUT
     gate = 2.0 if fusion == "feature_mix" else 0.0  # the gate's one-channel map, before and after the sigmoid
     parts["decoder"] = sum((CHECKPOINTED_LEVEL * s.channels if checkpointing and s.index == 0
                             else per_level * s.channels + gate) * n for s, n in zip(layout[:-1], grids[:-1]))
@@ -77,8 +77,7 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
 
 
 def feature_map_size(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int, fusion: str,
-                     residual_refine: bool, dynamic_bias: bool, checkpointing: bool = False) -> int:
+                     dynamic_bias: bool, checkpointing: bool = False) -> int:
     """The total of :func:`saved_activation_elements` in nnU-Net's units (divided by PLAIN_SAVED_PER_COUNTED)."""
-    parts = saved_activation_elements(layout, input_size, input_channels, fusion, residual_refine, dynamic_bias,
-                                      checkpointing)
+    parts = saved_activation_elements(layout, input_size, input_channels, fusion, dynamic_bias, checkpointing)
     return int(round(sum(parts.values()) / PLAIN_SAVED_PER_COUNTED))

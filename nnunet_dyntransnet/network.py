@@ -1,7 +1,8 @@
 """DynTransNet (Zheng et al., Front. Oncol. 2025): D-MSA transformer encoder, FM-M + RM convolutional decoder."""
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Sequence, Union
+import inspect
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import torch
 from dynamic_network_architectures.building_blocks.helper import convert_dim_to_conv_op
@@ -14,7 +15,7 @@ from nnunet_dyntransnet.encoder import DynTransEncoder
 from nnunet_dyntransnet.memory_model import feature_map_size
 from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout
 
-__all__ = ["DynTransNet"]
+__all__ = ["DynTransNet", "network_defaults"]
 
 
 class DynTransNet(nn.Module):
@@ -37,7 +38,8 @@ class DynTransNet(nn.Module):
         drop_path_rate: stochastic depth at the last transformer block (linear from 0).
         dynamic_bias: D-MSA (True) or plain MSA (False; paper ablation).
         fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (paper ablations).
-        residual_refine: RM in the decoder (False: paper ablation).
+        residual_refine: RM's residual connection in the decoder (False: the paper's "no RM" ablation,
+            which keeps RM's two conv units, so both variants have the same parameters).
         deep_supervision: return logits at every decoder level, full resolution first.
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
@@ -91,8 +93,8 @@ class DynTransNet(nn.Module):
         if activation_checkpointing and len(self.encoder.stages):
             self.encoder.stages[0].checkpoint_blocks = True
             self.decoder.checkpoint_levels = frozenset({0})
-        self._memory_options = dict(input_channels=input_channels, fusion=fusion, residual_refine=residual_refine,
-                                    dynamic_bias=dynamic_bias, checkpointing=activation_checkpointing)
+        self._memory_options = dict(input_channels=input_channels, fusion=fusion, dynamic_bias=dynamic_bias,
+                                    checkpointing=activation_checkpointing)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
 
@@ -163,6 +165,13 @@ class DynTransNet(nn.Module):
         )
         kwargs.update(overrides)
         return cls(**kwargs)
+
+
+def network_defaults() -> Dict[str, Any]:
+    """DynTransNet's constructor defaults, by argument name: the one place they are written down
+    (the planner's memory estimate reads them)."""
+    return {name: p.default for name, p in inspect.signature(DynTransNet.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _init_transformer_weights(module: nn.Module) -> None:

@@ -21,6 +21,7 @@ from typing import Dict, Optional, Tuple
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
 from nnunet_dyntransnet.memory_model import feature_map_size
+from nnunet_dyntransnet.network import network_defaults
 from nnunet_dyntransnet.stage_layout import plan_stage_layout
 
 __all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner"]
@@ -40,9 +41,8 @@ def plans_name_for(gpu_memory_target_in_gb: float) -> str:
 class DynTransNetPlanner(ExperimentPlanner):
     """nnU-Net's default planner with DynTransNet's memory estimate; plans named after the target."""
 
-    # the network options the estimate assumes: nnUNetTrainerDynTransNet's
-    network_options = dict(head_dim=32, window_size=8, max_global_tokens=4096, fusion="feature_mix",
-                           residual_refine=True, dynamic_bias=True)
+    # the network the estimate assumes: the one nnUNetTrainerDynTransNet builds
+    trainer_class_name = "nnUNetTrainerDynTransNet"
 
     def __init__(self, dataset_name_or_id, gpu_memory_target_in_gb: float = 8,
                  preprocessor_name: str = "DefaultPreprocessor", plans_name: Optional[str] = None,
@@ -51,17 +51,23 @@ class DynTransNetPlanner(ExperimentPlanner):
                          plans_name or plans_name_for(gpu_memory_target_in_gb), overwrite_target_spacing,
                          suppress_transpose)
 
+    @classmethod
+    def network_options(cls) -> dict:
+        """DynTransNet's defaults with the trainer's options on top."""
+        from nnunet_dyntransnet import trainers
+
+        return {**network_defaults(), **getattr(trainers, cls.trainer_class_name).network_options}
+
     @staticmethod
     def static_estimate_VRAM_usage(patch_size: Tuple[int, ...], input_channels: int, output_channels: int,
                                    arch_class_name: str, arch_kwargs: dict, arch_kwargs_req_import) -> int:
         # nnU-Net asks for the estimate of the U-Net it would build; answer with the DynTransNet
         # that nnUNetTrainerDynTransNet builds from the same plan (no network is instantiated).
-        opts = DynTransNetPlanner.network_options
+        opts = DynTransNetPlanner.network_options()
         layout = plan_stage_layout(patch_size, arch_kwargs["features_per_stage"], arch_kwargs["strides"],
                                    arch_kwargs["kernel_sizes"], arch_kwargs["n_conv_per_stage"], opts["head_dim"],
                                    opts["window_size"], opts["max_global_tokens"])
-        return feature_map_size(layout, patch_size, input_channels, opts["fusion"], opts["residual_refine"],
-                                opts["dynamic_bias"])
+        return feature_map_size(layout, patch_size, input_channels, opts["fusion"], opts["dynamic_bias"])
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         if configuration_name in ("2d", "3d_fullres"):

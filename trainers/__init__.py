@@ -1,14 +1,17 @@
-"""nnU-Net trainers for DynTransNet (installed as ``nnunet_dyntransnet.trainers``).
+"""nnU-Net trainers for DynTransNet and the paper's baselines (installed as ``nnunet_dyntransnet.trainers``).
 
 nnU-Net finds them by name through ``nnUNet_extTrainer``, which the install's ``.pth``
 hook points at :mod:`nnunet_dyntransnet.trainer_lookup` (see the README).
 """
-from nnunet_dyntransnet.trainers import ablations
 from nnunet_dyntransnet.trainers.ablations import *  # noqa: F401,F403 - one trainer per ablation row
+from nnunet_dyntransnet.trainers.ablations import ABLATION_TRAINERS, __all__ as _ablations
+from nnunet_dyntransnet.trainers.baselines import *  # noqa: F401,F403 - one trainer per baseline network
+from nnunet_dyntransnet.trainers.baselines import BASELINE_TRAINERS, __all__ as _baselines
 from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, nnUNetTrainerDynTransNetDemoCPU_Baseline,
                                               nnUNetTrainerDynTransNetDemoGPU)
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed
 from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
 
-__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed", "nnUNetTrainerDynTransNet_Paper", "nnUNetTrainerDynTransNetDemoCPU",
-           "nnUNetTrainerDynTransNetDemoCPU_Baseline", "nnUNetTrainerDynTransNetDemoGPU", *(n for n in ablations.__all__ if n.startswith("nnUNetTrainer"))]
+__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed", "nnUNetTrainerDynTransNet_Paper",
+           "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
+           "nnUNetTrainerDynTransNetDemoGPU", *_ablations, *_baselines]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nnunet_dyntransnet.network import DynTransNet
-from nnunet_dyntransnet.trainers.ablations import ABLATIONS
+from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet
 
 __all__ = ["nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline"]
@@ -40,31 +40,25 @@ class nnUNetTrainerDynTransNetDemoGPU(nnUNetTrainerDynTransNet):
         return rotation, dummy_2d, initial_patch_size, None
 
 
-def _narrow_network(configuration_manager, num_input_channels: int, num_output_channels: int,
-                    enable_deep_supervision: bool, **options) -> nn.Module:
-    n = len(configuration_manager.network_arch_init_kwargs["features_per_stage"])
-    return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                 enable_deep_supervision, features_per_stage=[min(8 * 2 ** i, 64) for i in range(n)],
-                                 head_dim=16, window_size=4, max_global_tokens=512, **options)
-
-
 class nnUNetTrainerDynTransNetDemoCPU(nnUNetTrainerDynTransNetDemoGPU):
     """As the GPU variant, with widths capped (8, 16, 32, 64, 64, ...), 16 channels per head, 4-token
     windows and global attention from 512 tokens down: 0.52 s a step at 32x64x64 on 2 cores,
     against 2.3 s with the default 8-token windows."""
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+    network_options = dict(head_dim=16, window_size=4, max_global_tokens=512)
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        return _narrow_network(configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision)
+        n = len(configuration_manager.network_arch_init_kwargs["features_per_stage"])
+        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
+                                     enable_deep_supervision, features_per_stage=[min(8 * 2 ** i, 64) for i in range(n)],
+                                     **cls.network_options)
 
 
 class nnUNetTrainerDynTransNetDemoCPU_Baseline(nnUNetTrainerDynTransNetDemoCPU):
     """The CPU demo network without D-MSA, FM-M and RM (the paper's Table 3 baseline); the example
     report in docs/report compares the two."""
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        return _narrow_network(configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision,
-                               **ABLATIONS["Baseline"])
+    network_options = {**nnUNetTrainerDynTransNetDemoCPU.network_options,
+                       **nnUNetTrainerDynTransNet_Baseline.network_options}

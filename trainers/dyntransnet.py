@@ -1,79 +1,51 @@
-"""``nnUNetTrainerDynTransNet``: nnU-Net's pipeline with DynTransNet and nnU-Net's transformer recipe."""
+"""``nnUNetTrainerDynTransNet``: nnU-Net's pipeline with DynTransNet and nnU-Net's transformer recipe.
+
+A variant states its network once, as the class attribute ``network_options`` (keyword
+arguments of :class:`~nnunet_dyntransnet.network.DynTransNet`); ``build_network_architecture``
+reads it. It is a classmethod so that it can: nnU-Net calls it on the class at inference
+(``trainer_class.build_network_architecture(plans_manager, configuration_manager, ...)``),
+with the same arguments as the static method of nnU-Net's own trainers. nnU-Net also writes
+the attribute into each fold's ``debug.json``, where ``dyntransnet_report`` reads it.
+"""
 from __future__ import annotations
 
-import os
-import warnings
-from contextlib import contextmanager
-from typing import Iterator, Union
+from typing import Any, ClassVar, Dict
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.training.nnUNetTrainer.primus.primus_trainers import AbstractPrimus
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
 from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 
 __all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed"]
 
 
-class nnUNetTrainerDynTransNet(AbstractPrimus):
-    """DynTransNet built from the plan, trained with nnU-Net's own transformer (Primus) recipe.
+class nnUNetTrainerDynTransNet(TransformerRecipeTrainer):
+    """DynTransNet built from the plan, trained with nnU-Net's transformer recipe (see ``recipe.py``).
 
-    The recipe comes from ``AbstractPrimus``: AdamW (lr 3e-4, weight decay 5e-2, betas
-    0.9/0.98), 50 epochs of linear warm-up, then polynomial decay over nnU-Net's 1000 epochs,
-    gradient clipping at norm 1. Unlike Primus, DynTransNet has a U-Net decoder with a head
-    per level, so deep supervision stays on.
+    Unlike Primus, DynTransNet has a U-Net decoder with a head per level, so deep supervision
+    stays on.
     """
+
+    network_options: ClassVar[Dict[str, Any]] = {}
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = True
 
-    @staticmethod
-    def build_network_architecture(plans_manager: PlansManager,
-                                   configuration_manager: ConfigurationManager,
-                                   num_input_channels: int,
-                                   num_output_channels: int,
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
         return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                    enable_deep_supervision)
+                                     enable_deep_supervision, **cls.network_options)
 
     def set_deep_supervision_enabled(self, enabled: bool) -> None:
         # AbstractPrimus turns this into a no-op; DynTransNet's decoder has the switch nnU-Net expects.
         nnUNetTrainer.set_deep_supervision_enabled(self, enabled)
-
-    def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
-        # nnUNetTrainer_warmup.load_checkpoint (nnunetv2 2.8.1) calls torch.load without weights_only,
-        # which defaults to True since torch 2.6 and rejects the numpy scalars in nnU-Net's own
-        # checkpoints, so `nnUNetv2_train ... --c` fails. nnUNetTrainer.load_checkpoint loads the same
-        # files with weights_only=False; this restores that behaviour for the warm-up trainer.
-        with _full_checkpoint_loading():
-            super().load_checkpoint(filename_or_checkpoint)
-
-
-@contextmanager
-def _full_checkpoint_loading() -> Iterator[None]:
-    """Let ``torch.load`` calls without ``weights_only`` unpickle full nnU-Net checkpoints, as nnU-Net does.
-
-    A user who forces weights-only loading (``TORCH_FORCE_WEIGHTS_ONLY_LOAD``) keeps it.
-    """
-    key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
-    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
-        yield
-        return
-    previous = os.environ.get(key)
-    os.environ[key] = "1"
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
-            yield
-    finally:
-        if previous is None:
-            del os.environ[key]
-        else:
-            os.environ[key] = previous
 
 
 class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
@@ -81,9 +53,4 @@ class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
     transformer stage and the full-resolution decoder level): about half the training activations,
     for recomputing those parts in backward (measurements in the README)."""
 
-    @staticmethod
-    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
-                                   num_input_channels: int, num_output_channels: int,
-                                   enable_deep_supervision: bool = True) -> nn.Module:
-        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision, activation_checkpointing=True)
+    network_options = dict(activation_checkpointing=True)

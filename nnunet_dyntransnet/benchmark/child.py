@@ -20,7 +20,6 @@ def run(task: dict) -> dict:
     ``warmup``, ``compile``, ``case_shape``, ``in_channels``, ``classes``."""
     plan = plan_from_file(task["plan_file"], task["configuration"]) if task.get("plan_file") \
         else default_plan(task["patch"], task.get("spacing"))
-    patch = list(plan.patch_size)
     device = torch.device(task["device"])
     training = task["measure"] == "train"
     builder = build_networks(plan, task["in_channels"], task["classes"], deep_supervision=training,
@@ -28,7 +27,8 @@ def run(task: dict) -> dict:
     rss_before = measure.rss_gib(peak=False)
     torch.manual_seed(0)
     model = builder()
-    out = {"network": task["network"], "measure": task["measure"], "rss_before_gib": rss_before}
+    patch = list(plan.patch_size)  # after building: a baseline may have rounded it up to what it needs
+    out = {"network": task["network"], "measure": task["measure"], "rss_before_gib": rss_before, "patch": patch}
     if training:
         out["parameters"] = sum(p.numel() for p in model.parameters())
         out["feature_map_size"] = estimate_feature_map_size(model, patch)
@@ -39,7 +39,7 @@ def run(task: dict) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     if training:
         out.update(measure.time_train_step(model, task["batch"], task["in_channels"], task["classes"], patch, device,
-                                           task["repeats"], task["warmup"]))
+                                           task["repeats"], task["warmup"], task.get("dtype", "fp16")))
     else:
         with torch.no_grad():
             out.update(measure.time_inference(model, plan, task["in_channels"], task["classes"], task["case_shape"],

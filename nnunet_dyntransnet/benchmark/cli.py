@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from nnunet_dyntransnet.benchmark.measure import run_in_child
-from nnunet_dyntransnet.benchmark.networks import NETWORKS, default_plan, plan_from_file
+from nnunet_dyntransnet.benchmark.networks import BASELINE_NETWORKS, NETWORKS, baselines_for, default_plan, plan_from_file
 
 __all__ = ["main", "entry", "format_table", "default_case_shape"]
 
@@ -57,8 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--classes", type=int, default=3)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS), metavar="NAME",
-                   help=f"networks to measure, PlainConvUNet first (default: all of {', '.join(NETWORKS)})")
+    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=[*NETWORKS, *BASELINE_NETWORKS],
+                   metavar="NAME", help=f"networks to measure, PlainConvUNet first (default: {', '.join(NETWORKS)}; "
+                                        f"baselines: {', '.join(BASELINE_NETWORKS)})")
+    p.add_argument("--baselines", action="store_true",
+                   help="also measure every baseline of the paper's Tables 4/5 that runs this plan's dimensionality")
+    p.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16",
+                   help="autocast dtype of the CUDA training step (fp16 with a grad scaler, as nnU-Net; or bf16)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak dense TFLOP/s at --dtype, for model FLOP utilisation (H100/H200 SXM: 989)")
     p.add_argument("--case", type=_parse_shape, default=None,
                    help="preprocessed case for inference (default: 320x532x532 on CUDA, 1.5x the patch on CPU)")
     p.add_argument("--no-inference", action="store_true", help="skip the inference measurements")
@@ -87,10 +94,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         args.networks = ["PlainConvUNet"] + [n for n in args.networks if n != "PlainConvUNet"]
     plan = plan_from_file(args.plan, args.configuration) if args.plan else default_plan(args.patch, args.spacing)
     patch = list(plan.patch_size)
+    if args.baselines:
+        args.networks += [n for n in baselines_for(len(patch)) if n not in args.networks]
     case = args.case or default_case_shape(patch, args.device)
     base = {"plan_file": args.plan, "configuration": args.configuration, "patch": patch, "spacing": args.spacing,
             "device": args.device, "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
-            "compile": args.compile, "case_shape": case, "in_channels": 1, "classes": args.classes}
+            "compile": args.compile, "case_shape": case, "in_channels": 1, "classes": args.classes,
+            "dtype": args.dtype}
     measures = ["train"] + ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
     rows = []
     for name in args.networks:
@@ -102,7 +112,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                 continue
             if m == "train":
                 row.update({k: r[k] for k in ("parameters", "forward_gflops_per_sample", "feature_map_size",
-                                              "train_step_s", "peak_memory_gib")})
+                                              "train_step_s", "peak_memory_gib", "patch")})
+                # forward + backward is about 3 forward passes of arithmetic
+                row["train_tflops"] = 3 * r["forward_gflops_per_sample"] * args.batch / r["train_step_s"] / 1e3
+                if args.peak_tflops:
+                    row["mfu"] = row["train_tflops"] / args.peak_tflops
                 if "peak_rss_gib" in r:
                     row["peak_rss_gib"] = r["peak_rss_gib"]
             else:
@@ -120,7 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     result = {
         "patch_size": patch, "batch_size": args.batch, "case_shape": case, "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine(),
-        "torch": torch.__version__, "compiled": args.compile, "strides": plan.network_arch_init_kwargs["strides"],
+        "torch": torch.__version__, "compiled": args.compile, "dtype": args.dtype if args.device == "cuda" else "fp32",
+        "peak_tflops": args.peak_tflops, "strides": plan.network_arch_init_kwargs["strides"],
         "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "results": rows,
     }
     if args.attention:
@@ -149,16 +164,19 @@ def _cell(row: dict, key: str, fmt: str) -> str:
 def format_table(result: Dict) -> str:
     """Markdown tables of a benchmark result; ratios against PlainConvUNet (the first row)."""
     mem = "peak mem (GiB)" if result["device"] == "cuda" else "peak RSS increase (GiB)"
-    head = ["network", "params (M)", "GFLOP/sample", "train step (s)", "ratio", "inference (s)", "ratio",
-            "inference, mirrored (s)", "ratio", f"train {mem}", "ratio"]
-    lines = [f"patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
+    head = ["network", "patch", "params (M)", "GFLOP/sample", "train step (s)", "ratio", "TFLOP/s", "MFU",
+            "inference (s)", "ratio", "inference, mirrored (s)", "ratio", f"train {mem}", "ratio"]
+    lines = [f"plan patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
              f"{'x'.join(map(str, result['case_shape']))}, {result['device']} ({result['device_name']}), torch "
-             f"{result['torch']}{', torch.compile' if result.get('compiled') else ''}", "",
+             f"{result['torch']}, {result.get('dtype', 'fp16')}{', torch.compile' if result.get('compiled') else ''}"
+             + (f"; MFU against {result['peak_tflops']:g} TFLOP/s" if result.get("peak_tflops") else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["results"]:
-        cells = [r["network"], f"{r['parameters'] / 1e6:.2f}" if "parameters" in r else "-",
+        cells = [r["network"], "x".join(map(str, r["patch"])) if r.get("patch") else "-",
+                 f"{r['parameters'] / 1e6:.2f}" if "parameters" in r else "-",
                  _cell(r, "forward_gflops_per_sample", ".1f"), _cell(r, "train_step_s", ".3f"),
-                 _cell(r, "train_step_ratio", ".2f"), _cell(r, "infer_s", ".2f"), _cell(r, "infer_ratio", ".2f"),
+                 _cell(r, "train_step_ratio", ".2f"), _cell(r, "train_tflops", ".2f"), _cell(r, "mfu", ".1%"),
+                 _cell(r, "infer_s", ".2f"), _cell(r, "infer_ratio", ".2f"),
                  _cell(r, "infer_mirrored_s", ".2f"), _cell(r, "infer_mirrored_ratio", ".2f"),
                  _cell(r, "peak_memory_gib", ".2f"), _cell(r, "peak_memory_ratio", ".2f")]
         lines.append("| " + " | ".join(cells) + " |")

@@ -46,16 +46,18 @@ def _sync(device: torch.device) -> None:
 
 
 def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes: int, patch: Sequence[int],
-                    device: torch.device, repeats: int, warmup: int) -> Dict[str, float]:
+                    device: torch.device, repeats: int, warmup: int, dtype: str = "fp16") -> Dict[str, float]:
     """Median seconds of a training step: forward, deep-supervised cross-entropy, backward, AdamW step.
 
-    On CUDA under fp16 autocast with a grad scaler, as nnU-Net trains. The same optimizer for
-    every network, so the step measures the networks.
+    On CUDA under autocast: fp16 with a grad scaler, as nnU-Net trains, or bf16. The same
+    optimizer for every network, so the step measures the networks. A non-finite loss (a
+    network unstable under mixed precision) is an error.
     """
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     cuda = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if cuda else None
+    autocast_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if cuda and dtype == "fp16" else None
     x = torch.randn(batch, in_channels, *patch, device=device)
     y = torch.randint(0, num_classes, (batch, *patch), device=device)
     times: List[float] = []
@@ -63,7 +65,7 @@ def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes:
         _sync(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=cuda):
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=cuda):
             loss = _loss(model(x), y)
         if scaler is not None:
             scaler.scale(loss).backward()

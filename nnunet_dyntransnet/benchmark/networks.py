@@ -9,21 +9,35 @@ of a real ``nnUNetPlans.json``), so the networks see the same patch, stages and 
 * ``Primus-S``: nnU-Net's ``nnUNet_Primus_S_Trainer`` network (needs a patch divisible by 8);
 * ``DynTransNet``, ``DynTransNet, plain MSA`` (the ablation without the dynamic bias, which
   prices it) and ``DynTransNet, checkpointed`` (``activation_checkpointing=True``, as
-  ``nnUNetTrainerDynTransNet_Checkpointed`` trains it).
+  ``nnUNetTrainerDynTransNet_Checkpointed`` trains it);
+* the paper's baselines (``BASELINE_NETWORKS``: SegResNet, DynUNet, UNETR, SwinUNETR, VNet,
+  Attention U-Net, DeepLabV3+), built exactly as their trainers build them
+  (:mod:`nnunet_dyntransnet.baselines`), including the patch rounded up to what the network
+  needs: the child then measures at that patch and records it.
 """
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from torch import nn
 
-__all__ = ["default_plan", "plan_from_file", "build_networks", "NETWORKS", "estimate_feature_map_size"]
+from nnunet_dyntransnet.baselines import BASELINES, build_baseline
+
+__all__ = ["default_plan", "plan_from_file", "build_networks", "NETWORKS", "BASELINE_NETWORKS", "baselines_for",
+           "estimate_feature_map_size"]
 
 NETWORKS = ("PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA", "DynTransNet, checkpointed")
+# benchmark name -> key of nnunet_dyntransnet.baselines.BASELINES (the names of the paper's tables)
+BASELINE_NETWORKS = {spec.network: key for key, spec in BASELINES.items()}
 
 
-def default_plan(patch_size: Sequence[int], spacing: Optional[Sequence[float]] = None) -> SimpleNamespace:
+def baselines_for(dims: int) -> List[str]:
+    """The baselines that can run a plan of ``dims`` spatial axes."""
+    return [name for name, key in BASELINE_NETWORKS.items() if dims in BASELINES[key].dims]
+
+
+def default_plan(patch_size: Sequence[int], spacing: Optional[Sequence[float]] = None):
     """A configuration like nnU-Net's default ExperimentPlanner makes for this patch and spacing.
 
     Topology (strides, kernels, stage count) comes from nnU-Net's own ``get_pool_and_conv_props``;
@@ -45,11 +59,13 @@ def default_plan(patch_size: Sequence[int], spacing: Optional[Sequence[float]] =
         norm_op=f"torch.nn.modules.instancenorm.InstanceNorm{dim}d", norm_op_kwargs={"eps": 1e-5, "affine": True},
         dropout_op=None, dropout_op_kwargs=None, nonlin="torch.nn.LeakyReLU", nonlin_kwargs={"inplace": True},
     )
-    return SimpleNamespace(
-        patch_size=list(patch_size), spacing=spacing, batch_size=2, network_arch_init_kwargs=arch,
-        network_arch_class_name="dynamic_network_architectures.architectures.unet.PlainConvUNet",
-        network_arch_init_kwargs_req_import=("conv_op", "norm_op", "dropout_op", "nonlin"),
-    )
+    from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
+
+    return ConfigurationManager(dict(
+        patch_size=list(patch_size), spacing=spacing, batch_size=2,
+        architecture=dict(network_class_name="dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                          arch_kwargs=arch, _kw_requires_import=["conv_op", "norm_op", "dropout_op", "nonlin"]),
+    ))
 
 
 def plan_from_file(path: str, configuration: str):
@@ -104,6 +120,8 @@ def build_networks(plan, in_channels: int, num_classes: int, deep_supervision: b
         "DynTransNet, checkpointed": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision,
                                                                     activation_checkpointing=True),
     }
+    for name, key in BASELINE_NETWORKS.items():
+        builders[name] = lambda key=key: build_baseline(key, plan, in_channels, num_classes)
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise ValueError(f"unknown network(s) {unknown}; choose from {list(builders)}")
