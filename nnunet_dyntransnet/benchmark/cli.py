@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--case", type=_parse_shape, default=None,
                    help="preprocessed case for inference (default: 320x532x532 on CUDA, 1.5x the patch on CPU)")
     p.add_argument("--no-inference", action="store_true", help="skip the inference measurements")
+    p.add_argument("--no-train", action="store_true", help="skip the training step (inference only)")
     p.add_argument("--no-mirroring", action="store_true", help="skip inference with test-time mirroring (8x the work in 3D)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
@@ -101,7 +102,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             "device": args.device, "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
             "compile": args.compile, "case_shape": case, "in_channels": 1, "classes": args.classes,
             "dtype": args.dtype}
-    measures = ["train"] + ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
+    measures = ([] if args.no_train else ["train"]) + \
+        ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
+    if not measures:
+        raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure")
     rows = []
     for name in args.networks:
         row = {"network": name}
@@ -124,20 +128,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                 row[f"{m}_peak_memory_gib"] = r["peak_memory_gib"]
         rows.append(row)
         print(f"measured {name}", flush=True)
-    ref = rows[0]
-    ratios = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_mirrored_s": "infer_mirrored_ratio",
-              "peak_memory_gib": "peak_memory_ratio"}
-    for row in rows:
-        for key, ratio in ratios.items():
-            if key in row and key in ref:
-                row[ratio] = row[key] / ref[key]
-    result = {
-        "patch_size": patch, "batch_size": args.batch, "case_shape": case, "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine(),
-        "torch": torch.__version__, "compiled": args.compile, "dtype": args.dtype if args.device == "cuda" else "fp32",
-        "peak_tflops": args.peak_tflops, "strides": plan.network_arch_init_kwargs["strides"],
-        "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "results": rows,
-    }
+        if args.out:  # so that a run stopped by a time limit keeps what it measured
+            _write(args.out, _summary(args, plan, patch, case, rows, complete=False))
+    result = _summary(args, plan, patch, case, rows, complete=True)
     if args.attention:
         from nnunet_dyntransnet.benchmark.attention_cost import attention_bias_cost
         from nnunet_dyntransnet.network import DynTransNet
@@ -152,9 +145,31 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                                                     args.batch, args.spacing)
     print(format_table(result))
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        _write(args.out, result)
     return result
+
+
+def _summary(args, plan, patch, case, rows: List[dict], complete: bool) -> Dict:
+    """The result document: run settings, and every row with its ratios against the first (PlainConvUNet)."""
+    ratios = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_mirrored_s": "infer_mirrored_ratio",
+              "peak_memory_gib": "peak_memory_ratio"}
+    for row in rows:
+        for key, ratio in ratios.items():
+            if key in row and key in rows[0]:
+                row[ratio] = row[key] / rows[0][key]
+    return {
+        "patch_size": patch, "batch_size": args.batch, "case_shape": case, "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine(),
+        "torch": torch.__version__, "compiled": args.compile, "dtype": args.dtype if args.device == "cuda" else "fp32",
+        "peak_tflops": args.peak_tflops, "strides": plan.network_arch_init_kwargs["strides"],
+        "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "complete": complete,
+        "results": rows,
+    }
+
+
+def _write(path: str, result: Dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
