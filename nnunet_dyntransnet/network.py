@@ -15,7 +15,7 @@ from nnunet_dyntransnet.encoder import DynTransEncoder
 from nnunet_dyntransnet.memory_model import feature_map_size
 from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout
 
-__all__ = ["DynTransNet", "network_defaults"]
+__all__ = ["DynTransNet", "network_defaults", "capped_widths"]
 
 
 class DynTransNet(nn.Module):
@@ -165,6 +165,13 @@ class DynTransNet(nn.Module):
         )
         kwargs.update(overrides)
         return cls(**kwargs)
+
+
+def capped_widths(configuration_manager: Any, base: int, cap: int) -> List[int]:
+    """Widths ``base * 2**i`` capped at ``cap``, one per stage of the plan: a narrow network on the plan's
+    stages (the CPU demo and the tests train such networks)."""
+    n = len(configuration_manager.network_arch_init_kwargs["features_per_stage"])
+    return [min(base * 2 ** i, cap) for i in range(n)]
 
 
 def network_defaults() -> Dict[str, Any]:

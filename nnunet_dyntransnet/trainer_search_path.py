@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import MutableMapping, Optional
 
-__all__ = ["ENV_VAR", "trainer_search_path", "register"]
+__all__ = ["ENV_VAR", "trainer_search_path", "register", "find_trainer_class"]
 
 ENV_VAR = "nnUNet_extTrainer"
 
@@ -34,6 +34,24 @@ def register(environ: Optional[MutableMapping[str, str]] = None) -> str:
         entries.append(path)
     environ[ENV_VAR] = os.pathsep.join(entries)
     return environ[ENV_VAR]
+
+
+def find_trainer_class(name: str):
+    """The class nnU-Net's own lookup (``nnUNetv2_train -tr NAME``) finds for ``name``, or None if it finds none.
+
+    Imports nnU-Net (and torch) only when called; this plugin's folder is registered first.
+    """
+    import contextlib
+    import io
+
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    register()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the lookup narrates every folder it searches
+            return recursive_find_trainer_class_by_name(name)
+    except (RuntimeError, AssertionError):
+        return None
 
 
 if __name__ == "__main__":

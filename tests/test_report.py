@@ -251,3 +251,69 @@ def test_predictions_folder_with_labels(fake_results, tmp_path):
     assert sorted(summary["per_case"]["mine"]) == cases[0::2]
     assert summary["missing"]["mine"] == cases[1::2]  # half the references have no prediction: stated
     assert (tmp_path / "r" / "figures" / "overlays_mine.png").is_file()
+
+
+def test_lesion_detection_by_hand():
+    from nnunet_dyntransnet.report.metrics import lesion_detection
+
+    gt = np.zeros((10, 40, 40), bool)
+    pred = np.zeros_like(gt)
+    gt[2:6, 2:8, 2:8] = True        # 4x6x6 voxels: found exactly
+    pred[2:6, 2:8, 2:8] = True
+    gt[2:6, 20:30, 20:30] = True    # 400 voxels, predicted over a quarter of it only: IoU 0.25, missed
+    pred[2:6, 20:25, 20:25] = True
+    gt[8, 35, 35] = True            # one voxel, not predicted
+    pred[8, 2:4, 30:32] = True      # a false positive
+    got = lesion_detection(pred, gt, (2.0, 1.0, 1.0))
+    assert (got["ref"], got["pred"], got["matched"]) == (3, 3, 1)
+    # equivalent-sphere diameters at 2 mm^3 per voxel: 1 voxel 1.6 mm, 144 voxels 8.2 mm, 400 voxels 11.5 mm
+    assert got["by_size"] == {"< 10 mm": [1, 2], "10-20 mm": [0, 1], "> 20 mm": [0, 0]}
+
+
+def test_anchor_numbers_match_nnunet_and_pooled_voxels(fake_results, tmp_path):
+    """foreground_mean equals nnUNetv2_evaluate_folder's; global Dice equals Dice over all voxels pooled."""
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from nnunet_dyntransnet.report.results import find_result, score_cases
+    from nnunet_dyntransnet.report.tables import anchor_metrics
+
+    base, cases, trainers = fake_results
+    pred_dir = base / "results" / "Dataset950_Fake" / f"{trainers[0]}__nnUNetPlans__3d_fullres" / "fold_1" / "validation"
+    ref_dir = base / "raw" / "Dataset950_Fake" / "labelsTr"
+    theirs = compute_metrics_on_folder(str(ref_dir), str(pred_dir), str(tmp_path / "summary.json"), SimpleITKIO(),
+                                       ".nii.gz", [1, 2], num_processes=1)
+    ours = anchor_metrics(score_cases(find_result(str(pred_dir), ref_dir, chill=True)))
+    assert ours["foreground_mean"] == pytest.approx(theirs["foreground_mean"]["Dice"], abs=1e-12)
+    preds = [sitk.GetArrayFromImage(sitk.ReadImage(str(pred_dir / f"{c}.nii.gz"))) for c in cases[1::2]]
+    refs = [sitk.GetArrayFromImage(sitk.ReadImage(str(ref_dir / f"{c}.nii.gz"))) for c in cases[1::2]]
+    p, g = np.concatenate([x.ravel() == 2 for x in preds]), np.concatenate([x.ravel() == 2 for x in refs])
+    assert ours["global_dice"]["tumor"] == pytest.approx(2 * (p & g).sum() / (p.sum() + g.sum()))
+
+
+def test_cost_columns_from_a_benchmark_json(fake_results, tmp_path, monkeypatch, capsys):
+    from nnunet_dyntransnet.report.cli import main
+
+    base, cases, trainers = fake_results
+    for key, value in _env(base).items():
+        monkeypatch.setenv(key, value)
+    tdirs = [base / "results" / "Dataset950_Fake" / f"{t}__nnUNetPlans__3d_fullres" for t in trainers]
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"device_name": "NVIDIA H200", "patch_size": [128, 128, 128], "batch_size": 2,
+                                 "dtype": "bf16", "results": [
+                                     {"network": "PlainConvUNet", "parameters": 31.2e6, "train_step_ratio": 1.0,
+                                      "peak_memory_ratio": 1.0},
+                                     {"network": "DynTransNet", "parameters": 21.5e6, "train_step_ratio": 1.62,
+                                      "peak_memory_ratio": 2.04}]}))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r"), "--benchmark", str(bench), "-np", "1"]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| DynTransNet | 21.5 | 1.62 | 2.04 |" in md  # the full model's row; the ablation row has no benchmark
+    assert "NVIDIA H200, patch 128x128x128, batch 2, bf16" in md
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["costs"][trainers[1]]["network"] == "DynTransNet"
+    bench.write_text(json.dumps({"results": [{"network": "SwinUNETR"}]}))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r2"), "--benchmark", str(bench), "-np", "1"]) == 2
+    assert "none of this report's trainers" in capsys.readouterr().err
+    bench.write_text("{not json")
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r2"), "--benchmark", str(bench), "-np", "1"]) == 2
+    assert "not a dyntransnet_benchmark --out JSON" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

@@ -11,7 +11,7 @@ import os
 import torch
 from torch import nn
 
-from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.network import DynTransNet, capped_widths
 from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet
 
@@ -50,9 +50,8 @@ class nnUNetTrainerDynTransNetDemoCPU(nnUNetTrainerDynTransNetDemoGPU):
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        n = len(configuration_manager.network_arch_init_kwargs["features_per_stage"])
         return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision, features_per_stage=[min(8 * 2 ** i, 64) for i in range(n)],
+                                     enable_deep_supervision, features_per_stage=capped_widths(configuration_manager, 8, 64),
                                      **cls.network_options)
 
 

@@ -25,11 +25,27 @@ from torch import nn
 from nnunet_dyntransnet.baselines import BASELINES, build_baseline
 
 __all__ = ["default_plan", "plan_from_file", "build_networks", "NETWORKS", "BASELINE_NETWORKS", "baselines_for",
-           "estimate_feature_map_size"]
+           "estimate_feature_map_size", "network_of_trainer"]
 
 NETWORKS = ("PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA", "DynTransNet, checkpointed")
 # benchmark name -> key of nnunet_dyntransnet.baselines.BASELINES (the names of the paper's tables)
 BASELINE_NETWORKS = {spec.network: key for key, spec in BASELINES.items()}
+
+
+def network_of_trainer(trainer_class) -> Optional[str]:
+    """The benchmark's name for the network a trainer class trains, or None if the benchmark has no such row."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Paper
+
+    if trainer_class is nnUNetTrainer:
+        return "PlainConvUNet"
+    if getattr(trainer_class, "baseline", ""):
+        return BASELINES[trainer_class.baseline].network
+    if issubclass(trainer_class, (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Paper)):
+        return {(): "DynTransNet", (("activation_checkpointing", True),): "DynTransNet, checkpointed",
+                (("dynamic_bias", False),): "DynTransNet, plain MSA"}.get(tuple(sorted(trainer_class.network_options.items())))
+    return None
 
 
 def baselines_for(dims: int) -> List[str]:

@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="processes that score cases (default: min(4, CPUs))")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a previous report in --out (never a folder that holds anything else, nor an input)")
+    p.add_argument("--benchmark", type=Path, default=None, metavar="JSON",
+                   help="a dyntransnet_benchmark --out JSON: adds parameters, training step and peak memory (ratios "
+                        "against nnU-Net's U-Net) to the Tables 4/5 layout")
     p.add_argument("--chill", action="store_true",
                    help="score a partial folder instead of failing when expected cases have no prediction (as "
                         "nnUNetv2_evaluate_folder's --chill); the report lists how many are missing")
@@ -62,12 +65,41 @@ def _write_csv(scores, folds, path: Path):
                                ["" if m[k] is None else f"{m[k]:.6g}" for k in METRICS] + [m["n_ref"], m["n_pred"]])
 
 
+def read_costs(path: Path, names: Sequence[str]):
+    """``{trainer: benchmark row}`` for the trainers whose network the benchmark JSON measured, and its source line.
+
+    Raises:
+        ReportError: unreadable JSON, not a benchmark result, or none of ``names`` trains a measured network.
+    """
+    from nnunet_dyntransnet.benchmark.networks import network_of_trainer
+    from nnunet_dyntransnet.report.results import ReportError
+    from nnunet_dyntransnet.trainer_search_path import find_trainer_class
+
+    try:
+        bench = json.loads(Path(path).read_text())
+        rows = {r["network"]: r for r in bench["results"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReportError(f"--benchmark {path}: not a dyntransnet_benchmark --out JSON ({type(e).__name__}: {e})") from None
+    costs = {}
+    for name in names:
+        cls = find_trainer_class(name)
+        network = network_of_trainer(cls) if cls is not None else None
+        if network in rows:
+            costs[name] = {**rows[network], "network": network}
+    if not costs:
+        raise ReportError(f"--benchmark {path} measured {', '.join(rows)}, but none of this report's trainers "
+                          f"({', '.join(names)}) trains one of those networks; pass the benchmark of these trainers")
+    source = (f"{bench.get('device_name', '?')}, patch {'x'.join(map(str, bench.get('patch_size', [])))}, batch "
+              f"{bench.get('batch_size', '?')}, {bench.get('dtype', '')}")
+    return costs, source
+
+
 def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,
-                 processes: int = 1) -> Path:
+                 processes: int = 1, costs=None) -> Path:
     """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``; returns report.md."""
     from nnunet_dyntransnet.report import figures
     from nnunet_dyntransnet.report.results import ReportError, score_cases
-    from nnunet_dyntransnet.report.tables import markdown_report, trainer_statistics
+    from nnunet_dyntransnet.report.tables import anchor_metrics, markdown_report, trainer_statistics
 
     names = [r.name for r in results]
     baseline = baseline or names[0]
@@ -106,12 +138,16 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
             f"{name} has no prediction for {len(cases)} expected case(s) ({', '.join(cases[:5])}"
             f"{', ...' if len(cases) > 5 else ''})" for name, cases in missing.items() if cases) +
             ". Means and tests cover the predicted cases only.")
+    anchors = {name: anchor_metrics(per_case) for name, per_case in scores.items()}
+    costs, costs_source = costs or (None, "")
     (out / "report.md").write_text(markdown_report(scores, stats, baseline if len(results) > 1 else None, folds,
-                                                   title, context, figure_names, missing))
+                                                   title, context, figure_names, missing, anchors, costs,
+                                                   costs_source))
     _write_csv(scores, folds, out / "metrics_per_case.csv")
     (out / "summary.json").write_text(json.dumps(
         {"baseline": baseline, "classes": {k: list(v) for k, v in REPORT_CLASSES.items()},
          "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing, "statistics": stats,
+         "anchors": anchors, "costs": costs,
          "per_case": scores}, indent=1))
     return out / "report.md"
 
@@ -181,10 +217,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = args.out.resolve()
     try:
         results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
+        costs = read_costs(args.benchmark, [r.name for r in results]) if args.benchmark else None
         remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
         check_out(out, results, args.images, args.overwrite)
         with staged_folder(out, replace=[out] if out.exists() else [], tag="report") as staging:
-            build_report(results, staging, args.baseline, args.images, args.title, args.processes)
+            build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs)
             (staging / REPORT_MARKER).write_text("written by dyntransnet_report; --overwrite may replace this folder\n")
     except (ReportError, StagingError) as e:
         print(f"dyntransnet_report: {e}", file=sys.stderr)

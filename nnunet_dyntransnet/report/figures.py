@@ -78,7 +78,7 @@ def training_curves(result: TrainerResult, path: Path) -> Optional[Path]:
 def ranked_cases(per_case: Dict[str, dict]) -> List[str]:
     """Cases from best to worst by the mean of their defined Dice values over the classes (ties: by case id)."""
     def score(case):
-        dice = [m["dice"] for m in per_case[case].values() if m["dice"] is not None]
+        dice = [per_case[case][c]["dice"] for c in REPORT_CLASSES if per_case[case][c]["dice"] is not None]
         return float(np.mean(dice)) if dice else -1.0
 
     return sorted(per_case, key=lambda c: (-score(c), c))
@@ -117,7 +117,8 @@ def overlays(result: TrainerResult, per_case: Dict[str, dict], images: Path, pat
         if area.max() == 0:
             area = (truth >= 1).reshape(truth.shape[0], -1).sum(1)
         z = int(np.argmax(area))
-        dice = ", ".join(f"{c} {m['dice']:.2f}" for c, m in per_case[case].items() if m["dice"] is not None)
+        dice = ", ".join(f"{c} {per_case[case][c]['dice']:.2f}" for c in REPORT_CLASSES
+                         if per_case[case][c]["dice"] is not None)
         _overlay(axes[row, 0], image[z], None, f"{which}: {case}, slice {z}")
         _overlay(axes[row, 1], image[z], truth[z], "ground truth")
         _overlay(axes[row, 2], image[z], pred[z], f"prediction (Dice {dice})")

@@ -25,8 +25,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["REPORT_CLASSES", "METRICS", "report_class_masks", "overlap_metrics", "surface_distances",
-           "surface_metrics", "case_metrics"]
+__all__ = ["REPORT_CLASSES", "METRICS", "LESION_SIZES_MM", "report_class_masks", "overlap_metrics",
+           "surface_distances", "surface_metrics", "lesion_detection", "case_metrics"]
 
 # name -> labels that make up the class
 REPORT_CLASSES: Dict[str, tuple] = {"liver": (1,), "tumor": (2,), "whole liver": (1, 2)}
@@ -80,9 +80,49 @@ def surface_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) 
     return {"hd95": float(np.percentile(d, 95)), "asd": float(d.mean())}
 
 
+# reference lesions by equivalent-sphere diameter (mm): upper bounds of the size classes
+LESION_SIZES_MM = {"< 10 mm": 10.0, "10-20 mm": 20.0, "> 20 mm": float("inf")}
+
+
+def lesion_detection(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> Dict[str, object]:
+    """Lesion-wise tumor detection in one case: 26-connected components of two boolean masks, matched by IoU > 0.5.
+
+    A reference lesion and a predicted lesion match when their intersection over union exceeds
+    0.5. With that threshold a lesion can match at most one lesion of the other mask (more than
+    half of it lies in its partner), so the matching is one-to-one without an assignment step.
+    Reference lesions are sized by the diameter of the sphere of their volume.
+
+    Returns:
+        ``{"ref": n reference lesions, "pred": n predicted, "matched": n matched pairs,
+        "by_size": {size class: [detected, total]}}``.
+    """
+    structure = np.ones((3,) * gt.ndim, bool)
+    ref_lab, n_ref = ndimage.label(gt, structure)
+    pred_lab, n_pred = ndimage.label(pred, structure)
+    ref_size = np.bincount(ref_lab.ravel(), minlength=n_ref + 1)
+    pred_size = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
+    both = (ref_lab > 0) & (pred_lab > 0)
+    pairs = np.bincount(ref_lab[both].astype(np.int64) * (n_pred + 1) + pred_lab[both],
+                        minlength=(n_ref + 1) * (n_pred + 1)).reshape(n_ref + 1, n_pred + 1)
+    r, p = np.nonzero(pairs)
+    inter = pairs[r, p]
+    matched_ref = set(r[inter / (ref_size[r] + pred_size[p] - inter) > 0.5].tolist())
+    voxel_ml = float(np.prod(spacing))
+    by_size = {name: [0, 0] for name in LESION_SIZES_MM}
+    for lesion in range(1, n_ref + 1):
+        diameter = (6 * ref_size[lesion] * voxel_ml / np.pi) ** (1 / 3)
+        name = next(k for k, upper in LESION_SIZES_MM.items() if diameter < upper)
+        by_size[name][1] += 1
+        by_size[name][0] += lesion in matched_ref
+    return {"ref": int(n_ref), "pred": int(n_pred), "matched": len(matched_ref), "by_size": by_size}
+
+
 def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> Dict[str, Dict[str, Optional[float]]]:
-    """Two label maps of one shape and their spacing per array axis -> ``{class: {metric: value}}``."""
+    """Two label maps of one shape and their spacing per array axis -> ``{class: {metric: value}}``, and
+    ``"lesions"``: the tumor's lesion-wise detection (:func:`lesion_detection`)."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from the reference shape {gt.shape}")
     pm, gm = report_class_masks(pred), report_class_masks(gt)
-    return {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing)} for c in REPORT_CLASSES}
+    out = {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing)} for c in REPORT_CLASSES}
+    out["lesions"] = lesion_detection(pm["tumor"], gm["tumor"], spacing)
+    return out

@@ -6,13 +6,14 @@ HD95 and ASD in mm.
 """
 from __future__ import annotations
 
-import re
 from typing import Dict, List, Optional, Sequence
 
-from nnunet_dyntransnet.report.metrics import METRICS, REPORT_CLASSES
+import numpy as np
+
+from nnunet_dyntransnet.report.metrics import LESION_SIZES_MM, METRICS, REPORT_CLASSES
 from nnunet_dyntransnet.report.stats import describe, paired_t_test, wilcoxon_signed_rank
 
-__all__ = ["values", "paired_values", "trainer_statistics", "trainer_modules", "markdown_report"]
+__all__ = ["values", "paired_values", "trainer_statistics", "trainer_modules", "anchor_metrics", "markdown_report"]
 
 PERCENT = {"dice", "precision", "recall"}
 LABEL = {"dice": "Dice", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "asd": "ASD (mm)"}
@@ -49,14 +50,47 @@ def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[st
     return out
 
 
-def trainer_modules(name: str) -> Optional[dict]:
-    """D-MSA / fusion / RM of a DynTransNet trainer, from its name; None for other networks."""
-    from nnunet_dyntransnet.trainers.ablations import ABLATIONS
+def anchor_metrics(per_case: Dict[str, dict]) -> dict:
+    """The numbers other papers report, from one trainer's per-case scores.
 
-    if not name.startswith("nnUNetTrainerDynTransNet") or "_Paper" in name:
-        return None  # not DynTransNet, or another recipe than the ablation rows share
-    m = re.search(r"_(" + "|".join(sorted(ABLATIONS, key=len, reverse=True)) + r")(?:Short)?$", name)
-    options = ABLATIONS[m.group(1)] if m else dict(dynamic_bias=True, fusion="feature_mix", residual_refine=True)
+    * ``foreground_mean``: the mean over labels 1 and 2 of each label's mean Dice over the cases
+      where it is defined: nnU-Net's ``foreground_mean`` (what ``nnUNetv2_evaluate_folder`` writes,
+      and what nnU-Net Revisited reports for LiTS);
+    * ``global_dice``: per class, Dice over all cases' voxels pooled (the LiTS challenge's "Dice global");
+    * ``lesions``: tumor detection pooled over cases (precision, recall, F1 of matched lesions,
+      recall per reference size class; matching in :func:`metrics.lesion_detection`).
+    """
+    label_means = [describe(list(values(per_case, cls, "dice").values())).mean for cls in ("liver", "tumor")]
+    defined = [m for m in label_means if m is not None]
+    out = {"foreground_mean": float(np.mean(defined)) if defined else None, "global_dice": {}}
+    for cls in REPORT_CLASSES:
+        tp = sum(m[cls]["tp"] for m in per_case.values())
+        total = sum(m[cls]["n_pred"] + m[cls]["n_ref"] for m in per_case.values())
+        out["global_dice"][cls] = 2 * tp / total if total else None
+    ref = sum(m["lesions"]["ref"] for m in per_case.values())
+    pred = sum(m["lesions"]["pred"] for m in per_case.values())
+    matched = sum(m["lesions"]["matched"] for m in per_case.values())
+    precision, recall = (matched / pred if pred else None), (matched / ref if ref else None)
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if ref and pred else None)
+    by_size = {size: [sum(m["lesions"]["by_size"][size][i] for m in per_case.values()) for i in (0, 1)]
+               for size in LESION_SIZES_MM}
+    out["lesions"] = {"ref": ref, "pred": pred, "matched": matched, "precision": precision, "recall": recall,
+                      "f1": f1, "recall_by_size": {s: (d / n if n else None) for s, (d, n) in by_size.items()},
+                      "ref_by_size": {s: n for s, (_, n) in by_size.items()}}
+    return out
+
+
+def trainer_modules(name: str) -> Optional[dict]:
+    """D-MSA / fusion / RM of a DynTransNet trainer, read from its class's ``network_options``; None for trainers of
+    other networks or of another recipe than the ablation rows share (``_Paper``)."""
+    from nnunet_dyntransnet.network import network_defaults
+    from nnunet_dyntransnet.trainer_search_path import find_trainer_class
+    from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet
+
+    cls = find_trainer_class(name)
+    if cls is None or not issubclass(cls, nnUNetTrainerDynTransNet):
+        return None
+    options = {**network_defaults(), **cls.network_options}
     return {"dmsa": options["dynamic_bias"], "fusion": options["fusion"], "rm": options["residual_refine"]}
 
 
@@ -93,9 +127,12 @@ FUSION_NAME = {"concat": "FM-M (simple concatenation)", "weighted_sum": "FM-M (w
 
 def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dict[str, str]],
                     title: str, context: Sequence[str], figures: Sequence[str],
-                    missing: Optional[Dict[str, Sequence[str]]] = None) -> str:
+                    missing: Optional[Dict[str, Sequence[str]]] = None, anchors: Optional[Dict[str, dict]] = None,
+                    costs: Optional[Dict[str, dict]] = None, costs_source: str = "") -> str:
     """The whole report.md. ``folds`` is ``{trainer: {case: fold}}``; ``context`` lines describe the data;
-    ``missing`` is ``{trainer: expected cases without a prediction}`` (a --chill run)."""
+    ``missing`` is ``{trainer: expected cases without a prediction}`` (a --chill run); ``anchors`` is
+    ``{trainer: anchor_metrics(...)}``; ``costs`` is ``{trainer: benchmark row}`` (from ``--benchmark``),
+    ``costs_source`` says which benchmark run they come from."""
     trainers = list(scores)
     classes = list(REPORT_CLASSES)
     out = [f"# {title}", ""] + list(context) + [""]
@@ -133,7 +170,37 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
     header = ["Model name"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
     rows = [[t] + [_fmt(stats[t][cls][m], m, spread=False) for cls in classes for m in ("dice", "precision", "recall")]
             for t in trainers]
-    out += ["## All trainers (layout of the paper's Tables 4 and 5)", "", "Means over cases.", "", _table(header, rows), ""]
+    note = "Means over cases."
+    if costs:
+        header += ["network (benchmark)", "params (M)", "train step / U-Net", "peak memory / U-Net"]
+        for t, row in zip(trainers, rows):
+            c = costs.get(t) or {}
+            row += [c.get("network", "-"), f"{c['parameters'] / 1e6:.1f}" if c.get("parameters") else "-",
+                    f"{c['train_step_ratio']:.2f}" if c.get("train_step_ratio") else "-",
+                    f"{c['peak_memory_ratio']:.2f}" if c.get("peak_memory_ratio") else "-"]
+        note += (f" Cost columns: `dyntransnet_benchmark` ({costs_source}); ratios against nnU-Net's PlainConvUNet in "
+                 f"the same run; '-': no benchmark row for that trainer's network.")
+    out += ["## All trainers (layout of the paper's Tables 4 and 5)", "", note, "", _table(header, rows), ""]
+
+    if anchors:
+        sizes = list(LESION_SIZES_MM)
+        rows = []
+        for t in trainers:
+            a, les = anchors[t], anchors[t]["lesions"]
+            pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+            rows.append([t, pct(a["foreground_mean"])] + [pct(a["global_dice"][c]) for c in classes] +
+                        [f"{les['matched']}/{les['ref']}/{les['pred']}", pct(les["precision"]), pct(les["recall"]),
+                         pct(les["f1"])] + [f"{pct(les['recall_by_size'][s])} (n={les['ref_by_size'][s]})" for s in sizes])
+        out += ["## The anchors' numbers", "",
+                "`foreground_mean`: the mean of liver (label 1) and tumor (label 2) Dice, each averaged over the cases "
+                "where it is defined: nnU-Net's `foreground_mean`, the LiTS number of nnU-Net Revisited. Global Dice: "
+                "all cases' voxels pooled (the LiTS challenge's \"Dice global\"). Lesions: 26-connected tumor "
+                "components; a reference and a predicted lesion match when their IoU exceeds 0.5 (one-to-one at that "
+                "threshold); precision = matched / predicted, recall = matched / reference lesions, pooled over "
+                "cases; sizes are equivalent-sphere diameters of the reference lesions.", "",
+                _table(["trainer", "foreground_mean"] + [f"global Dice {c}" for c in classes] +
+                       ["lesions matched/ref/pred", "lesion precision", "lesion recall", "lesion F1"] +
+                       [f"recall {s}" for s in sizes], rows), ""]
 
     rows = []
     for t in trainers:

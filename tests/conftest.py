@@ -1,0 +1,24 @@
+"""Shared fixtures: one tiny dataset planned and preprocessed by nnU-Net once per test run."""
+from types import SimpleNamespace
+
+import pytest
+
+from nnunet_helpers import nnunet_env, run_command, write_tiny_dataset
+
+TINY_ID = 901
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """``Dataset901_Tiny`` (6 training, 2 test cases, anisotropic), through ``nnUNetv2_plan_and_preprocess``.
+
+    Attributes: ``base`` (holds raw/, preprocessed/, results/), ``raw`` (the raw dataset folder),
+    ``env`` (nnU-Net's variables for subprocesses), ``id``. Tests that train write their own
+    trainer folders under ``results/`` and leave the planned data as it is.
+    """
+    base = tmp_path_factory.mktemp("nnunet")
+    raw = write_tiny_dataset(base / "raw", TINY_ID)
+    env = nnunet_env(base)
+    run_command(["nnUNetv2_plan_and_preprocess", "-d", str(TINY_ID), "-c", "2d", "3d_fullres", "-np", "1",
+                 "--verify_dataset_integrity"], env)
+    return SimpleNamespace(base=base, raw=raw, env=env, id=TINY_ID)
