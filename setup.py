@@ -1,10 +1,15 @@
 """Packaging for nnunet-dyntransnet.
 
-Besides the packages, the install writes one ``.pth`` file into site-packages
-(``nnunet_dyntransnet_trainers.pth``) so that nnU-Net's own commands find the DynTransNet
-trainers with no set-up: at interpreter start it appends the trainer folder to
-``nnUNet_extTrainer`` (see ``nnunet_dyntransnet/trainer_search_path.py``). Regular installs
-get it through ``build_py``; editable installs through ``editable_wheel``.
+Besides the packages, the install writes two start-up files into site-packages so that
+nnU-Net's own commands find the DynTransNet trainers with no set-up: at interpreter start they
+append the trainer folder to ``nnUNet_extTrainer`` (see ``nnunet_dyntransnet/trainer_search_path.py``).
+
+* ``nnunet_dyntransnet_trainers.start`` (PEP 829): one entry point, ``module:callable``. Python
+  3.15 and later run it, and ignore the ``import`` line of the ``.pth`` of the same name.
+* ``nnunet_dyntransnet_trainers.pth``: the same call as an ``import`` line, for Python before
+  3.15 (PEP 829 ignores such lines from 3.18 on, where the ``.start`` file does the work).
+
+Regular installs get both through ``build_py``; editable installs through ``editable_wheel``.
 """
 import os
 
@@ -12,31 +17,37 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
-PTH_NAME = "nnunet_dyntransnet_trainers.pth"
-# One line; site.py executes .pth lines that start with "import".
-PTH_LINE = "import nnunet_dyntransnet.trainer_search_path as _dtn; _dtn.register()\n"
+STARTUP_NAME = "nnunet_dyntransnet_trainers"
+STARTUP_FILES = {
+    # site.py executes .pth lines that start with "import" (before Python 3.18)
+    f"{STARTUP_NAME}.pth": "import nnunet_dyntransnet.trainer_search_path as _dtn; _dtn.register()\n",
+    # PEP 829 entry point, resolved with pkgutil.resolve_name and called without arguments
+    f"{STARTUP_NAME}.start": "nnunet_dyntransnet.trainer_search_path:register\n",
+}
 
 
-def _write_pth(folder):
-    path = os.path.join(folder, PTH_NAME)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(PTH_LINE)
-    return path
+def _write_startup_files(folder):
+    paths = []
+    for name, text in STARTUP_FILES.items():
+        paths.append(os.path.join(folder, name))
+        with open(paths[-1], "w", encoding="utf-8") as f:
+            f.write(text)
+    return paths
 
 
 class BuildPyWithPth(build_py):
-    """Puts the .pth next to the packages, i.e. at the root of the wheel (site-packages)."""
+    """Puts the start-up files next to the packages, i.e. at the root of the wheel (site-packages)."""
 
     def run(self):
         super().run()
-        _write_pth(self.build_lib)
+        _write_startup_files(self.build_lib)
 
     def get_outputs(self, include_bytecode=1):
-        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH_NAME)]
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, n) for n in STARTUP_FILES]
 
 
 class EditableWheelWithPth(editable_wheel):
-    """Adds the .pth to the editable wheel's root, beside setuptools' own __editable__ files.
+    """Adds the start-up files to the editable wheel's root, beside setuptools' own __editable__ files.
 
     setuptools has no public hook for extra top-level files in an editable wheel;
     ``_install_namespaces`` writes into that root and exists since setuptools 64. The test
@@ -45,7 +56,7 @@ class EditableWheelWithPth(editable_wheel):
 
     def _install_namespaces(self, installation_dir, pth_prefix):
         super()._install_namespaces(installation_dir, pth_prefix)
-        _write_pth(installation_dir)
+        _write_startup_files(installation_dir)
 
 
 setup(
@@ -73,7 +84,11 @@ setup(
         "scipy>=1.10",
         "matplotlib>=3.5",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7"],
+        # the paper's baselines (Tables 4/5); MONAI 1.5 pinned torch < 2.7
+        "baselines": ["monai>=1.6", "segmentation-models-pytorch>=0.3"],
+    },
     entry_points={
         "console_scripts": [
             "dyntransnet_convert_lits = nnunet_dyntransnet.conversion.cli:convert_lits_entry",

@@ -117,6 +117,8 @@ class BaselineSpec:
         multiple: configuration manager -> per-axis number the patch must be divisible by.
         build: (configuration manager, input channels, classes) -> network returning logits.
         paper_row: where the paper reports it.
+        min_cells: the fewest multiples the patch must hold over all axes together (SwinUNETR's last stage
+            normalises over its voxels, so a patch of one 32-voxel cell leaves it one voxel and fails).
     """
 
     network: str
@@ -125,6 +127,7 @@ class BaselineSpec:
     multiple: Callable[[Any], Tuple[int, ...]]
     build: Callable[[Any, int, int], nn.Module]
     paper_row: str
+    min_cells: int = 1
 
 
 # trainer name suffix (nnUNetTrainer<KEY>) -> spec
@@ -132,7 +135,7 @@ BASELINES: Dict[str, BaselineSpec] = {
     "SegResNet": BaselineSpec("SegResNet", "monai", (2, 3), _fixed(8), _seg_res_net, "Table 4"),
     "DynUNet": BaselineSpec("DynUNet", "monai", (2, 3), _stride_product, _dyn_unet, "Table 4"),
     "UNETR": BaselineSpec("UNETR", "monai", (2, 3), _fixed(16), _unetr, "Table 4"),
-    "SwinUNETR": BaselineSpec("SwinUNETR", "monai", (2, 3), _fixed(32), _swin_unetr, "Table 4"),
+    "SwinUNETR": BaselineSpec("SwinUNETR", "monai", (2, 3), _fixed(32), _swin_unetr, "Table 4", min_cells=2),
     "VNet": BaselineSpec("VNet", "monai", (2, 3), _fixed(16), _vnet, "Table 4"),
     "AttentionUNet": BaselineSpec("Attention U-Net", "monai", (2, 3), _stride_product, _attention_unet, "Table 5"),
     "DeepLabV3Plus": BaselineSpec("DeepLabV3+", "segmentation-models-pytorch", (2,), _fixed(16), _deeplab_v3_plus,
@@ -144,9 +147,14 @@ def baseline_names() -> List[str]:
     return list(BASELINES)
 
 
-def adapted_patch(patch: Sequence[int], multiple: Sequence[int]) -> List[int]:
-    """Each axis rounded up to its multiple: ``[80, 160, 160]`` with 32 -> ``[96, 160, 160]``."""
-    return [int(math.ceil(p / m) * m) for p, m in zip(patch, multiple)]
+def adapted_patch(patch: Sequence[int], multiple: Sequence[int], min_cells: int = 1) -> List[int]:
+    """Each axis rounded up to its multiple: ``[80, 160, 160]`` with 32 -> ``[96, 160, 160]``; then, while the patch
+    holds fewer than ``min_cells`` multiples in all, the longest axis grows by one multiple."""
+    used = [int(math.ceil(p / m) * m) for p, m in zip(patch, multiple)]
+    while math.prod(u // m for u, m in zip(used, multiple)) < min_cells:
+        longest = max(range(len(used)), key=lambda i: used[i])
+        used[longest] += multiple[longest]
+    return used
 
 
 def adapt_configuration(key: str, configuration_manager, configuration_name: str = "") -> Tuple[List[int], List[int]]:
@@ -166,7 +174,7 @@ def adapt_configuration(key: str, configuration_manager, configuration_name: str
             f"nnUNetTrainer{key}: {spec.network} ({spec.library}) is a {'/'.join(f'{d}D' for d in spec.dims)} "
             f"network and cannot train the {len(planned)}D configuration {configuration_name or planned}; "
             f"train it on '{other}' instead")
-    used = adapted_patch(planned, spec.multiple(configuration_manager))
+    used = adapted_patch(planned, spec.multiple(configuration_manager), spec.min_cells)
     configuration_manager.configuration["patch_size"] = used
     return planned, used
 

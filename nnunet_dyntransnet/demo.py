@@ -123,6 +123,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             env[var] = str(out / sub)
     # one augmentation worker beside the training process on a 2-core machine
     env.setdefault("nnUNet_n_proc_DA", str(max(1, min(8, (os.cpu_count() or 2) - 1))))
+    # nnU-Net's default of 8 processes for validation export: each imports torch, slow on a small machine
+    env.setdefault("nnUNet_def_n_proc", str(max(1, min(8, os.cpu_count() or 1))))
     os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     _log(f"nnUNet_raw={env['nnUNet_raw']} nnUNet_preprocessed={env['nnUNet_preprocessed']} "
          f"nnUNet_results={env['nnUNet_results']}")

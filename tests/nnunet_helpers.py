@@ -66,6 +66,7 @@ def nnunet_env(base: Path, results: Optional[Path] = None, ext_trainer: Optional
         nnUNet_preprocessed=str(base / "preprocessed"),
         nnUNet_results=str(results or base / "results"),
         nnUNet_n_proc_DA="1",
+        nnUNet_def_n_proc="1",  # nnU-Net's validation export would spawn 8 processes, each importing torch
         nnUNet_compile="false",
         OMP_NUM_THREADS="2",
         PYTHONUNBUFFERED="1",

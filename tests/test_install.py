@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,19 @@ def _venv_with(tmp_path: Path, editable: bool) -> Path:
     return python
 
 
-@pytest.mark.parametrize("editable", [False, True], ids=["regular", "editable"])
-def test_install_makes_nnunet_find_the_trainer(tmp_path, editable):
-    python = _venv_with(tmp_path, editable)
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory):
+    """Both installs at once (each is mostly waiting on pip): mode -> (its folder, its python)."""
+    folders = {mode: tmp_path_factory.mktemp(mode) for mode in ("regular", "editable")}
+    with ThreadPoolExecutor(2) as pool:
+        pythons = {mode: pool.submit(_venv_with, folder, mode == "editable") for mode, folder in folders.items()}
+        return {mode: (folders[mode], future.result()) for mode, future in pythons.items()}
+
+
+@pytest.mark.parametrize("mode", ["regular", "editable"])
+def test_install_makes_nnunet_find_the_trainer(venvs, mode):
+    tmp_path, python = venvs[mode]
+    editable = mode == "editable"
     probe = (
         FIND
         + "import os, nnunet_dyntransnet\n"
@@ -69,3 +80,14 @@ def test_install_makes_nnunet_find_the_trainer(tmp_path, editable):
     assert Path(package).is_relative_to(expected_root), package
     assert ext.split(os.pathsep)[0] == os.path.join(package, "trainer_lookup")
     assert f"Using trainer 'nnUNetTrainerDynTransNet' from: {os.path.join(package, 'trainer_lookup')}" in out
+    # PEP 829 (Python >= 3.15 runs .start entry points and skips the .pth import line of the same name):
+    # the .start file sits beside the .pth, and its entry point alone registers the trainer folder
+    site_packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        capture_output=True, text=True, check=True).stdout.strip())
+    entry = (site_packages / "nnunet_dyntransnet_trainers.start").read_text().strip()
+    assert (site_packages / "nnunet_dyntransnet_trainers.pth").is_file()
+    as_315 = ("import os, pkgutil; os.environ.pop('nnUNet_extTrainer', None); "
+              f"pkgutil.resolve_name({entry!r})(); print(os.environ['nnUNet_extTrainer'])")
+    proc = subprocess.run([str(python), "-S", "-c", f"import site; site.addsitedir({str(site_packages)!r}); " + as_315],
+                          env=_clean_env(), capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0 and proc.stdout.strip() == os.path.join(package, "trainer_lookup"), proc.stdout + proc.stderr
