@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from nnunet_dyntransnet.evaluation import CLASSES
+
 DATASET_ID = 990
 DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
 
@@ -94,7 +96,7 @@ def _overlays(out: Path, cases: Sequence[str], images: Path, truths: Path, preds
 def _table(results: Dict) -> str:
     lines = ["| method | class | Dice | precision | recall |", "|---|---|---|---|---|"]
     for method in ("DynTransNet", "threshold baseline"):
-        for cls in ("liver", "tumor"):
+        for cls in CLASSES:
             m = results[method][cls]
             fmt = [f"{m[k]:.3f}" if m[k] is not None else "n/a" for k in ("dice", "precision", "recall")]
             lines.append(f"| {method} | {cls} | " + " | ".join(fmt) + " |")
@@ -169,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "baseline_intervals": baseline.intervals, "epochs": int(env["DYNTRANSNET_DEMO_EPOCHS"]),
                "device": args.device, "minutes_total": (time.time() - started) / 60}
     table = _table(results)
-    note = (f"{len(ts_cases)} held-out phantom cases; liver = labels 1+2, tumor = label 2; means over cases, "
+    note = (f"{len(ts_cases)} held-out phantom cases; whole liver = labels 1+2, tumor = label 2; means over cases, "
             f"a case with no tumor in truth and prediction has no tumor Dice and is left out of that mean.")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(f"# dyntransnet_demo\n\n{table}\n\n{note}\n")

@@ -1,8 +1,9 @@
-"""Overlap metrics for liver and tumor, and an intensity-threshold baseline segmenter.
+"""Overlap metrics for the demo's two classes, and an intensity-threshold baseline segmenter.
 
-Classes follow the LiTS convention: "liver" is the whole liver (labels 1 and 2), "tumor" is
-label 2. Dice, precision and recall are the paper's (section 4.2): ``2|P∩G| / (|P|+|G|)``,
-``|P∩G| / |P|``, ``|P∩G| / |G|``.
+The classes are the report's (:data:`nnunet_dyntransnet.report.metrics.REPORT_CLASSES`, one
+table for both): "whole liver" (labels 1 and 2, the LiTS challenge's "liver") and "tumor"
+(label 2). Dice, precision and recall are the paper's (section 4.2), computed by the report's
+:func:`~nnunet_dyntransnet.report.metrics.overlap_metrics`.
 """
 from __future__ import annotations
 
@@ -11,23 +12,21 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from nnunet_dyntransnet.report.metrics import overlap_metrics, report_class_masks
+
 __all__ = ["CLASSES", "class_masks", "overlap", "ThresholdBaseline", "summarize", "evaluate_cases"]
 
-CLASSES = ("liver", "tumor")
+CLASSES = ("whole liver", "tumor")  # of REPORT_CLASSES: what the LiTS challenge reports
 
 
 def class_masks(label: np.ndarray) -> Dict[str, np.ndarray]:
-    """``{"liver": label >= 1, "tumor": label == 2}``."""
-    return {"liver": label >= 1, "tumor": label == 2}
+    """``{"whole liver": label in (1, 2), "tumor": label == 2}``."""
+    masks = report_class_masks(label)
+    return {c: masks[c] for c in CLASSES}
 
 
 def overlap(pred: np.ndarray, gt: np.ndarray) -> Dict[str, Optional[float]]:
-    """Dice, precision, recall of two boolean masks; a metric whose denominator is 0 is None (undefined).
-
-    The formulas live in :func:`nnunet_dyntransnet.report.metrics.overlap_metrics`, shared with the report.
-    """
-    from nnunet_dyntransnet.report.metrics import overlap_metrics
-
+    """Dice, precision, recall of two boolean masks; a metric whose denominator is 0 is None (undefined)."""
     m = overlap_metrics(pred, gt)
     return {k: m[k] for k in ("dice", "precision", "recall")}
 
@@ -78,7 +77,7 @@ class ThresholdBaseline:
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         label = np.zeros(image.shape, np.uint8)
-        lo, hi = self.intervals["liver"]
+        lo, hi = self.intervals["whole liver"]
         label[(image >= lo) & (image < hi)] = 1
         lo, hi = self.intervals["tumor"]
         label[(image >= lo) & (image < hi)] = 2

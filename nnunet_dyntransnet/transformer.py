@@ -5,7 +5,7 @@ windows of that grid (a window equal to the grid is global attention).
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Type
+from typing import Sequence, Type
 
 import torch
 from timm.layers import DropPath, Mlp
@@ -107,8 +107,6 @@ class TransformerStage(nn.Module):
         fused_attn: bool,
     ) -> None:
         super().__init__()
-        self.window: Tuple[int, ...] = tuple(window)
-        self.num_heads = num_heads
         self.downsample = StridedPatchProjection(conv_op, in_channels, out_channels, stride)
         self.blocks = nn.ModuleList(
             DynamicTransformerBlock(out_channels, num_heads, window, mlp_ratio, drop_path[i], dynamic_bias, fused_attn)

@@ -18,7 +18,7 @@ def test_demo_runs_and_writes_its_report(tmp_path):
     proc = subprocess.run([str(exe), "--out", str(out), "--minutes", "0.1", "-n", "6", "--test", "2",
                            "--device", "cpu"], env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    assert "| DynTransNet | liver |" in proc.stdout and "| threshold baseline | tumor |" in proc.stdout
+    assert "| DynTransNet | whole liver |" in proc.stdout and "| threshold baseline | tumor |" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["epochs"] == 1
     assert len(results["per_case"]["DynTransNet"]) == 2

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def _copy_source(dst: Path) -> Path:
-    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache")
+    # the source alone: no virtual environments (.venv, CI's .venv-ci), caches or build output
+    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".venv*", ".whl",
+                                    ".device_out")
     shutil.copytree(REPO, dst, ignore=ignore)
     return dst
 
