@@ -42,7 +42,7 @@ def _read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
-def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: float) -> int:
+def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: float, iterations: int) -> int:
     """Epochs that fit the budget: time a few training steps of the demo network on the planned patch."""
     import torch
 
@@ -56,9 +56,9 @@ def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: f
     step = time_train_step(net, config.batch_size, 1, 3, config.patch_size, torch.device(device), repeats=3,
                            warmup=1)["train_step_s"]
     # data loading, validation and logging add about a third on a 2-core machine
-    per_epoch = 50 * step * 1.3 + 5 * step * 0.5
+    per_epoch = iterations * step * 1.3 + 5 * step * 0.5
     epochs = max(1, int(minutes * 60 / per_epoch))
-    _log(f"one training step: {step:.2f} s; {epochs} epochs of 50 steps fit {minutes:g} minutes")
+    _log(f"one training step: {step:.2f} s; {epochs} epochs of {iterations} steps fit {minutes:g} minutes")
     return epochs
 
 
@@ -113,6 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-n", type=int, default=32, help="phantom training cases (default 32)")
     parser.add_argument("--test", type=int, default=8, help="held-out phantom cases (default 8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=50,
+                        help="training iterations per epoch (default 50; fewer for a quick check that all runs)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     started = time.time()
@@ -145,7 +147,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "--verify_dataset_integrity"], env)
     trainer = "nnUNetTrainerDynTransNetDemoCPU" if args.device == "cpu" else "nnUNetTrainerDynTransNetDemoGPU"
     minutes = args.minutes if args.minutes is not None else (8.0 if args.device == "cpu" else 15.0)
-    env["DYNTRANSNET_DEMO_EPOCHS"] = str(_calibrate_epochs(env, trainer, args.device, minutes))
+    if args.iterations < 1:
+        parser.error(f"--iterations must be at least 1, got {args.iterations}")
+    env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)
+    env["DYNTRANSNET_DEMO_EPOCHS"] = str(_calibrate_epochs(env, trainer, args.device, minutes, args.iterations))
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
     if (fold_dir / "checkpoint_final.pth").is_file():
         _log(f"reusing the trained model in {fold_dir} (delete it to train again)")

@@ -16,11 +16,11 @@ def test_demo_runs_and_writes_its_report(tmp_path):
     out = tmp_path / "demo"
     exe = Path(sys.executable).parent / "dyntransnet_demo"
     proc = subprocess.run([str(exe), "--out", str(out), "--minutes", "0.1", "-n", "6", "--test", "2",
-                           "--device", "cpu"], env=env, capture_output=True, text=True, timeout=1200)
+                           "--iterations", "5", "--device", "cpu"], env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     assert "| DynTransNet | whole liver |" in proc.stdout and "| threshold baseline | tumor |" in proc.stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["epochs"] == 1
+    assert results["epochs"] == 1 and "1 epochs of 5 steps" in proc.stdout + proc.stderr
     assert len(results["per_case"]["DynTransNet"]) == 2
     assert sorted(p.name for p in (out / "overlays").glob("*.png")) == ["phantom_006.png", "phantom_007.png"]
     assert (out / "training_progress.png").is_file() and (out / "results.md").is_file()

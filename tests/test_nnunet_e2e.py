@@ -142,7 +142,8 @@ def test_a_baseline_trains_and_predicts_with_its_adapted_patch(workspace, tmp_pa
     """SwinUNETR needs multiples of 32: the plan's 16x48x48 patch becomes 32x64x64 in training and prediction."""
     base, raw, env = workspace
     trainer = "nnUNetTrainerSwinUNETRTest"
-    out = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", "cpu"], env)
+    out = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", "cpu"],
+                      {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
     assert "patch [16, 48, 48] -> [32, 64, 64]" in out
     assert "Mean Validation Dice" in out
     pred = tmp_path / "pred"

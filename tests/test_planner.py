@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_helpers import nnunet_env, run_command, write_tiny_dataset
+from nnunet_helpers import nnunet_env, run_command
 
 LITS_LIKE = 903
 
@@ -97,18 +97,17 @@ def test_plan_names_and_bad_target(tmp_path):
 
 
 @pytest.mark.slow
-def test_preprocessing_is_shared_with_nnunet(tmp_path):
-    """After nnUNetv2_plan_and_preprocess, the DynTransNet plans reuse its 3d_fullres data; training runs with -p."""
-    write_tiny_dataset(tmp_path / "raw", 905)
-    env = nnunet_env(tmp_path)
-    run_command(["nnUNetv2_plan_and_preprocess", "-d", "905", "-c", "3d_fullres", "-np", "1"], env)
-    data = tmp_path / "preprocessed" / "Dataset905_Tiny" / "nnUNetPlans_3d_fullres"
+def test_preprocessing_is_shared_with_nnunet(tiny_dataset):
+    """After nnUNetv2_plan_and_preprocess (the shared dataset's), the DynTransNet plans reuse its 3d_fullres data;
+    training runs with -p."""
+    env, base = tiny_dataset.env, tiny_dataset.base
+    data = base / "preprocessed" / "Dataset901_Tiny" / "nnUNetPlans_3d_fullres"
     before = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}
-    out = run_command(["dyntransnet_plan_and_preprocess", "-d", "905", "-c", "3d_fullres", "-np", "1",
+    out = run_command(["dyntransnet_plan_and_preprocess", "-d", "901", "-c", "3d_fullres", "-np", "1",
                        "-gpu_memory_target", "24"], env)
     assert "reusing the preprocessed data" in out and "-p nnUNetDynTransNetLPlans" in out
     assert {p.name: p.stat().st_mtime_ns for p in data.iterdir()} == before, "nothing preprocessed twice"
-    run_command(["nnUNetv2_train", "905", "3d_fullres", "0", "-tr", "nnUNetTrainerDynTransNetTest", "-p",
+    run_command(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "nnUNetTrainerDynTransNetTest", "-p",
                  "nnUNetDynTransNetLPlans", "-device", "cpu"], {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
-    assert (tmp_path / "results" / "Dataset905_Tiny" / "nnUNetTrainerDynTransNetTest__nnUNetDynTransNetLPlans__3d_fullres"
+    assert (base / "results" / "Dataset901_Tiny" / "nnUNetTrainerDynTransNetTest__nnUNetDynTransNetLPlans__3d_fullres"
             / "fold_0" / "checkpoint_final.pth").is_file()

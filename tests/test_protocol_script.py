@@ -1,26 +1,39 @@
-"""scripts/run_protocol.py: the commands a dry run prints, what it skips, and its refusals."""
+"""scripts/run_protocol.py: the commands a dry run prints, what it skips, and its refusals (in-process)."""
+import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_protocol.py"
 
 
-def _run(args, base: Path, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    if base is not None:
-        env.update(nnUNet_raw=str(base / "raw"), nnUNet_preprocessed=str(base / "pre"), nnUNet_results=str(base / "res"))
-    env.update(extra)
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=120)
+@pytest.fixture
+def _run(monkeypatch, capsys):
+    """Run the script's main() as `python scripts/run_protocol.py ARGS` would, with nnU-Net's folders under ``base``."""
+    spec = importlib.util.spec_from_file_location("run_protocol", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def run(args, base, **extra):
+        for key in [k for k in os.environ if k.startswith("nnUNet_") and k != "nnUNet_extTrainer"]:
+            monkeypatch.delenv(key)
+        if base is not None:
+            for key, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "pre"), ("nnUNet_results", "res")):
+                monkeypatch.setenv(key, str(base / sub))
+        code = script.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
 
 
 def _commands(stdout):
     return [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
 
 
-def test_dry_run_lists_the_whole_protocol(tmp_path):
+def test_dry_run_lists_the_whole_protocol(tmp_path, _run):
     proc = _run(["lits", "--source", tmp_path / "LiTS", "--dry-run"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     cmds = _commands(proc.stdout)
@@ -38,7 +51,7 @@ def test_dry_run_lists_the_whole_protocol(tmp_path):
     assert not (tmp_path / "raw").exists() and not (tmp_path / "res").exists(), "a dry run writes nothing"
 
 
-def test_existing_steps_are_skipped_and_interrupted_folds_resume(tmp_path):
+def test_existing_steps_are_skipped_and_interrupted_folds_resume(tmp_path, _run):
     (tmp_path / "raw" / "Dataset502_ATLAS").mkdir(parents=True)
     (tmp_path / "raw" / "Dataset502_ATLAS" / "dataset.json").write_text("{}")
     (tmp_path / "pre" / "Dataset502_ATLAS").mkdir(parents=True)
@@ -60,7 +73,7 @@ def test_existing_steps_are_skipped_and_interrupted_folds_resume(tmp_path):
     ]
 
 
-def test_baselines_set(tmp_path):
+def test_baselines_set(tmp_path, _run):
     proc = _run(["lits", "--source", tmp_path / "LiTS", "--trainers", "baselines", "--folds", "0", "--dry-run"],
                 tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -70,7 +83,7 @@ def test_baselines_set(tmp_path):
                       "nnUNetTrainerDeepLabV3Plus"]
 
 
-def test_refusals(tmp_path):
+def test_refusals(tmp_path, _run):
     proc = _run(["lits", "--source", tmp_path, "--trainers", "baseline", "--dry-run"], tmp_path)
     assert proc.returncode == 2 and "baseline is neither a set (all, main, ablations, baselines, demo)" in proc.stderr
     proc = _run(["lits", "--source", tmp_path, "--trainers", "nnUNetTrainer,nnUNetTrainerNope", "--dry-run"], tmp_path)

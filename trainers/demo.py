@@ -19,13 +19,14 @@ __all__ = ["nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainerDynTransNetDemoCPU",
 
 
 class nnUNetTrainerDynTransNetDemoGPU(nnUNetTrainerDynTransNet):
-    """The real network, trained for ``DYNTRANSNET_DEMO_EPOCHS`` epochs of 50 iterations (warm-up: a tenth)."""
+    """The real network, trained for ``DYNTRANSNET_DEMO_EPOCHS`` epochs of ``DYNTRANSNET_DEMO_ITERATIONS`` (50)
+    iterations (warm-up: a tenth)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = int(os.environ.get("DYNTRANSNET_DEMO_EPOCHS", "20"))
-        self.num_iterations_per_epoch = 50
+        self.num_iterations_per_epoch = int(os.environ.get("DYNTRANSNET_DEMO_ITERATIONS", "50"))
         self.num_val_iterations_per_epoch = 5
         self.warmup_duration_whole_net = max(1, self.num_epochs // 10)
         # a short schedule needs a larger step than the 1000-epoch recipe

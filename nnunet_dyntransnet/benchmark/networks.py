@@ -17,7 +17,6 @@ of a real ``nnUNetPlans.json``), so the networks see the same patch, stages and 
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Sequence
 
 from torch import nn
