@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny dataset planned and preprocessed by nnU-Net once per test run."""
+"""Shared fixtures: one tiny dataset planned and preprocessed by nnU-Net once per test run (per worker)."""
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -6,6 +7,13 @@ import pytest
 from nnunet_helpers import nnunet_env, run_command, write_tiny_dataset
 
 TINY_ID = 901
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: one thread each (and in the nnU-Net commands they start), not two each
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,7 @@ def nnunet_env(base: Path, results: Optional[Path] = None, ext_trainer: Optional
         nnUNet_n_proc_DA="1",
         nnUNet_def_n_proc="1",  # nnU-Net's validation export would spawn 8 processes, each importing torch
         nnUNet_compile="false",
-        OMP_NUM_THREADS="2",
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
         PYTHONUNBUFFERED="1",
     )
     if ext_trainer:

@@ -2,7 +2,7 @@
 
 Each (network, measurement) pair runs in a child process of its own (:func:`run_in_child`),
 so that the peak memory is that network's alone: on CUDA ``max_memory_allocated``, on CPU
-the child's peak resident set size (``ru_maxrss``), with the resident size before the network
+the child's peak resident set size (``VmHWM``), with the resident size before the network
 was built also recorded (the interpreter, torch and nnU-Net), so that the difference is the
 network's.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,15 @@ __all__ = ["time_train_step", "time_inference", "forward_flops", "run_in_child",
 
 
 def rss_gib(peak: bool) -> float:
-    """This process's resident memory now (from /proc) or at its peak (``ru_maxrss``), in GiB."""
-    if peak:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    """This process's resident memory now (``VmRSS``) or at its peak (``VmHWM``), in GiB, from /proc/self/status.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that over ``exec`` from the process that
+    spawned this one, so a child started by a large parent (a test run) reported the parent's size.
+    """
+    key = "VmHWM:" if peak else "VmRSS:"
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith(key))
+    return kib / 2 ** 20
 
 
 def _loss(outputs, target: torch.Tensor) -> torch.Tensor:
