@@ -30,3 +30,13 @@ def tiny_dataset(tmp_path_factory):
     run_command(["nnUNetv2_plan_and_preprocess", "-d", str(TINY_ID), "-c", "2d", "3d_fullres", "-np", "1",
                  "--verify_dataset_integrity"], env)
     return SimpleNamespace(base=base, raw=raw, env=env, id=TINY_ID)
+
+
+# the longest files first, so that the two workers (one file each at a time) finish together
+LONGEST_FIRST = ("test_nnunet_e2e.py", "test_real_ct.py", "test_demo.py", "test_trainers.py", "test_benchmark.py",
+                 "test_planner.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file is kept

@@ -126,7 +126,7 @@ def test_paper_trainer_recipe_as_the_paper_states_it(nnunet_in_process):
         trainer.on_train_end()
 
 
-@pytest.mark.parametrize("name", BASELINES_3D + ["nnUNetTrainerUNETR_lr1e4", "nnUNetTrainerSwinUNETR_lr1e4"])
+@pytest.mark.parametrize("name", BASELINES_3D)
 def test_baseline_trainers_3d(nnunet_in_process, name):
     from nnunet_dyntransnet.baselines import BASELINES
 
@@ -138,10 +138,19 @@ def test_baseline_trainers_3d(nnunet_in_process, name):
     assert (used != planned) == (type(trainer).baseline == "SwinUNETR")  # only SwinUNETR needs more than 16 x 48 x 48
     assert type(trainer.network).__name__ == NETWORK_CLASS[type(trainer).baseline]
     assert not trainer.enable_deep_supervision and type(trainer.loss).__name__ == "DC_and_CE_loss"
-    assert type(trainer.optimizer).__name__ == "AdamW"
-    assert trainer.initial_lr == (1e-4 if name.endswith("_lr1e4") else 3e-4)
+    assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
     _one_step(trainer)
     _predicts_with_trained_weights(trainer, name)
+
+
+@pytest.mark.parametrize("name", ["nnUNetTrainerUNETR_lr1e4", "nnUNetTrainerSwinUNETR_lr1e4"])
+def test_lr1e4_variants_change_only_the_learning_rate(nnunet_in_process, name):
+    """The same network and trainer as above (trained there); only AdamW's learning rate differs."""
+    trainer = _trainer(name)
+    parent = type(trainer).__mro__[2]  # (_Lr1e4, the baseline trainer)
+    assert parent.__name__ == name[: -len("_lr1e4")] and type(trainer).baseline == parent.baseline
+    assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 1e-4
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-2
 
 
 def test_deeplab_trains_2d_and_refuses_3d(nnunet_in_process):
