@@ -32,8 +32,9 @@ def tiny_dataset(tmp_path_factory):
     return SimpleNamespace(base=base, raw=raw, env=env, id=TINY_ID)
 
 
-# the longest files first, so that the two workers (one file each at a time) finish together
-LONGEST_FIRST = ("test_nnunet_e2e.py", "test_real_ct.py", "test_demo.py", "test_trainers.py", "test_benchmark.py",
+# the longest files first, so that the two workers finish together: each starts with two files (xdist hands
+# out two at first, in this order, with --no-loadscope-reorder), e2e + trainers and real CT + demo
+LONGEST_FIRST = ("test_nnunet_e2e.py", "test_real_ct.py", "test_trainers.py", "test_demo.py", "test_benchmark.py",
                  "test_planner.py")
 
 

@@ -14,7 +14,8 @@ from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet, nnUNetTrainerS
 
 
 class _Short:
-    """Mixin: ``DYNTRANSNET_TEST_EPOCHS`` epochs (default 2) of two iterations, one validation iteration."""
+    """Mixin: ``DYNTRANSNET_TEST_EPOCHS`` epochs (default 2) of two iterations, one validation iteration;
+    ``DYNTRANSNET_TEST_SKIP_VALIDATION=1`` skips the final validation (a test that predicts on its own)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -23,6 +24,12 @@ class _Short:
         self.num_iterations_per_epoch = 2
         self.num_val_iterations_per_epoch = 1
         self.warmup_duration_whole_net = 1  # so a 2-epoch run crosses from warm-up to the poly schedule
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if os.environ.get("DYNTRANSNET_TEST_SKIP_VALIDATION") == "1":
+            self.print_to_log_file("final validation skipped (DYNTRANSNET_TEST_SKIP_VALIDATION)")
+            return
+        super().perform_actual_validation(save_probabilities)
 
 
 class nnUNetTrainerDynTransNetTest(_Short, nnUNetTrainerDynTransNet):
