@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_demo_runs_and_writes_its_report(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1", nnUNet_compile="false")
+    env.update(nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", nnUNet_compile="false")
     out = tmp_path / "demo"
     exe = Path(sys.executable).parent / "dyntransnet_demo"
     proc = subprocess.run([str(exe), "--out", str(out), "--minutes", "0.1", "-n", "6", "--test", "2",
