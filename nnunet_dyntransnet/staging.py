@@ -139,7 +139,7 @@ def _swap_in(staging: Path, target: Path, replace: Sequence[Path]) -> None:
     aside: List[Tuple[Path, Path]] = []
     try:
         for old in replace:
-            retired = old.parent / f".{old.name}.{_REPLACED}-{os.getpid()}@{_host()}-{uuid.uuid4().hex[:8]}"
+            retired = old.parent / _staging_name(old, _REPLACED)
             old.rename(retired)
             aside.append((old, retired))
         staging.rename(target)
