@@ -7,6 +7,7 @@ from nnunet_dyntransnet.trainers.ablations import *  # noqa: F401,F403 - one tra
 from nnunet_dyntransnet.trainers.ablations import ABLATION_TRAINERS, __all__ as _ablations
 from nnunet_dyntransnet.trainers.baselines import *  # noqa: F401,F403 - one trainer per baseline network
 from nnunet_dyntransnet.trainers.baselines import BASELINE_TRAINERS, __all__ as _baselines
+from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
 from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, nnUNetTrainerDynTransNetDemoCPU_Baseline,
                                               nnUNetTrainerDynTransNetDemoGPU)
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed
@@ -14,4 +15,4 @@ from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
 
 __all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed", "nnUNetTrainerDynTransNet_Paper",
            "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
-           "nnUNetTrainerDynTransNetDemoGPU", *_ablations, *_baselines]
+           "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines]

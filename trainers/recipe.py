@@ -4,8 +4,9 @@
 calibrated for Primus inside this pipeline (``AbstractPrimus``): AdamW (lr 3e-4, weight
 decay 5e-2, betas 0.9/0.98), 50 epochs of linear warm-up, then polynomial decay over nnU-Net's
 1000 epochs, gradient clipping at norm 1, Dice + CE loss, mixed precision, nnU-Net's data
-pipeline. Subclasses choose only the network (``build_network_architecture``) and whether
-deep supervision is on.
+pipeline; with ``DYNTRANSNET_TRAIN_MINUTES`` set, a wall-clock budget instead of the 1000
+epochs (``budget.py``). Subclasses choose only the network (``build_network_architecture``)
+and whether deep supervision is on.
 """
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from typing import Iterator, Union
 
 from nnunetv2.training.nnUNetTrainer.primus.primus_trainers import AbstractPrimus
 
+from nnunet_dyntransnet.trainers.budget import WallClockBudget
+
 __all__ = ["TransformerRecipeTrainer"]
 
 
-class TransformerRecipeTrainer(AbstractPrimus):
-    """nnU-Net's transformer (Primus) recipe; the network is the subclass's."""
+class TransformerRecipeTrainer(WallClockBudget, AbstractPrimus):
+    """nnU-Net's transformer (Primus) recipe; the network is the subclass's. With ``DYNTRANSNET_TRAIN_MINUTES``
+    set, it trains for that many minutes instead of 1000 epochs (``budget.py``)."""
 
     def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
         # nnUNetTrainer_warmup.load_checkpoint (nnunetv2 2.8.1) calls torch.load without weights_only,

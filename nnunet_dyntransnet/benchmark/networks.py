@@ -37,8 +37,8 @@ def network_of_trainer(trainer_class) -> Optional[str]:
 
     from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Paper
 
-    if trainer_class is nnUNetTrainer:
-        return "PlainConvUNet"
+    if trainer_class.build_network_architecture is nnUNetTrainer.build_network_architecture:
+        return "PlainConvUNet"  # nnU-Net's trainer or a variant of it that keeps its network (nnUNetTrainer_WallClock)
     if getattr(trainer_class, "baseline", ""):
         return BASELINES[trainer_class.baseline].network
     if issubclass(trainer_class, (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Paper)):

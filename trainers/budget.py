@@ -1,0 +1,143 @@
+"""Training for a wall-clock budget instead of a number of epochs (``DYNTRANSNET_TRAIN_MINUTES``).
+
+Networks compared at equal cost get the same time, not the same number of steps: a network
+twice as slow per step trains half as many. With ``DYNTRANSNET_TRAIN_MINUTES`` set, every
+trainer of this plugin (and ``nnUNetTrainer_WallClock``, nnU-Net's own U-Net and recipe)
+
+- runs epochs of 50 training and 10 validation iterations (nnU-Net's 250/50, shortened so the
+  stop and the schedule have a fine grain);
+- after each epoch, counts the time its epochs took so far (nnU-Net's own epoch timestamps,
+  which its checkpoints keep, so ``--c`` continues the same budget) and how many more epochs
+  of the mean duration fit the rest;
+- sizes its learning-rate schedule to that many epochs (polynomial decay ending at the budget;
+  a warm-up, where the recipe has one, of a tenth of the epochs the first epoch's duration
+  allows), and stops when the next epoch would not fit, with nnU-Net's final checkpoint and
+  validation as after a full training.
+
+The time excludes nnU-Net's set-up and the final validation, the same for every trainer.
+Unset, the trainers train nnU-Net's 1000 epochs as usual.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import List, Optional, Sequence
+
+import torch
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+from nnunetv2.training.lr_scheduler.warmup import Lin_incr_LRScheduler, PolyLRScheduler_offset
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+__all__ = ["BUDGET_ENV", "WallClockBudget", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit"]
+
+BUDGET_ENV = "DYNTRANSNET_TRAIN_MINUTES"
+ITERATIONS, VAL_ITERATIONS = 50, 10
+
+
+def budget_minutes() -> Optional[float]:
+    """``DYNTRANSNET_TRAIN_MINUTES`` as a positive number, or None when unset or empty."""
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"{BUDGET_ENV}={raw!r}: give the training time in minutes as a positive number "
+                         f"(for example {BUDGET_ENV}=30), or unset it to train nnU-Net's epochs")
+    return minutes
+
+
+def epochs_that_fit(durations: Sequence[float], budget_s: float) -> int:
+    """How many epochs in all fit ``budget_s`` seconds, given the durations (s) of the epochs done.
+
+    The first epoch carries one-off costs (data loader start, allocator warm-up), so the mean of
+    the later ones predicts the next epochs once there are any. Never fewer than the epochs done:
+    ``epochs_that_fit([30, 20, 20], 100) == 4`` (70 s spent, one more 20-s epoch fits).
+    """
+    done = len(durations)
+    if done == 0:
+        raise ValueError("no epoch finished yet: nothing to estimate from")
+    mean = sum(durations[1:]) / (done - 1) if done > 1 else durations[0]
+    remaining = budget_s - sum(durations)
+    return done + max(0, int(remaining // mean)) if mean > 0 else done
+
+
+class _BudgetSpent(Exception):
+    """Raised after the last epoch that fits; ``run_training`` ends the training as nnU-Net does."""
+
+
+class WallClockBudget:
+    """Mixin for an nnU-Net trainer: train for ``DYNTRANSNET_TRAIN_MINUTES`` (module docstring)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.train_minutes = budget_minutes()
+        if self.train_minutes is not None:
+            self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = ITERATIONS, VAL_ITERATIONS
+
+    def _epoch_durations(self) -> List[float]:
+        starts = self.logger.get_value("epoch_start_timestamps", step=None)
+        ends = self.logger.get_value("epoch_end_timestamps", step=None)
+        return [end - start for start, end in zip(starts, ends)]
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        if self.train_minutes is None:
+            return
+        self._epoch_cap = self.num_epochs
+        self.print_to_log_file(f"{BUDGET_ENV}={self.train_minutes:g}: training for {self.train_minutes:g} minutes of "
+                               f"epochs ({self.num_iterations_per_epoch} iterations each), at most {self.num_epochs}")
+        if self._epoch_durations():  # continued with --c: the warm-up the first epoch set, and the budget left
+            self._fit_warmup()
+            self._fit_schedule(self._epochs_that_fit())
+
+    def on_epoch_end(self) -> None:
+        super().on_epoch_end()  # logs the epoch's end time, saves checkpoints, counts the epoch
+        if self.train_minutes is None:
+            return
+        if self.current_epoch == 1:
+            self._fit_warmup()
+        total = self._epochs_that_fit()
+        self._fit_schedule(total)
+        if self.current_epoch >= total:
+            spent = sum(self._epoch_durations()) / 60
+            self.print_to_log_file(f"{BUDGET_ENV}: {spent:.1f} of {self.train_minutes:g} minutes spent, another epoch "
+                                   f"does not fit: training ends after {self.current_epoch} epochs")
+            raise _BudgetSpent()
+
+    def _epochs_that_fit(self) -> int:
+        return min(self._epoch_cap, epochs_that_fit(self._epoch_durations(), self.train_minutes * 60))
+
+    def run_training(self) -> None:
+        try:
+            super().run_training()
+        except _BudgetSpent:
+            self.on_train_end()  # final checkpoint, data loaders shut down, as after the last epoch
+
+    def _fit_warmup(self) -> None:
+        """A warm-up of a tenth of the epochs the first epoch's duration allows (so the same after ``--c``)."""
+        if not hasattr(self, "warmup_duration_whole_net"):
+            return
+        first = epochs_that_fit(self._epoch_durations()[:1], self.train_minutes * 60)
+        self.warmup_duration_whole_net = min(self.warmup_duration_whole_net, max(1, first // 10))
+        if isinstance(self.lr_scheduler, Lin_incr_LRScheduler):
+            self.lr_scheduler.max_steps = self.warmup_duration_whole_net
+            if self.current_epoch > self.warmup_duration_whole_net:  # continued past the shortened warm-up
+                self.optimizer, self.lr_scheduler = self.configure_optimizers("train")
+
+    def _fit_schedule(self, total: int) -> None:
+        """End the learning-rate decay at epoch ``total`` (the last step it takes is ``total - 1``)."""
+        # the loop's range was fixed when training started: num_epochs sizes the schedules, the budget stops
+        self.num_epochs = max(total, getattr(self, "warmup_duration_whole_net", 0) + 1)
+        if isinstance(self.lr_scheduler, PolyLRScheduler_offset):
+            self.lr_scheduler.max_steps = self.num_epochs - self.lr_scheduler.start_step
+        elif isinstance(self.lr_scheduler, PolyLRScheduler):
+            self.lr_scheduler.max_steps = self.num_epochs
+
+
+class nnUNetTrainer_WallClock(WallClockBudget, nnUNetTrainer):
+    """nnU-Net's own trainer (PlainConvUNet, SGD, its schedule) for ``DYNTRANSNET_TRAIN_MINUTES``: the
+    U-Net row of a comparison at equal training time."""
