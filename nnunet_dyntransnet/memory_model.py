@@ -35,7 +35,7 @@ from typing import Dict, Sequence
 
 from nnunet_dyntransnet.stage_layout import StageLayout
 
-__all__ = ["PLAIN_SAVED_PER_COUNTED", "saved_activation_elements", "feature_map_size"]
+__all__ = ["PLAIN_SAVED_PER_COUNTED", "saved_activation_elements", "feature_map_size", "recomputed_elements"]
 
 PLAIN_SAVED_PER_COUNTED = 1.973
 
@@ -81,3 +81,20 @@ def feature_map_size(layout: Sequence[StageLayout], input_size: Sequence[int], i
     """The total of :func:`saved_activation_elements` in nnU-Net's units (divided by PLAIN_SAVED_PER_COUNTED)."""
     parts = saved_activation_elements(layout, input_size, input_channels, fusion, dynamic_bias, checkpointing)
     return int(round(sum(parts.values()) / PLAIN_SAVED_PER_COUNTED))
+
+
+def recomputed_elements(layout: Sequence[StageLayout], input_size: Sequence[int], fusion: str, dynamic_bias: bool) -> float:
+    """With checkpointing, the most elements per sample alive at once again in backward: the largest of one
+    recomputed block of the first transformer stage and the recomputed full-resolution decoder level.
+
+    :func:`saved_activation_elements` leaves this transient out (as nnU-Net's count leaves out
+    every transient); the fit-to-GPU decision (``gpu_fit``) adds it to the peak.
+    """
+    grids, grid = [], list(input_size)
+    for s in layout:
+        grid = [g // st for g, st in zip(grid, s.stride)]
+        grids.append(prod(grid))
+    block = (BLOCK_DYNAMIC if dynamic_bias else BLOCK_PLAIN) * layout[1].channels * grids[1] if len(layout) > 1 else 0.0
+    gate = 2.0 if fusion == "feature_mix" else 0.0
+    level = ((FUSION[fusion] + RM + LEVEL_OUTPUT) * layout[0].channels + gate) * grids[0]
+    return max(block, level)

@@ -90,13 +90,21 @@ class DynTransNet(nn.Module):
             conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, dynamic_bias, fused_attn
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
-        if activation_checkpointing and len(self.encoder.stages):
-            self.encoder.stages[0].checkpoint_blocks = True
-            self.decoder.checkpoint_levels = frozenset({0})
-        self._memory_options = dict(input_channels=input_channels, fusion=fusion, dynamic_bias=dynamic_bias,
+        # what the memory model needs besides the layout (read by compute_conv_feature_map_size and gpu_fit)
+        self.memory_options = dict(input_channels=input_channels, fusion=fusion, dynamic_bias=dynamic_bias,
                                     checkpointing=activation_checkpointing)
+        self.set_activation_checkpointing(activation_checkpointing)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Switch ``activation_checkpointing`` (the constructor's argument) on or off; parameters are the same
+        either way, so a trainer can decide after building the network (``gpu_fit``)."""
+        enabled = bool(enabled) and len(self.encoder.stages) > 0
+        if len(self.encoder.stages):
+            self.encoder.stages[0].checkpoint_blocks = enabled
+        self.decoder.checkpoint_levels = frozenset({0}) if enabled else frozenset()
+        self.memory_options["checkpointing"] = enabled
 
     @property
     def total_stride(self) -> tuple:
@@ -124,7 +132,7 @@ class DynTransNet(nn.Module):
         """
         if len(input_size) != len(self.patch_size):
             raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
-        return feature_map_size(self.layout, input_size, **self._memory_options)
+        return feature_map_size(self.layout, input_size, **self.memory_options)
 
     def describe(self) -> str:
         """Stage table (grid, channels, heads, windows, tokens per attention) and parameter count."""

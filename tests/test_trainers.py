@@ -171,3 +171,25 @@ def test_a_3d_baseline_builds_from_the_2d_plan(nnunet_in_process):
     trainer = _trainer("nnUNetTrainerAttentionUNet", "2d")
     assert len(trainer.configuration_manager.patch_size) == 2
     _one_step(trainer)
+
+
+def test_fit_to_gpu_in_the_trainer(nnunet_in_process, monkeypatch):
+    """The decision ``initialize`` makes on CUDA, with a stubbed free-memory figure: off when the plan fits,
+    on when it fits only with checkpointing, a stop naming the planner when it does not fit at all."""
+    from nnunet_dyntransnet.gpu_fit import DoesNotFitError, training_bytes
+
+    monkeypatch.delenv("DYNTRANSNET_CHECKPOINTING", raising=False)
+    trainer = _trainer("nnUNetTrainerDynTransNet")
+    net, batch = trainer.network, trainer.batch_size
+    plain, checkpointed = training_bytes(net, batch, False), training_bytes(net, batch, True)
+    assert checkpointed < plain
+    trainer.fit_to_gpu(int(plain / 0.85))
+    assert not net.encoder.stages[0].checkpoint_blocks
+    trainer.fit_to_gpu(int(checkpointed / 0.85))
+    assert net.encoder.stages[0].checkpoint_blocks and net.decoder.checkpoint_levels == {0}
+    with pytest.raises(DoesNotFitError, match="dyntransnet_plan_and_preprocess -d 901 -gpu_memory_target 1"):
+        trainer.fit_to_gpu(checkpointed // 2)
+    monkeypatch.setenv("DYNTRANSNET_CHECKPOINTING", "off")
+    trainer.fit_to_gpu(checkpointed // 2)
+    assert not net.encoder.stages[0].checkpoint_blocks
+    _one_step(trainer)  # the switch holds for training

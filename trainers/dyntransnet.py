@@ -6,6 +6,10 @@ reads it. It is a classmethod so that it can: nnU-Net calls it on the class at i
 (``trainer_class.build_network_architecture(plans_manager, configuration_manager, ...)``),
 with the same arguments as the static method of nnU-Net's own trainers. nnU-Net also writes
 the attribute into each fold's ``debug.json``, where ``dyntransnet_report`` reads it.
+
+On CUDA, ``initialize`` decides whether the plan's patch and batch fit the GPU and switches
+activation checkpointing on if they fit only with it (``gpu_fit``; ``DYNTRANSNET_CHECKPOINTING``
+overrides), and stops before training if they do not fit at all.
 """
 from __future__ import annotations
 
@@ -15,14 +19,40 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from nnunet_dyntransnet.gpu_fit import DoesNotFitError, fit_to_gpu, free_gpu_bytes
 from nnunet_dyntransnet.network import DynTransNet
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 
-__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed"]
+__all__ = ["FitsTheGPU", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed"]
 
 
-class nnUNetTrainerDynTransNet(TransformerRecipeTrainer):
+class FitsTheGPU:
+    """Mixin for a trainer that builds DynTransNet: on CUDA, ``initialize`` switches activation checkpointing on
+    when the plan's patch and batch fit the GPU only with it, and stops when they do not fit at all (``gpu_fit``)."""
+
+    def initialize(self) -> None:
+        super().initialize()
+        if self.device.type == "cuda":
+            self.fit_to_gpu(free_gpu_bytes(self.device))
+
+    def fit_to_gpu(self, free_bytes: int) -> None:
+        """Activation checkpointing on when the training would not fit ``free_bytes`` without it (``gpu_fit``);
+        stops with a message naming the planner when it would not fit even with it."""
+        network = self.network.module if isinstance(self.network, DDP) else self.network
+        network = getattr(network, "_orig_mod", network)  # torch.compile's wrapper compiles at the first step
+        dataset_id = self.plans_manager.dataset_name.split("_")[0].replace("Dataset", "")
+        try:
+            decision = fit_to_gpu(network, self.batch_size, free_bytes, dataset=dataset_id,
+                                  class_default=type(self).network_options.get("activation_checkpointing", False))
+        except DoesNotFitError as e:
+            self.print_to_log_file(f"stopped before training: {e}")
+            raise
+        self.print_to_log_file(decision.message)
+
+
+class nnUNetTrainerDynTransNet(FitsTheGPU, TransformerRecipeTrainer):
     """DynTransNet built from the plan, trained with nnU-Net's transformer recipe (see ``recipe.py``).
 
     Unlike Primus, DynTransNet has a U-Net decoder with a head per level, so deep supervision

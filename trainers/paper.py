@@ -17,6 +17,7 @@ from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import
 from torch import nn
 
 from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.trainers.dyntransnet import FitsTheGPU
 
 __all__ = ["nnUNetTrainerDynTransNet_Paper"]
 
@@ -25,7 +26,7 @@ PAPER_EPOCHS = 300
 PAPER_LR = 1e-4
 
 
-class nnUNetTrainerDynTransNet_Paper(nnUNetTrainerDiceLoss, nnUNetTrainerVanillaAdam):
+class nnUNetTrainerDynTransNet_Paper(FitsTheGPU, nnUNetTrainerDiceLoss, nnUNetTrainerVanillaAdam):
     """DynTransNet with Dice loss (nnUNetTrainerDiceLoss) and Adam (nnUNetTrainerVanillaAdam), Table 1's values."""
 
     network_options: ClassVar[Dict[str, Any]] = {}
