@@ -69,7 +69,7 @@ setup(
     python_requires=">=3.10",
     packages=["nnunet_dyntransnet", "nnunet_dyntransnet.conversion", "nnunet_dyntransnet.trainer_lookup",
               "nnunet_dyntransnet.report", "nnunet_dyntransnet.plans",
-              "nnunet_dyntransnet.benchmark",
+              "nnunet_dyntransnet.benchmark", "nnunet_dyntransnet.deploy",
               "nnunet_dyntransnet.trainers"],
     package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers",
                  "nnunet_dyntransnet.plans": "plans"},
@@ -89,6 +89,8 @@ setup(
         "test": ["pytest>=7", "pytest-xdist>=3"],
         # the paper's baselines (Tables 4/5); MONAI 1.5 pinned torch < 2.7
         "baselines": ["monai>=1.6", "segmentation-models-pytorch>=0.3"],
+        # ONNX export (torch's dynamo exporter needs onnxscript) and the onnxruntime predictor
+        "onnx": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
     },
     entry_points={
         "console_scripts": [
@@ -99,6 +101,8 @@ setup(
             "dyntransnet_benchmark = nnunet_dyntransnet.benchmark:entry",
             "dyntransnet_report = nnunet_dyntransnet.report.cli:main",
             "dyntransnet_plan_and_preprocess = nnunet_dyntransnet.plans.cli:main",
+            "dyntransnet_export_onnx = nnunet_dyntransnet.deploy.export:main",
+            "dyntransnet_predict_onnx = nnunet_dyntransnet.deploy.predict:main",
         ]
     },
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},

@@ -1,7 +1,8 @@
 """End to end through nnU-Net's own commands, as a user runs them, on a tiny synthetic dataset.
 
 plan_and_preprocess -> train 3d_fullres (then resume with --c) -> train 2d -> predict ->
-find_best_configuration -> export_model_to_zip -> install_pretrained_model_from_zip -> predict.
+find_best_configuration -> export_model_to_zip -> install_pretrained_model_from_zip -> predict;
+and the ONNX path: dyntransnet_export_onnx -> dyntransnet_predict_onnx, against nnUNetv2_predict.
 Uses ``nnUNetTrainerDynTransNetTest`` (tests/nnunet_test_trainers): the real trainer, narrow and short.
 """
 import json
@@ -81,12 +82,77 @@ def _assert_predictions_match_inputs(pred_dir: Path, images: Path):
         assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 1, 2}
 
 
-def test_predict(workspace, trained_3d, tmp_path):
+@pytest.fixture(scope="module")
+def predicted(workspace, trained_3d, tmp_path_factory):
+    """nnUNetv2_predict of the test cases with the trained fold (test-time mirroring on, nnU-Net's default)."""
     base, raw, env = workspace
-    out_dir = tmp_path / "pred"
+    out_dir = tmp_path_factory.mktemp("pred") / "pred"
     run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(out_dir), "-d", str(DATASET_ID),
                  "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1"], env)
-    _assert_predictions_match_inputs(out_dir, raw / "imagesTs")
+    return out_dir
+
+
+def test_predict(workspace, predicted):
+    _assert_predictions_match_inputs(predicted, workspace[1] / "imagesTs")
+
+
+def test_onnx_export_and_predict_agree_with_nnunet(workspace, trained_3d, predicted, tmp_path, monkeypatch, capsys):
+    """dyntransnet_export_onnx, then dyntransnet_predict_onnx with nothing but the model and its sidecar (no
+    nnUNet_results): the same labels as nnUNetv2_predict (>= 99.9% of voxels), the same geometry; then bad input."""
+    from nnunet_dyntransnet.deploy.export import main as export_main
+    from nnunet_dyntransnet.deploy.predict import main as predict_main
+
+    base, raw, env = workspace
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    model = tmp_path / "model" / "tiny.onnx"
+    model.parent.mkdir()
+    assert export_main(["-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-o", str(model)]) == 0
+    sidecar = json.loads(model.with_suffix(".json").read_text())
+    assert sidecar["patch_size"] == sidecar["plans"]["configurations"]["3d_fullres"]["patch_size"]
+    assert sidecar["mirroring_axes"] == [0, 1, 2] and sidecar["num_input_channels"] == 1
+    assert sidecar["normalization_schemes"] == ["CTNormalization"] and sidecar["labels"]["tumor"] == 2
+    import onnx
+
+    graph_input = onnx.load(str(model)).graph.input[0].type.tensor_type.shape.dim
+    assert graph_input[0].dim_param and not graph_input[0].dim_value, "the batch axis must be dynamic"
+
+    out = tmp_path / "onnx_pred"
+    no_results = {k: v for k, v in env.items() if k != "nnUNet_results"}
+    run_command(["dyntransnet_predict_onnx", "-i", str(raw / "imagesTs"), "-o", str(out), "-m", str(model),
+                 "-npp", "1", "-nps", "1"], no_results)
+    _assert_predictions_match_inputs(out, raw / "imagesTs")
+    for theirs in sorted(predicted.glob("*.nii.gz")):
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(out / theirs.name)))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(theirs)))
+        assert (a == b).mean() >= 0.999, theirs.name
+
+    # bad input: each refused with exit 2 and a message naming the file and what to do; nothing in -o
+    def refused(command, argv, *phrases):
+        assert command(argv) == 2
+        err = capsys.readouterr().err
+        assert all(p in err for p in phrases), err
+
+    never = tmp_path / "never"
+    args = ["-o", str(never), "-npp", "1", "-nps", "1"]
+    refused(export_main, ["-d", str(DATASET_ID), "-f", "0", "-tr", TRAINER, "-chk", "missing.pth", "-o",
+                          str(tmp_path / "x.onnx")], "missing.pth: no such checkpoint", "-chk")
+    refused(export_main, ["-d", str(DATASET_ID), "-f", "0", "-tr", TRAINER, "-o", str(model)], "exists", "--overwrite")
+    lone = tmp_path / "lone" / "tiny.onnx"
+    lone.parent.mkdir()
+    lone.write_bytes(model.read_bytes())
+    refused(predict_main, ["-i", str(raw / "imagesTs"), *args, "-m", str(lone)], "tiny.json: missing")
+    lone.with_suffix(".json").write_text(model.with_suffix(".json").read_text())
+    lone.write_bytes(model.read_bytes() + b"\\0")
+    refused(predict_main, ["-i", str(raw / "imagesTs"), *args, "-m", str(lone)], "written for another model")
+    two_channels = tmp_path / "two_channels"
+    two_channels.mkdir()
+    case = sorted((raw / "imagesTs").glob("*_0000.nii.gz"))[0]
+    (two_channels / case.name).write_bytes(case.read_bytes())
+    (two_channels / case.name.replace("_0000", "_0001")).write_bytes(case.read_bytes())
+    refused(predict_main, ["-i", str(two_channels), *args, "-m", str(model)], "has channels [0, 1]", "takes 1")
+    assert not never.exists() and not list(tmp_path.glob(".never*")), "nothing half-written"
+    assert not (tmp_path / "x.onnx").exists() and not list(tmp_path.glob(".x.onnx*"))
 
 
 def test_find_best_configuration(workspace, trained_3d):
