@@ -17,6 +17,17 @@ Steps, each skipped when its output already exists (so a stopped run picks up wh
 
 ``--dry-run`` prints the commands and runs nothing. nnU-Net's environment variables
 (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``) must be set, as for nnU-Net.
+
+At scale (``nnunet_dyntransnet/scheduling.py``):
+
+    python scripts/run_protocol.py lits --source /data/LiTS --gpus 0,1,2,3     # one training per GPU at a time
+    python scripts/run_protocol.py lits --source /data/LiTS --slurm [--submit] [--sbatch=--time=48:00:00 ...]
+    python scripts/run_protocol.py lits --progress                             # done / running / failed, time left
+
+With ``--gpus`` the trainings run concurrently (logs in ``$nnUNet_results/DatasetNNN/protocol/logs``),
+then the report. With ``--slurm`` steps 1-2 run here, then a job array (one task per training,
+each skipping or resuming by the same rule) and a report job that waits for it are written to
+``.../protocol/slurm`` and, with ``--submit``, submitted with ``sbatch``; ``--dry-run`` prints them.
 """
 from __future__ import annotations
 
@@ -26,6 +37,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from nnunet_dyntransnet.scheduling import Training, format_progress, progress, run_on_gpus, slurm_scripts, submit_slurm
 
 DATASETS = {  # name -> (default id, folder suffix, command that creates the raw dataset)
     "lits": (501, "LiTS", "dyntransnet_convert_lits"),
@@ -75,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--phantom-cases", type=int, default=40, help="phantom training cases (default 40)")
     p.add_argument("-np", type=int, default=4, help="processes for conversion and preprocessing (default 4)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--gpus", default=None, help="GPU ids, e.g. 0,1,2,3: one training per GPU at a time")
+    scale.add_argument("--slurm", action="store_true", help="write a SLURM job array and a report job (see --submit)")
+    p.add_argument("--progress", action="store_true", help="show which trainings are done, running, failed, and the "
+                                                            "time left (over --gpus, if given); run nothing")
+    p.add_argument("--submit", action="store_true", help="with --slurm: submit the jobs with sbatch")
+    p.add_argument("--sbatch", action="append", default=[], metavar="ARG",
+                   help="with --slurm: an #SBATCH line for both jobs, e.g. --sbatch=--partition=gpu (repeatable)")
     return p
 
 
@@ -84,17 +105,25 @@ def _run(cmd, dry_run: bool):
         subprocess.run([str(c) for c in cmd], check=True)
 
 
+def _trainings(dataset_id, trainers, configurations, folds, results: Path, device: str):
+    """Every (trainer, fold) of the protocol, in order: trainer by trainer, fold by fold."""
+    return [Training(dataset_id, trainer, configurations[trainer], fold,
+                     results / f"{trainer}__nnUNetPlans__{configurations[trainer]}" / f"fold_{fold}", device)
+            for trainer in trainers for fold in folds]
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.submit and not args.slurm:
+        _parser().error("--submit goes with --slurm")
+    if args.gpus is not None and args.device != "cuda":
+        _parser().error("--gpus runs the trainings on CUDA devices; leave -device at cuda")
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(v)]
     if missing:
         print(f"run_protocol: set {', '.join(missing)} first (nnU-Net's folders; see its documentation)", file=sys.stderr)
         return 2
     default_id, suffix, create = DATASETS[args.dataset]
     dataset_id = args.d if args.d is not None else default_id
-    if args.dataset != "phantom" and args.source is None:
-        print(f"run_protocol: {args.dataset} needs --source (the downloaded release folder)", file=sys.stderr)
-        return 2
     sets = _trainer_sets()
     if args.trainers in sets:
         trainers = sets[args.trainers]
@@ -113,8 +142,19 @@ def main(argv=None) -> int:
     raw = Path(os.environ["nnUNet_raw"])
     name = next((p.name for p in sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))), f"Dataset{dataset_id:03d}_{suffix}")
 
+    if args.progress:
+        results = Path(os.environ["nnUNet_results"]) / name
+        trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
+        gpus = len(args.gpus.split(",")) if args.gpus else 1
+        print(format_progress(progress(trainings, results / "protocol"), gpus=gpus))
+        return 0
+
     if (raw / name / "dataset.json").is_file():
         print(f"# {raw / name} exists: not converting again")
+    elif args.dataset != "phantom" and args.source is None:
+        print(f"run_protocol: {args.dataset} needs --source (the downloaded release folder) to create "
+              f"{raw / name}", file=sys.stderr)
+        return 2
     elif args.dataset == "phantom":
         _run([create, "-d", dataset_id, "-n", args.phantom_cases], args.dry_run)
     else:
@@ -130,23 +170,54 @@ def main(argv=None) -> int:
               "--verify_dataset_integrity"], args.dry_run)
 
     results = Path(os.environ["nnUNet_results"]) / name
-    folders = []
-    for trainer in trainers:
-        configuration = configurations[trainer]
-        folder = results / f"{trainer}__nnUNetPlans__{configuration}"
-        folders.append(folder)
-        for fold in args.folds:
-            fold_dir = folder / f"fold_{fold}"
-            if (fold_dir / "checkpoint_final.pth").is_file():
-                print(f"# {fold_dir} is trained")
-                continue
-            resume = ["--c"] if (fold_dir / "checkpoint_latest.pth").is_file() else []
-            _run(["nnUNetv2_train", dataset_id, configuration, fold, "-tr", trainer, "-device", args.device,
-                  *resume], args.dry_run)
-
+    trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
+    folders = list(dict.fromkeys(t.fold_dir.parent for t in trainings))
+    protocol_dir = results / "protocol"
     out = args.report_out or results / "report"
-    _run(["dyntransnet_report", *folders, "--out", out, "--baseline", baseline, "--overwrite",
-          "--title", f"{name}: {args.configuration}, folds {' '.join(map(str, args.folds))}"], args.dry_run)
+    report = ["dyntransnet_report", *folders, "--out", out, "--baseline", baseline, "--overwrite",
+              "--title", f"{name}: {args.configuration}, folds {' '.join(map(str, args.folds))}"]
+
+    if args.slurm:
+        scripts = slurm_scripts(trainings, [str(c) for c in report], protocol_dir, job=f"dyntransnet_{dataset_id}",
+                                sbatch_args=args.sbatch)
+        if args.dry_run or not args.submit:
+            folder = protocol_dir / "slurm"
+            if not args.dry_run:
+                folder.mkdir(parents=True, exist_ok=True)
+                for file, text in scripts.items():
+                    (folder / file).write_text(text)
+                print(f"# wrote {folder / 'train.sbatch'} ({len(trainings)} tasks) and {folder / 'report.sbatch'}; "
+                      f"submit with --submit, or: jid=$(sbatch --parsable {folder / 'train.sbatch'}) && "
+                      f"sbatch --dependency=afterok:$jid {folder / 'report.sbatch'}")
+            else:
+                for file, text in scripts.items():
+                    print(f"# ---- {file}\n{text}")
+            return 0
+        try:
+            array, report_job = submit_slurm(scripts, protocol_dir)
+        except RuntimeError as e:
+            print(f"run_protocol: {e}", file=sys.stderr)
+            return 1
+        print(f"# submitted job array {array} ({len(trainings)} trainings) and report job {report_job} (afterok)")
+        return 0
+
+    if args.gpus is not None:
+        gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+        codes = run_on_gpus(trainings, gpus, protocol_dir, dry_run=args.dry_run)
+        failed = [n for n, c in codes.items() if c != 0]
+        if failed:
+            print(f"run_protocol: {len(failed)} training(s) failed: {', '.join(failed)}; their logs are in "
+                  f"{protocol_dir / 'logs'}. Run the same command again to continue them; no report written",
+                  file=sys.stderr)
+            return 1
+    else:
+        for training in trainings:
+            if training.finished:
+                print(f"# {training.fold_dir} is trained")
+                continue
+            _run(training.command(), args.dry_run)
+
+    _run(report, args.dry_run)
     return 0
 
 

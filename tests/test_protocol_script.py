@@ -83,7 +83,7 @@ def test_baselines_set(tmp_path, _run):
                       "nnUNetTrainerDeepLabV3Plus"]
 
 
-def test_refusals(tmp_path, _run):
+def test_refusals(tmp_path, _run, capsys):
     proc = _run(["lits", "--source", tmp_path, "--trainers", "baseline", "--dry-run"], tmp_path)
     assert proc.returncode == 2 and "baseline is neither a set (all, main, ablations, baselines, demo)" in proc.stderr
     proc = _run(["lits", "--source", tmp_path, "--trainers", "nnUNetTrainer,nnUNetTrainerNope", "--dry-run"], tmp_path)
@@ -92,3 +92,166 @@ def test_refusals(tmp_path, _run):
     assert proc.returncode == 2 and "nnUNet_raw" in proc.stderr
     proc = _run(["lits", "--dry-run"], tmp_path)
     assert proc.returncode == 2 and "--source" in proc.stderr
+    for args, message in ((["--submit"], "--submit goes with --slurm"), (["--gpus", "0", "--device", "cpu"], "CUDA"),
+                          (["--gpus", "0", "--slurm"], "not allowed with")):
+        with pytest.raises(SystemExit) as e:
+            _run(["atlas", *args], tmp_path)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def _planned_atlas(base):
+    """Converted and planned (empty stand-ins), so the protocol goes straight to training."""
+    for sub, file in (("raw", "dataset.json"), ("pre", "nnUNetPlans.json")):
+        (base / sub / "Dataset502_ATLAS").mkdir(parents=True)
+        (base / sub / "Dataset502_ATLAS" / file).write_text("{}")
+    return base / "res" / "Dataset502_ATLAS"
+
+
+def _fake_bin(tmp_path, monkeypatch, **scripts):
+    """Stand-in commands first on PATH (bash scripts), so the protocol runs them instead of nnU-Net's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in scripts.items():
+        path = bin_dir / name
+        path.write_text("#!/usr/bin/env bash\n" + body)
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir
+
+
+# nnUNetv2_train DATASET CONFIGURATION FOLD -tr TRAINER -device cuda: records when it ran on which GPU, then writes
+# the fold's final checkpoint; the DynUNet fold 1 stand-in fails
+FAKE_TRAIN = r"""
+results="$nnUNet_results/Dataset502_ATLAS/${5}__nnUNetPlans__$2/fold_$3"
+echo "start $(date +%s.%N) $CUDA_VISIBLE_DEVICES $5 $3" >> "$TRAIN_RECORD"
+sleep 0.4
+echo "end $(date +%s.%N) $CUDA_VISIBLE_DEVICES $5 $3" >> "$TRAIN_RECORD"
+if [ "$5" = nnUNetTrainerDynUNet ] && [ "$3" = 1 ]; then echo "CUDA out of memory"; exit 3; fi
+mkdir -p "$results" && touch "$results/checkpoint_final.pth"
+"""
+
+
+def test_gpus_run_one_training_per_gpu_concurrently(tmp_path, _run, monkeypatch):
+    results = _planned_atlas(tmp_path)
+    _fake_bin(tmp_path, monkeypatch, nnUNetv2_train=FAKE_TRAIN, dyntransnet_report="echo report >> $TRAIN_RECORD\n")
+    record = tmp_path / "record.txt"
+    monkeypatch.setenv("TRAIN_RECORD", str(record))
+    proc = _run(["atlas", "--trainers", "nnUNetTrainer,nnUNetTrainerDynTransNet", "--folds", "0", "1", "2",
+                 "--gpus", "0,1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    events = [line.split() for line in record.read_text().splitlines() if line != "report"]
+    assert len(events) == 12 and record.read_text().splitlines()[-1] == "report"  # report after all six
+    running = {"0": 0, "1": 0}
+    peak_total = 0
+    for kind, _, gpu, *_ in sorted(events, key=lambda e: float(e[1])):
+        running[gpu] += 1 if kind == "start" else -1
+        assert running[gpu] <= 1, "two trainings on one GPU"
+        peak_total = max(peak_total, sum(running.values()))
+    assert peak_total == 2, "both GPUs busy at once"
+    logs = sorted(p.name for p in (results / "protocol" / "logs").iterdir())
+    assert len(logs) == 6 and "nnUNetTrainer__3d_fullres__fold0.log" in logs
+    assert {p.read_text().strip() for p in (results / "protocol" / "status").iterdir()} == {"done"}
+
+    # again: everything is trained, nothing runs but the report
+    record.unlink()
+    proc = _run(["atlas", "--trainers", "nnUNetTrainer,nnUNetTrainerDynTransNet", "--folds", "0", "1", "2",
+                 "--gpus", "0,1"], tmp_path)
+    assert proc.returncode == 0 and record.read_text().splitlines() == ["report"]
+    assert proc.stdout.count("is trained") == 6
+
+
+def test_gpus_a_failed_training_is_reported_and_the_others_finish(tmp_path, _run, monkeypatch):
+    results = _planned_atlas(tmp_path)
+    _fake_bin(tmp_path, monkeypatch, nnUNetv2_train=FAKE_TRAIN, dyntransnet_report="echo report >> $TRAIN_RECORD\n")
+    monkeypatch.setenv("TRAIN_RECORD", str(tmp_path / "record.txt"))
+    proc = _run(["atlas", "--trainers", "nnUNetTrainerDynUNet", "--folds", "0", "1", "2", "--gpus", "3"], tmp_path)
+    assert proc.returncode == 1
+    assert "1 training(s) failed: nnUNetTrainerDynUNet__3d_fullres__fold1" in proc.stderr and "no report" in proc.stderr
+    assert "report" not in (tmp_path / "record.txt").read_text()
+    assert all((results / f"nnUNetTrainerDynUNet__nnUNetPlans__3d_fullres/fold_{f}/checkpoint_final.pth").is_file()
+               for f in (0, 2))
+    status = results / "protocol" / "status"
+    assert (status / "nnUNetTrainerDynUNet__3d_fullres__fold1").read_text().strip() == "failed 3"
+    assert "CUDA out of memory" in (results / "protocol/logs/nnUNetTrainerDynUNet__3d_fullres__fold1.log").read_text()
+    proc = _run(["atlas", "--trainers", "nnUNetTrainerDynUNet", "--folds", "0", "1", "2", "--progress"], tmp_path)
+    assert "| nnUNetTrainerDynUNet__3d_fullres__fold1 | failed |" in proc.stdout
+    assert "3 trainings: 2 done, 1 failed" in proc.stdout
+
+
+def test_gpus_dry_run_assigns_devices(tmp_path, _run):
+    _planned_atlas(tmp_path)
+    proc = _run(["atlas", "--trainers", "main", "--folds", "0", "1", "--gpus", "0,1,2", "--dry-run"], tmp_path)
+    cmds = _commands(proc.stdout)
+    assert cmds[:4] == ["CUDA_VISIBLE_DEVICES=0 nnUNetv2_train 502 3d_fullres 0 -tr nnUNetTrainer -device cuda",
+                        "CUDA_VISIBLE_DEVICES=1 nnUNetv2_train 502 3d_fullres 1 -tr nnUNetTrainer -device cuda",
+                        "CUDA_VISIBLE_DEVICES=2 nnUNetv2_train 502 3d_fullres 0 -tr nnUNetTrainerDynTransNet -device cuda",
+                        "CUDA_VISIBLE_DEVICES=0 nnUNetv2_train 502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda"]
+
+
+def test_slurm_job_array_and_report_job(tmp_path, _run, monkeypatch):
+    results = _planned_atlas(tmp_path)
+    proc = _run(["atlas", "--trainers", "main", "--folds", "0", "1", "--slurm", "--dry-run",
+                 "--sbatch=--partition=gpu", "--sbatch=--time=48:00:00"], tmp_path)
+    assert proc.returncode == 0 and "#SBATCH --array=0-3" in proc.stdout and not (results / "protocol").exists()
+    # a fake sbatch records its arguments and answers job ids; each task runs its training by the resume rule
+    calls = tmp_path / "sbatch_calls.txt"
+    _fake_bin(tmp_path, monkeypatch, sbatch=f'echo "$@" >> {calls}\nn=$(wc -l < {calls}); echo "$((1000 + n));cluster"\n',
+              nnUNetv2_train='echo "$@" >> "$TRAIN_RECORD"\n')
+    proc = _run(["atlas", "--trainers", "main", "--folds", "0", "1", "--slurm", "--submit",
+                 "--sbatch=--partition=gpu"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "submitted job array 1001 (4 trainings) and report job 1002 (afterok)" in proc.stdout
+    first, second = calls.read_text().splitlines()
+    slurm = results / "protocol" / "slurm"
+    assert first == f"--parsable {slurm / 'train.sbatch'}"
+    assert second == f"--parsable --dependency=afterok:1001 {slurm / 'report.sbatch'}"
+    train = (slurm / "train.sbatch").read_text()
+    assert "#SBATCH --partition=gpu" in train and "#SBATCH --gres=gpu:1" in train
+    assert "dyntransnet_report" in (slurm / "report.sbatch").read_text()
+    # run task 3 (DynTransNet fold 1) as SLURM would: first fresh, then after an interruption (--c), then finished
+    fold = results / "nnUNetTrainerDynTransNet__nnUNetPlans__3d_fullres" / "fold_1"
+    record = tmp_path / "record.txt"
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "3", "TRAIN_RECORD": str(record)}
+    import subprocess
+
+    subprocess.run(["bash", str(slurm / "train.sbatch")], env=env, check=True)
+    fold.mkdir(parents=True)
+    (fold / "checkpoint_latest.pth").touch()
+    subprocess.run(["bash", str(slurm / "train.sbatch")], env=env, check=True)
+    (fold / "checkpoint_final.pth").touch()
+    subprocess.run(["bash", str(slurm / "train.sbatch")], env=env, check=True)
+    assert record.read_text().splitlines() == ["502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda",
+                                               "502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda --c"]
+    assert (results / "protocol/status/nnUNetTrainerDynTransNet__3d_fullres__fold1").read_text().strip() == "done"
+
+
+def test_slurm_submit_without_sbatch(tmp_path, _run, monkeypatch):
+    _planned_atlas(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    proc = _run(["atlas", "--trainers", "main", "--folds", "0", "--slurm", "--submit"], tmp_path)
+    assert proc.returncode == 1 and "sbatch not found" in proc.stderr
+
+
+def test_progress_estimates_time_left_from_nnunet_epoch_times(tmp_path, _run):
+    results = _planned_atlas(tmp_path)
+    running = results / "nnUNetTrainerDynTransNet__nnUNetPlans__3d_fullres" / "fold_0"
+    running.mkdir(parents=True)
+    (running / "debug.json").write_text('{"num_epochs": 10}')
+    (running / "training_log_2026_11_28_10_00_00.txt").write_text(
+        "Epoch 0\nEpoch time: 100.0 s\nEpoch 1\nEpoch time: 120.0 s\nEpoch 2\n")
+    status = results / "protocol" / "status"
+    status.mkdir(parents=True)
+    (status / "nnUNetTrainerDynTransNet__3d_fullres__fold0").write_text("running node7 1234\n")
+    done = results / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+    done.mkdir(parents=True)
+    (done / "checkpoint_final.pth").touch()
+    proc = _run(["atlas", "--trainers", "main", "--folds", "0", "1", "--progress"], tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 0
+    assert "| nnUNetTrainer__3d_fullres__fold0 | done |" in out
+    # 8 epochs left at 110 s: 880 s; the waiting DynTransNet fold 1 has 1000 epochs at DynTransNet's 110 s
+    assert "| nnUNetTrainerDynTransNet__3d_fullres__fold0 | running | 2/10 | 110 s | 0.2 h |" in out
+    assert "| nnUNetTrainerDynTransNet__3d_fullres__fold1 | waiting | 0/1000 | - | 30.6 h |" in out
+    # nnU-Net's U-Net fold 1 has no epoch time of its own trainer: the mean over all
+    assert "| nnUNetTrainer__3d_fullres__fold1 | waiting | 0/1000 | - | 30.6 h |" in out
+    assert "4 trainings: 1 done, 1 running, 2 waiting. Training time left: 61.4 h on one GPU" in out
