@@ -62,7 +62,7 @@ del state
 save()
 
 # 2. the plain-MSA ablation: what the dynamic bias costs in the whole step
-report["step_msa_s"] = timed(DynTransNet.from_plan(plan, 1, 3, dynamic_bias=False))[0]
+report["step_msa_s"] = timed(DynTransNet.from_plan(plan, 1, 3, attention="msa"))[0]
 save()
 
 # 3. torch.compile: train at batch 2, then batch-1 inference (nnU-Net's final validation)

@@ -26,7 +26,7 @@ from torch import nn
 
 from nnunet_dyntransnet.rotary import apply_rotary
 
-__all__ = ["DynamicBiasAttention", "attention_with_key_bias"]
+__all__ = ["DynamicBiasAttention", "PlainSelfAttention", "ATTENTIONS", "attention_with_key_bias"]
 
 
 def attention_with_key_bias(
@@ -128,3 +128,16 @@ class DynamicBiasAttention(nn.Module):
             out = weights @ v
         out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj_drop(self.proj(out))
+
+
+class PlainSelfAttention(DynamicBiasAttention):
+    """Plain multi-head self-attention, the paper's "MSA" ablation: D-MSA without the bias projection."""
+
+    def __init__(self, dim: int, num_heads: int, fused_attn: bool = True, **kwargs) -> None:
+        super().__init__(dim, num_heads, dynamic_bias=False, fused_attn=fused_attn, **kwargs)
+
+
+# The attention a transformer block uses, by the name DynTransNet's ``attention`` option takes. A new
+# variant is a module with the constructor ``(dim, num_heads, fused_attn=...)`` and ``forward(x, rotary)``
+# registered here, plus its memory coefficient in ``memory_model.BLOCK``.
+ATTENTIONS = {"dmsa": DynamicBiasAttention, "msa": PlainSelfAttention}

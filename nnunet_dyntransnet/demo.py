@@ -42,26 +42,6 @@ def _read(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
-def _calibrate_epochs(env: Dict[str, str], trainer: str, device: str, minutes: float, iterations: int) -> int:
-    """Epochs that fit the budget: time a few training steps of the demo network on the planned patch."""
-    import torch
-
-    from nnunet_dyntransnet.benchmark.measure import time_train_step
-    from nnunet_dyntransnet.trainers import demo
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    plans = PlansManager(str(Path(env["nnUNet_preprocessed"]) / DATASET / "nnUNetPlans.json"))
-    config = plans.get_configuration("3d_fullres")
-    net = getattr(demo, trainer).build_network_architecture(plans, config, 1, 3, True)
-    step = time_train_step(net, config.batch_size, 1, 3, config.patch_size, torch.device(device), repeats=3,
-                           warmup=1)["train_step_s"]
-    # data loading, validation and logging add about a third on a 2-core machine
-    per_epoch = iterations * step * 1.3 + 5 * step * 0.5
-    epochs = max(1, int(minutes * 60 / per_epoch))
-    _log(f"one training step: {step:.2f} s; {epochs} epochs of {iterations} steps fit {minutes:g} minutes")
-    return epochs
-
-
 def _overlays(out: Path, cases: Sequence[str], images: Path, truths: Path, preds: Path, baseline) -> List[Path]:
     import matplotlib
 
@@ -136,6 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from nnunet_dyntransnet.evaluation import ThresholdBaseline, evaluate_cases, summarize
     from nnunet_dyntransnet.phantom import write_phantom_dataset
+    from nnunet_dyntransnet.scheduling import epoch_times
+    from nnunet_dyntransnet.staging import staged_folder
 
     if raw.is_dir():
         _log(f"reusing the phantom in {raw}")
@@ -150,17 +132,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.iterations < 1:
         parser.error(f"--iterations must be at least 1, got {args.iterations}")
     env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)
-    env["DYNTRANSNET_DEMO_EPOCHS"] = str(_calibrate_epochs(env, trainer, args.device, minutes, args.iterations))
+    # the training runs for the budget (trainers/budget.py): as many epochs as fit, the schedule sized to them
+    env["DYNTRANSNET_TRAIN_MINUTES"] = str(minutes)
+    env["DYNTRANSNET_DEMO_EPOCHS"] = "1000"  # only a cap
+    _log(f"training for {minutes:g} minutes (DYNTRANSNET_TRAIN_MINUTES), epochs of {args.iterations} steps")
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
     if (fold_dir / "checkpoint_final.pth").is_file():
         _log(f"reusing the trained model in {fold_dir} (delete it to train again)")
     else:
         _run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", args.device], env)
     preds = out / "predictions"
-    if preds.exists():
-        shutil.rmtree(preds)
-    _run(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(preds), "-d", str(DATASET_ID), "-c", "3d_fullres",
-          "-f", "0", "-tr", trainer, "-device", args.device, "-npp", "1", "-nps", "1"], env)
+    # a previous run's predictions are replaced only once the new ones are complete
+    with staged_folder(preds, replace=[preds] if preds.exists() else [], tag="predicting") as staging:
+        _run(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(staging), "-d", str(DATASET_ID), "-c",
+              "3d_fullres", "-f", "0", "-tr", trainer, "-device", args.device, "-npp", "1", "-nps", "1"], env)
 
     _log("fitting the threshold baseline on the training cases and scoring the held-out cases")
     tr_cases = sorted(p.name[: -len(".nii.gz")] for p in (raw / "labelsTr").glob("*.nii.gz"))
@@ -173,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                for c in ts_cases)
     results = {"DynTransNet": summarize(net_rows), "threshold baseline": summarize(base_rows),
                "per_case": {"DynTransNet": net_rows, "threshold baseline": base_rows},
-               "baseline_intervals": baseline.intervals, "epochs": int(env["DYNTRANSNET_DEMO_EPOCHS"]),
+               "baseline_intervals": baseline.intervals, "epochs": len(epoch_times(fold_dir)),
                "device": args.device, "minutes_total": (time.time() - started) / 60}
     table = _table(results)
     note = (f"{len(ts_cases)} held-out phantom cases; whole liver = labels 1+2, tumor = label 2; means over cases, "

@@ -33,7 +33,7 @@ class DynTransEncoder(nn.Module):
         layout: Sequence[StageLayout],
         mlp_ratio: float,
         drop_path_rate: float,
-        dynamic_bias: bool,
+        attention: str,
         fused_attn: bool,
     ) -> None:
         super().__init__()
@@ -51,7 +51,7 @@ class DynTransEncoder(nn.Module):
             stages.append(
                 TransformerStage(
                     conv_op, in_channels, s.channels, s.stride, s.depth, s.heads, s.window,
-                    mlp_ratio, rates[used:used + s.depth], dynamic_bias, fused_attn,
+                    mlp_ratio, rates[used:used + s.depth], attention, fused_attn,
                 )
             )
             used += s.depth

@@ -61,7 +61,7 @@ def training_bytes(network: Any, batch_size: int, checkpointing: bool) -> int:
     units = feature_map_size(network.layout, network.patch_size, **options)
     if checkpointing:
         units += recomputed_elements(network.layout, network.patch_size, options["fusion"],
-                                     options["dynamic_bias"]) / PLAIN_SAVED_PER_COUNTED
+                                     options["attention"]) / PLAIN_SAVED_PER_COUNTED
     return int(BYTES_PER_UNIT * batch_size * units)
 
 

@@ -16,7 +16,8 @@ the measurement for several plans and variants):
 ==========================  =====================================================
 conv unit (conv-IN-LReLU)    2 (the stem; RM has two)
 transformer block            18 (LN, qkv, rotary q/k, folded-bias q'/k', attention
-                             output, LN, MLP 4C twice); 19 with plain MSA
+                             output, LN, MLP 4C twice); 19 with plain MSA (``BLOCK``,
+                             by attention name)
 strided projection + norms   3 per stage (conv output, stage norm input and output)
 FM-M                         3.5 (+2 per voxel for the gate); concat 2; weighted sum 1
 RM                           5 (its input and two conv units; the same without the residual)
@@ -40,7 +41,7 @@ __all__ = ["PLAIN_SAVED_PER_COUNTED", "saved_activation_elements", "feature_map_
 PLAIN_SAVED_PER_COUNTED = 1.973
 
 CONV_UNIT = 2.0
-BLOCK_DYNAMIC, BLOCK_PLAIN = 18.1, 19.1
+BLOCK = {"dmsa": 18.1, "msa": 19.1}  # per attention variant (attention.ATTENTIONS)
 STAGE_EXTRA = 3.0
 FUSION = {"feature_mix": 3.5, "concat": 2.0, "weighted_sum": 1.0}
 RM = 5.0
@@ -50,7 +51,7 @@ CHECKPOINTED_LEVEL = 2.0  # the upsampled input and the level's output
 
 
 def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int,
-                              fusion: str, dynamic_bias: bool, checkpointing: bool = False) -> Dict[str, float]:
+                              fusion: str, attention: str, checkpointing: bool = False) -> Dict[str, float]:
     """Elements kept for backward per sample, by part, for an input of ``input_size`` voxels.
 
     With ``checkpointing`` (DynTransNet's ``activation_checkpointing``) the first transformer
@@ -64,7 +65,7 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
         grids.append(prod(grid))
     stem = layout[0]
     parts = {"input": float(input_channels * grids[0]), "stem": CONV_UNIT * stem.depth * stem.channels * grids[0]}
-    block = BLOCK_DYNAMIC if dynamic_bias else BLOCK_PLAIN
+    block = BLOCK[attention]
     per_block = [CHECKPOINTED_BLOCK if checkpointing and i == 1 else block for i in range(len(layout))]
     parts["transformer"] = sum((STAGE_EXTRA + per_block[s.index] * s.depth) * s.channels * n
                                for s, n in zip(layout[1:], grids[1:]))
@@ -77,13 +78,13 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
 
 
 def feature_map_size(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int, fusion: str,
-                     dynamic_bias: bool, checkpointing: bool = False) -> int:
+                     attention: str, checkpointing: bool = False) -> int:
     """The total of :func:`saved_activation_elements` in nnU-Net's units (divided by PLAIN_SAVED_PER_COUNTED)."""
-    parts = saved_activation_elements(layout, input_size, input_channels, fusion, dynamic_bias, checkpointing)
+    parts = saved_activation_elements(layout, input_size, input_channels, fusion, attention, checkpointing)
     return int(round(sum(parts.values()) / PLAIN_SAVED_PER_COUNTED))
 
 
-def recomputed_elements(layout: Sequence[StageLayout], input_size: Sequence[int], fusion: str, dynamic_bias: bool) -> float:
+def recomputed_elements(layout: Sequence[StageLayout], input_size: Sequence[int], fusion: str, attention: str) -> float:
     """With checkpointing, the most elements per sample alive at once again in backward: the largest of one
     recomputed block of the first transformer stage and the recomputed full-resolution decoder level.
 
@@ -94,7 +95,7 @@ def recomputed_elements(layout: Sequence[StageLayout], input_size: Sequence[int]
     for s in layout:
         grid = [g // st for g, st in zip(grid, s.stride)]
         grids.append(prod(grid))
-    block = (BLOCK_DYNAMIC if dynamic_bias else BLOCK_PLAIN) * layout[1].channels * grids[1] if len(layout) > 1 else 0.0
+    block = BLOCK[attention] * layout[1].channels * grids[1] if len(layout) > 1 else 0.0
     gate = 2.0 if fusion == "feature_mix" else 0.0
     level = ((FUSION[fusion] + RM + LEVEL_OUTPUT) * layout[0].channels + gate) * grids[0]
     return max(block, level)

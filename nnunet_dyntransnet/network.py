@@ -10,6 +10,7 @@ from dynamic_network_architectures.initialization.weight_init import InitWeights
 from timm.layers import trunc_normal_
 from torch import nn
 
+from nnunet_dyntransnet.attention import ATTENTIONS
 from nnunet_dyntransnet.decoder import DynTransDecoder
 from nnunet_dyntransnet.encoder import DynTransEncoder
 from nnunet_dyntransnet.memory_model import feature_map_size
@@ -36,7 +37,8 @@ class DynTransNet(nn.Module):
         window_size: largest local-attention window edge.
         max_global_tokens: stages with at most this many tokens attend globally.
         drop_path_rate: stochastic depth at the last transformer block (linear from 0).
-        dynamic_bias: D-MSA (True) or plain MSA (False; paper ablation).
+        attention: the transformer blocks' attention, by its name in ``attention.ATTENTIONS``: ``"dmsa"`` (D-MSA)
+            or ``"msa"`` (plain multi-head self-attention, the paper's ablation).
         fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (paper ablations).
         residual_refine: RM's residual connection in the decoder (False: the paper's "no RM" ablation,
             which keeps RM's two conv units, so both variants have the same parameters).
@@ -71,7 +73,7 @@ class DynTransNet(nn.Module):
         window_size: IntOrSeq = 8,
         max_global_tokens: int = 4096,
         drop_path_rate: float = 0.0,
-        dynamic_bias: bool = True,
+        attention: str = "dmsa",
         fusion: str = "feature_mix",
         residual_refine: bool = True,
         deep_supervision: bool = True,
@@ -81,17 +83,19 @@ class DynTransNet(nn.Module):
         super().__init__()
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels ({input_channels}) and num_classes ({num_classes}) must be >= 1")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
         self.layout: List[StageLayout] = plan_stage_layout(
             patch_size, features_per_stage, strides, kernel_sizes, depths, head_dim, window_size, max_global_tokens
         )
         self.patch_size = tuple(int(p) for p in patch_size)
         conv_op = convert_dim_to_conv_op(len(patch_size))
         self.encoder = DynTransEncoder(
-            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, dynamic_bias, fused_attn
+            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
         # what the memory model needs besides the layout (read by compute_conv_feature_map_size and gpu_fit)
-        self.memory_options = dict(input_channels=input_channels, fusion=fusion, dynamic_bias=dynamic_bias,
+        self.memory_options = dict(input_channels=input_channels, fusion=fusion, attention=attention,
                                     checkpointing=activation_checkpointing)
         self.set_activation_checkpointing(activation_checkpointing)
         self.apply(InitWeights_He(1e-2))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["Training", "run_on_gpus", "slurm_scripts", "submit_slurm", "progress", "format_progress"]
+__all__ = ["Training", "run_on_gpus", "slurm_scripts", "submit_slurm", "progress", "format_progress", "epoch_times"]
 
 DEFAULT_EPOCHS = 1000  # nnU-Net's, when a fold has no debug.json yet
 
@@ -214,7 +214,8 @@ def submit_slurm(scripts: Dict[str, str], protocol_dir: Path) -> List[str]:
 _EPOCH_TIME = re.compile(r"Epoch time: ([0-9.]+) s")
 
 
-def _epoch_times(fold_dir: Path) -> List[float]:
+def epoch_times(fold_dir: Path) -> List[float]:
+    """The durations (s) of a fold's epochs, from nnU-Net's ``Epoch time`` lines in its training logs."""
     times: List[float] = []
     for log in sorted(fold_dir.glob("training_log_*.txt")):
         times += [float(x) for x in _EPOCH_TIME.findall(log.read_text(errors="replace"))]
@@ -236,7 +237,7 @@ def progress(trainings: Sequence[Training], protocol_dir: Path) -> List[Dict[str
     for t in trainings:
         status = _status_file(protocol_dir, t)
         recorded = status.read_text().split() if status.is_file() else []
-        times = _epoch_times(t.fold_dir)
+        times = epoch_times(t.fold_dir)
         planned = _planned_epochs(t.fold_dir)
         if t.finished:
             state = "done"

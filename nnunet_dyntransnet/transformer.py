@@ -13,7 +13,7 @@ from torch.utils.checkpoint import checkpoint
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_dyntransnet.attention import DynamicBiasAttention
+from nnunet_dyntransnet.attention import ATTENTIONS
 from nnunet_dyntransnet.rotary import AxialRotaryEmbedding
 from nnunet_dyntransnet.windows import fit_window, window_partition, window_reverse
 
@@ -64,13 +64,13 @@ class DynamicTransformerBlock(nn.Module):
         window: Sequence[int],
         mlp_ratio: float = 4.0,
         drop_path: float = 0.0,
-        dynamic_bias: bool = True,
+        attention: str = "dmsa",
         fused_attn: bool = True,
     ) -> None:
         super().__init__()
         self.window = tuple(window)
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = DynamicBiasAttention(dim, num_heads, dynamic_bias=dynamic_bias, fused_attn=fused_attn)
+        self.attn = ATTENTIONS[attention](dim, num_heads, fused_attn=fused_attn)
         self.rotary = AxialRotaryEmbedding(dim // num_heads, len(self.window))
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
@@ -103,13 +103,13 @@ class TransformerStage(nn.Module):
         window: Sequence[int],
         mlp_ratio: float,
         drop_path: Sequence[float],
-        dynamic_bias: bool,
+        attention: str,
         fused_attn: bool,
     ) -> None:
         super().__init__()
         self.downsample = StridedPatchProjection(conv_op, in_channels, out_channels, stride)
         self.blocks = nn.ModuleList(
-            DynamicTransformerBlock(out_channels, num_heads, window, mlp_ratio, drop_path[i], dynamic_bias, fused_attn)
+            DynamicTransformerBlock(out_channels, num_heads, window, mlp_ratio, drop_path[i], attention, fused_attn)
             for i in range(depth)
         )
         self.norm = nn.LayerNorm(out_channels)

@@ -67,7 +67,7 @@ class DynTransNetPlanner(ExperimentPlanner):
         layout = plan_stage_layout(patch_size, arch_kwargs["features_per_stage"], arch_kwargs["strides"],
                                    arch_kwargs["kernel_sizes"], arch_kwargs["n_conv_per_stage"], opts["head_dim"],
                                    opts["window_size"], opts["max_global_tokens"])
-        return feature_map_size(layout, patch_size, input_channels, opts["fusion"], opts["dynamic_bias"])
+        return feature_map_size(layout, patch_size, input_channels, opts["fusion"], opts["attention"])
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         if configuration_name in ("2d", "3d_fullres"):

@@ -5,11 +5,11 @@ import torch
 from nnunet_dyntransnet.network import DynTransNet
 
 
-@pytest.mark.parametrize("dynamic_bias,checkpointing", [(True, False), (False, False), (True, True)])
-def test_no_graph_breaks(dynamic_bias, checkpointing):
+@pytest.mark.parametrize("attention,checkpointing", [("dmsa", False), ("msa", False), ("dmsa", True)])
+def test_no_graph_breaks(attention, checkpointing):
     torch._dynamo.reset()
     net = DynTransNet(1, 3, (16, 32, 32), (4, 8, 16, 16), [(1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2)],
-                      window_size=4, max_global_tokens=64, head_dim=4, dynamic_bias=dynamic_bias,
+                      window_size=4, max_global_tokens=64, head_dim=4, attention=attention,
                       activation_checkpointing=checkpointing)
     explanation = torch._dynamo.explain(net)(torch.randn(2, 1, 16, 32, 32))
     assert explanation.graph_break_count == 0, explanation.break_reasons

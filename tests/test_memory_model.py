@@ -36,7 +36,7 @@ def test_nnunet_unit_is_measured_for_its_own_unet(patch):
     assert ratio == pytest.approx(PLAIN_SAVED_PER_COUNTED, rel=0.01)
 
 
-VARIANTS = [dict(), dict(dynamic_bias=False), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
+VARIANTS = [dict(), dict(attention="msa"), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
             dict(depths=1, mlp_ratio=4.0), dict(activation_checkpointing=True),
             dict(activation_checkpointing=True, fusion="concat", residual_refine=False)]
 
@@ -56,7 +56,7 @@ def test_estimate_scales_with_input_and_counts_every_part():
     net = DynTransNet.from_plan(default_plan([32, 64, 64]), 1, 3, True)
     small, large = net.compute_conv_feature_map_size([32, 64, 64]), net.compute_conv_feature_map_size([64, 128, 128])
     assert large == pytest.approx(8 * small, rel=0.01)
-    parts = saved_activation_elements(net.layout, [32, 64, 64], 1, "feature_mix", True)
+    parts = saved_activation_elements(net.layout, [32, 64, 64], 1, "feature_mix", "dmsa")
     assert set(parts) == {"input", "stem", "transformer", "decoder"} and all(v > 0 for v in parts.values())
     with pytest.raises(ValueError, match="axes"):
         net.compute_conv_feature_map_size([64, 64])

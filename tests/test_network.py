@@ -31,11 +31,11 @@ CONFIGS = {
 
 VARIANTS = {
     "full": {},
-    "msa": dict(dynamic_bias=False),
+    "msa": dict(attention="msa"),
     "concat": dict(fusion="concat"),
     "weighted_sum": dict(fusion="weighted_sum"),
     "no_rm": dict(residual_refine=False),
-    "baseline": dict(dynamic_bias=False, fusion="concat", residual_refine=False),
+    "baseline": dict(attention="msa", fusion="concat", residual_refine=False),
     "reference_attention": dict(fused_attn=False),
 }
 
@@ -135,6 +135,8 @@ BAD = {
                  "2 or 3 axes"),
     "bad_fusion": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2)), fusion="sum"),
                    "fusion='sum' is not one of"),
+    "bad_attention": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2)), attention="mha"),
+                      r"attention='mha' is not one of \['dmsa', 'msa'\]"),
     "zero_depth": (dict(patch_size=(32, 32), features_per_stage=(4, 8), strides=((1, 1), (2, 2)), depths=0),
                    "depths must be >= 1"),
 }

@@ -17,49 +17,49 @@ __all__ = ["nnUNetTrainerDynTransNet_Baseline", "nnUNetTrainerDynTransNet_DMSA",
 class nnUNetTrainerDynTransNet_Baseline(nnUNetTrainerDynTransNet):
     """Table 3, baseline: plain MSA, concatenation, no RM."""
 
-    network_options = dict(dynamic_bias=False, fusion="concat", residual_refine=False)
+    network_options = dict(attention="msa", fusion="concat", residual_refine=False)
 
 
 class nnUNetTrainerDynTransNet_DMSA(nnUNetTrainerDynTransNet):
     """Table 3: D-MSA alone."""
 
-    network_options = dict(dynamic_bias=True, fusion="concat", residual_refine=False)
+    network_options = dict(attention="dmsa", fusion="concat", residual_refine=False)
 
 
 class nnUNetTrainerDynTransNet_FMM(nnUNetTrainerDynTransNet):
     """Table 3: FM-M alone."""
 
-    network_options = dict(dynamic_bias=False, fusion="feature_mix", residual_refine=False)
+    network_options = dict(attention="msa", fusion="feature_mix", residual_refine=False)
 
 
 class nnUNetTrainerDynTransNet_RM(nnUNetTrainerDynTransNet):
     """Table 3: RM alone."""
 
-    network_options = dict(dynamic_bias=False, fusion="concat", residual_refine=True)
+    network_options = dict(attention="msa", fusion="concat", residual_refine=True)
 
 
 class nnUNetTrainerDynTransNet_DMSA_FMM(nnUNetTrainerDynTransNet):
     """Table 3: D-MSA and FM-M."""
 
-    network_options = dict(dynamic_bias=True, fusion="feature_mix", residual_refine=False)
+    network_options = dict(attention="dmsa", fusion="feature_mix", residual_refine=False)
 
 
 class nnUNetTrainerDynTransNet_DMSA_RM(nnUNetTrainerDynTransNet):
     """Table 3: D-MSA and RM; also Table 2, "simple concatenation"."""
 
-    network_options = dict(dynamic_bias=True, fusion="concat", residual_refine=True)
+    network_options = dict(attention="dmsa", fusion="concat", residual_refine=True)
 
 
 class nnUNetTrainerDynTransNet_FMM_RM(nnUNetTrainerDynTransNet):
     """Table 3: FM-M and RM."""
 
-    network_options = dict(dynamic_bias=False, fusion="feature_mix", residual_refine=True)
+    network_options = dict(attention="msa", fusion="feature_mix", residual_refine=True)
 
 
 class nnUNetTrainerDynTransNet_WeightedSum(nnUNetTrainerDynTransNet):
     """Table 2, "weighted sum": the skip fusion as a learned weighted sum."""
 
-    network_options = dict(dynamic_bias=True, fusion="weighted_sum", residual_refine=True)
+    network_options = dict(attention="dmsa", fusion="weighted_sum", residual_refine=True)
 
 
 # every row of Tables 2 and 3 besides the full model, in the paper's order

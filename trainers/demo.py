@@ -1,7 +1,7 @@
 """Trainers for ``dyntransnet_demo``: nnUNetTrainerDynTransNet for a few minutes instead of 1000 epochs.
 
-The epoch count comes from ``DYNTRANSNET_DEMO_EPOCHS`` (the demo sizes it to a time budget);
-prediction ignores it. The CPU variant narrows the network so a 2-core machine trains it in
+The epoch count comes from ``DYNTRANSNET_DEMO_EPOCHS``; ``dyntransnet_demo`` sets it as a cap and
+trains for a time budget instead (``DYNTRANSNET_TRAIN_MINUTES``, ``budget.py``). Prediction ignores both. The CPU variant narrows the network so a 2-core machine trains it in
 minutes; the GPU variant keeps the plan's widths.
 """
 from __future__ import annotations

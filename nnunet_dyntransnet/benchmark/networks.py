@@ -43,7 +43,7 @@ def network_of_trainer(trainer_class) -> Optional[str]:
         return BASELINES[trainer_class.baseline].network
     if issubclass(trainer_class, (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Paper)):
         return {(): "DynTransNet", (("activation_checkpointing", True),): "DynTransNet, checkpointed",
-                (("dynamic_bias", False),): "DynTransNet, plain MSA"}.get(tuple(sorted(trainer_class.network_options.items())))
+                (("attention", "msa"),): "DynTransNet, plain MSA"}.get(tuple(sorted(trainer_class.network_options.items())))
     return None
 
 
@@ -131,7 +131,7 @@ def build_networks(plan, in_channels: int, num_classes: int, deep_supervision: b
         "Primus-S": primus_s,
         "DynTransNet": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision),
         "DynTransNet, plain MSA": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision,
-                                                                 dynamic_bias=False),
+                                                                 attention="msa"),
         "DynTransNet, checkpointed": lambda: DynTransNet.from_plan(plan, in_channels, num_classes, deep_supervision,
                                                                     activation_checkpointing=True),
     }

@@ -91,7 +91,7 @@ def trainer_modules(name: str) -> Optional[dict]:
     if cls is None or not issubclass(cls, nnUNetTrainerDynTransNet):
         return None
     options = {**network_defaults(), **cls.network_options}
-    return {"dmsa": options["dynamic_bias"], "fusion": options["fusion"], "rm": options["residual_refine"]}
+    return {"dmsa": options["attention"] == "dmsa", "fusion": options["fusion"], "rm": options["residual_refine"]}
 
 
 def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str:
