@@ -85,8 +85,9 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
-        # pytest-xdist: the suite runs on two workers (pyproject.toml), one file per worker
-        "test": ["pytest>=7", "pytest-xdist>=3"],
+        # pytest-xdist: the suite runs on two workers (pyproject.toml), one file per worker; filelock: they
+        # plan the shared test dataset once (tests/conftest.py)
+        "test": ["pytest>=7", "pytest-xdist>=3", "filelock>=3"],
         # the paper's baselines (Tables 4/5); MONAI 1.5 pinned torch < 2.7
         "baselines": ["monai>=1.6", "segmentation-models-pytorch>=0.3"],
         # ONNX export (torch's dynamo exporter needs onnxscript) and the onnxruntime predictor

@@ -1,5 +1,6 @@
 """Shared fixtures: one tiny dataset planned and preprocessed by nnU-Net once per test run (per worker)."""
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,20 +17,44 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def _plan_tiny_dataset(base: Path) -> None:
+    write_tiny_dataset(base / "raw", TINY_ID)
+    run_command(["nnUNetv2_plan_and_preprocess", "-d", str(TINY_ID), "-c", "2d", "3d_fullres", "-np", "1",
+                 "--verify_dataset_integrity"], nnunet_env(base))
+    # nnU-Net's 5-fold split, written once here (as nnUNetTrainer.do_split would: sorted cases, seed 12345) so that
+    # trainers on the two workers never race to write it
+    from batchgenerators.utilities.file_and_folder_operations import save_json
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    cases = sorted(p.name[: -len(".nii.gz")] for p in (base / "raw" / f"Dataset{TINY_ID}_Tiny" / "labelsTr").glob("*.nii.gz"))
+    save_json(generate_crossval_split(cases, seed=12345, n_splits=5),
+              str(base / "preprocessed" / f"Dataset{TINY_ID}_Tiny" / "splits_final.json"))
+
+
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory):
+def tiny_dataset(tmp_path_factory, worker_id):
     """``Dataset901_Tiny`` (6 training, 2 test cases, anisotropic), through ``nnUNetv2_plan_and_preprocess``.
+
+    Planned once per test run: under pytest-xdist the first worker that needs it plans it in the
+    run's shared temporary folder while holding a lock; the other finds it done.
 
     Attributes: ``base`` (holds raw/, preprocessed/, results/), ``raw`` (the raw dataset folder),
     ``env`` (nnU-Net's variables for subprocesses), ``id``. Tests that train write their own
-    trainer folders under ``results/`` and leave the planned data as it is.
+    trainer folders (or results folders) and leave the planned data as it is.
     """
-    base = tmp_path_factory.mktemp("nnunet")
-    raw = write_tiny_dataset(base / "raw", TINY_ID)
-    env = nnunet_env(base)
-    run_command(["nnUNetv2_plan_and_preprocess", "-d", str(TINY_ID), "-c", "2d", "3d_fullres", "-np", "1",
-                 "--verify_dataset_integrity"], env)
-    return SimpleNamespace(base=base, raw=raw, env=env, id=TINY_ID)
+    if worker_id == "master":
+        base = tmp_path_factory.mktemp("nnunet")
+        _plan_tiny_dataset(base)
+    else:
+        from filelock import FileLock
+
+        shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this run
+        base = shared / "nnunet_tiny"
+        with FileLock(str(shared / "nnunet_tiny.lock")):
+            if not (base / ".planned").is_file():
+                _plan_tiny_dataset(base)
+                (base / ".planned").touch()
+    return SimpleNamespace(base=base, raw=base / "raw" / f"Dataset{TINY_ID}_Tiny", env=nnunet_env(base), id=TINY_ID)
 
 
 # the longest files first, so that the two workers finish together: each starts with two files (xdist hands

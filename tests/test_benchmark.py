@@ -85,3 +85,13 @@ def test_memory_model_tracks_measured_memory():
         assert stats["pearson_r"] > 0.95, (name, result["points"])
     est = np.array([p["estimate"] for p in result["points"]])
     assert (est > 0).all()
+
+
+def test_variant_names():
+    """``--networks 'DynTransNet[option=value,...]'`` measures a variant; unknown options are refused by name."""
+    from nnunet_dyntransnet.benchmark.networks import variant_options
+
+    assert variant_options("DynTransNet[mlp_ratio=2, attention=msa]") == {"mlp_ratio": 2, "attention": "msa"}
+    assert variant_options("PlainConvUNet") is None and variant_options("DynTransNet") is None
+    with pytest.raises(ValueError, match="'mlp=2' is not OPTION=VALUE with an option of DynTransNet"):
+        variant_options("DynTransNet[mlp=2]")

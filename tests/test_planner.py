@@ -108,6 +108,7 @@ def test_preprocessing_is_shared_with_nnunet(tiny_dataset):
     assert "reusing the preprocessed data" in out and "-p nnUNetDynTransNetLPlans" in out
     assert {p.name: p.stat().st_mtime_ns for p in data.iterdir()} == before, "nothing preprocessed twice"
     run_command(["nnUNetv2_train", "901", "3d_fullres", "0", "-tr", "nnUNetTrainerDynTransNetTest", "-p",
-                 "nnUNetDynTransNetLPlans", "-device", "cpu"], {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
+                 "nnUNetDynTransNetLPlans", "-device", "cpu"],
+                {**env, "DYNTRANSNET_TEST_EPOCHS": "1", "DYNTRANSNET_TEST_SKIP_VALIDATION": "1"})
     assert (base / "results" / "Dataset901_Tiny" / "nnUNetTrainerDynTransNetTest__nnUNetDynTransNetLPlans__3d_fullres"
             / "fold_0" / "checkpoint_final.pth").is_file()

@@ -32,9 +32,21 @@ def _with_tumor(mask: sitk.Image) -> sitk.Image:
     return out
 
 
+def _around_the_liver(ct: sitk.Image, mask: sitk.Image, margin: int = 4):
+    """The scan cropped to the liver's bounding box plus ``margin`` voxels: the real voxels, spacing and direction
+    (the origin moves with the crop), at a size a 2-core CPU plans, trains and predicts in a minute."""
+    liver = np.argwhere(sitk.GetArrayFromImage(mask) > 0)  # (z, y, x)
+    lo = np.maximum(liver.min(0) - margin, 0)
+    hi = np.minimum(liver.max(0) + margin + 1, sitk.GetArrayFromImage(mask).shape)
+    index, size = [int(v) for v in lo[::-1]], [int(v) for v in (hi - lo)[::-1]]  # SimpleITK's (x, y, z)
+    return sitk.RegionOfInterest(ct, size, index), sitk.RegionOfInterest(mask, size, index)
+
+
 def test_real_ct_converts_plans_trains_and_predicts_on_its_own_grid(tmp_path):
-    ct = sitk.ReadImage(str(REAL_CT / "ct.nii.gz"))
-    label = _with_tumor(sitk.ReadImage(str(REAL_CT / "liver_mask.nii.gz")))
+    ct, mask = _around_the_liver(sitk.ReadImage(str(REAL_CT / "ct.nii.gz")),
+                                 sitk.ReadImage(str(REAL_CT / "liver_mask.nii.gz")))
+    assert ct.GetOrigin() != sitk.ReadImage(str(REAL_CT / "ct.nii.gz")).GetOrigin()  # a real offset to keep
+    label = _with_tumor(mask)
     flipped_ct, flipped_label = sitk.DICOMOrient(ct, "LPS"), sitk.DICOMOrient(label, "LPS")
     assert flipped_ct.GetDirection() != ct.GetDirection()
     release = tmp_path / "LiTS"

@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from nnunet_dyntransnet.benchmark.measure import run_in_child
-from nnunet_dyntransnet.benchmark.networks import BASELINE_NETWORKS, NETWORKS, baselines_for, default_plan, plan_from_file
+from nnunet_dyntransnet.benchmark.networks import (BASELINE_NETWORKS, NETWORKS, baselines_for, default_plan, plan_from_file,
+                                                   variant_options)
 
 __all__ = ["main", "entry", "format_table", "default_case_shape"]
 
@@ -57,9 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--classes", type=int, default=3)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=[*NETWORKS, *BASELINE_NETWORKS],
-                   metavar="NAME", help=f"networks to measure, PlainConvUNet first (default: {', '.join(NETWORKS)}; "
-                                        f"baselines: {', '.join(BASELINE_NETWORKS)})")
+    p.add_argument("--networks", nargs="+", default=list(NETWORKS), metavar="NAME",
+                   help=f"networks to measure, PlainConvUNet first (default: {', '.join(NETWORKS)}; "
+                        f"baselines: {', '.join(BASELINE_NETWORKS)}; or a DynTransNet variant, "
+                        f"'DynTransNet[mlp_ratio=2,head_dim=64]')"),
     p.add_argument("--baselines", action="store_true",
                    help="also measure every baseline of the paper's Tables 4/5 that runs this plan's dimensionality")
     p.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16",
@@ -90,7 +92,15 @@ def _measure(task: dict) -> dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for name in args.networks:
+        try:
+            if name not in (*NETWORKS, *BASELINE_NETWORKS) and variant_options(name) is None:
+                parser.error(f"--networks: unknown network {name!r}; choose from {', '.join((*NETWORKS, *BASELINE_NETWORKS))}"
+                             f" or a variant DynTransNet[OPTION=VALUE,...]")
+        except ValueError as e:
+            parser.error(f"--networks: {e}")
     if args.networks[0] != "PlainConvUNet":
         args.networks = ["PlainConvUNet"] + [n for n in args.networks if n != "PlainConvUNet"]
     plan = plan_from_file(args.plan, args.configuration) if args.plan else default_plan(args.patch, args.spacing)

@@ -9,7 +9,6 @@ network's.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys

@@ -13,18 +13,22 @@ of a real ``nnUNetPlans.json``), so the networks see the same patch, stages and 
 * the paper's baselines (``BASELINE_NETWORKS``: SegResNet, DynUNet, UNETR, SwinUNETR, VNet,
   Attention U-Net, DeepLabV3+), built exactly as their trainers build them
   (:mod:`nnunet_dyntransnet.baselines`), including the patch rounded up to what the network
-  needs: the child then measures at that patch and records it.
+  needs: the child then measures at that patch and records it;
+* ``DynTransNet[option=value,...]``: DynTransNet with constructor options changed, for measuring
+  a variant before it becomes a trainer (``DynTransNet[mlp_ratio=2,head_dim=64]``).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+import ast
+import re
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from torch import nn
 
 from nnunet_dyntransnet.baselines import BASELINES, build_baseline
 
 __all__ = ["default_plan", "plan_from_file", "build_networks", "NETWORKS", "BASELINE_NETWORKS", "baselines_for",
-           "estimate_feature_map_size", "network_of_trainer"]
+           "estimate_feature_map_size", "network_of_trainer", "variant_options"]
 
 NETWORKS = ("PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA", "DynTransNet, checkpointed")
 # benchmark name -> key of nnunet_dyntransnet.baselines.BASELINES (the names of the paper's tables)
@@ -98,6 +102,30 @@ def _resenc_m_kwargs(arch: dict) -> dict:
     return kwargs
 
 
+def variant_options(name: str) -> Optional[Dict[str, Any]]:
+    """``"DynTransNet[mlp_ratio=2,head_dim=64]"`` -> ``{"mlp_ratio": 2, "head_dim": 64}``; None for other names.
+
+    Raises:
+        ValueError: an option DynTransNet's constructor does not have, or a malformed list.
+    """
+    from nnunet_dyntransnet.network import network_defaults
+
+    match = re.fullmatch(r"DynTransNet\[(.+)\]", name.strip())
+    if match is None:
+        return None
+    options, known = {}, network_defaults()
+    for part in match.group(1).split(","):
+        key, eq, value = (p.strip() for p in part.partition("="))
+        if not eq or key not in known:
+            raise ValueError(f"{name}: {part.strip()!r} is not OPTION=VALUE with an option of DynTransNet "
+                             f"({', '.join(sorted(known))})")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value  # a bare word: a string option such as attention=msa
+    return options
+
+
 def build_networks(plan, in_channels: int, num_classes: int, deep_supervision: bool = True,
                    names: Sequence[str] = NETWORKS) -> Dict[str, Callable[[], nn.Module]]:
     """Builders, by name, for the networks in ``names``; each built from the same plan."""
@@ -137,6 +165,11 @@ def build_networks(plan, in_channels: int, num_classes: int, deep_supervision: b
     }
     for name, key in BASELINE_NETWORKS.items():
         builders[name] = lambda key=key: build_baseline(key, plan, in_channels, num_classes)
+    for name in names:
+        options = variant_options(name)
+        if options is not None:
+            builders[name] = lambda options=options: DynTransNet.from_plan(plan, in_channels, num_classes,
+                                                                           deep_supervision, **options)
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise ValueError(f"unknown network(s) {unknown}; choose from {list(builders)}")
