@@ -74,6 +74,11 @@ class DynamicBiasAttention(nn.Module):
         torch.Size([2, 512, 64])
     """
 
+    # elements a pre-norm transformer block with this attention keeps for backward, per token and channel
+    # (LN, qkv, rotary q/k, folded-bias q'/k', attention output, LN, MLP 4C twice), measured with
+    # saved_tensors_hooks; read by memory_model (tests/test_memory_model.py checks it against autograd)
+    block_saved_elements = 18.1
+
     def __init__(
         self,
         dim: int,
@@ -133,11 +138,13 @@ class DynamicBiasAttention(nn.Module):
 class PlainSelfAttention(DynamicBiasAttention):
     """Plain multi-head self-attention, the paper's "MSA" ablation: D-MSA without the bias projection."""
 
+    block_saved_elements = 19.1  # measured as for D-MSA
+
     def __init__(self, dim: int, num_heads: int, fused_attn: bool = True, **kwargs) -> None:
         super().__init__(dim, num_heads, dynamic_bias=False, fused_attn=fused_attn, **kwargs)
 
 
 # The attention a transformer block uses, by the name DynTransNet's ``attention`` option takes. A new
-# variant is a module with the constructor ``(dim, num_heads, fused_attn=...)`` and ``forward(x, rotary)``
-# registered here, plus its memory coefficient in ``memory_model.BLOCK``.
+# variant is a module with the constructor ``(dim, num_heads, fused_attn=...)``, ``forward(x, rotary)`` and
+# the class attribute ``block_saved_elements`` (for the memory model), registered here.
 ATTENTIONS = {"dmsa": DynamicBiasAttention, "msa": PlainSelfAttention}

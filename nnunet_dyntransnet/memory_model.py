@@ -16,8 +16,8 @@ the measurement for several plans and variants):
 ==========================  =====================================================
 conv unit (conv-IN-LReLU)    2 (the stem; RM has two)
 transformer block            18 (LN, qkv, rotary q/k, folded-bias q'/k', attention
-                             output, LN, MLP 4C twice); 19 with plain MSA (``BLOCK``,
-                             by attention name)
+                             output, LN, MLP 4C twice); 19 with plain MSA (each
+                             attention class's ``block_saved_elements``)
 strided projection + norms   3 per stage (conv output, stage norm input and output)
 FM-M                         3.5 (+2 per voxel for the gate); concat 2; weighted sum 1
 RM                           5 (its input and two conv units; the same without the residual)
@@ -34,6 +34,7 @@ from __future__ import annotations
 from math import prod
 from typing import Dict, Sequence
 
+from nnunet_dyntransnet.attention import ATTENTIONS
 from nnunet_dyntransnet.stage_layout import StageLayout
 
 __all__ = ["PLAIN_SAVED_PER_COUNTED", "saved_activation_elements", "feature_map_size", "recomputed_elements"]
@@ -41,7 +42,6 @@ __all__ = ["PLAIN_SAVED_PER_COUNTED", "saved_activation_elements", "feature_map_
 PLAIN_SAVED_PER_COUNTED = 1.973
 
 CONV_UNIT = 2.0
-BLOCK = {"dmsa": 18.1, "msa": 19.1}  # per attention variant (attention.ATTENTIONS)
 STAGE_EXTRA = 3.0
 FUSION = {"feature_mix": 3.5, "concat": 2.0, "weighted_sum": 1.0}
 RM = 5.0
@@ -65,7 +65,7 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
         grids.append(prod(grid))
     stem = layout[0]
     parts = {"input": float(input_channels * grids[0]), "stem": CONV_UNIT * stem.depth * stem.channels * grids[0]}
-    block = BLOCK[attention]
+    block = ATTENTIONS[attention].block_saved_elements
     per_block = [CHECKPOINTED_BLOCK if checkpointing and i == 1 else block for i in range(len(layout))]
     parts["transformer"] = sum((STAGE_EXTRA + per_block[s.index] * s.depth) * s.channels * n
                                for s, n in zip(layout[1:], grids[1:]))
@@ -95,7 +95,7 @@ def recomputed_elements(layout: Sequence[StageLayout], input_size: Sequence[int]
     for s in layout:
         grid = [g // st for g, st in zip(grid, s.stride)]
         grids.append(prod(grid))
-    block = BLOCK[attention] * layout[1].channels * grids[1] if len(layout) > 1 else 0.0
+    block = ATTENTIONS[attention].block_saved_elements * layout[1].channels * grids[1] if len(layout) > 1 else 0.0
     gate = 2.0 if fusion == "feature_mix" else 0.0
     level = ((FUSION[fusion] + RM + LEVEL_OUTPUT) * layout[0].channels + gate) * grids[0]
     return max(block, level)
