@@ -104,3 +104,19 @@ def test_unset_changes_nothing(monkeypatch):
     trainer.num_epochs = 7
     trainer.run_training()
     assert trainer.current_epoch == 7 and trainer.num_iterations_per_epoch == 250
+
+
+def test_ddp_workers_follow_worker_0(monkeypatch):
+    """Under DDP every worker takes worker 0's epoch count (a broadcast), so all stop after the same epoch."""
+    import torch.distributed as dist
+
+    def broadcast(tensor, src):  # worker 0 counted 3 epochs
+        assert src == 0
+        tensor.fill_(3)
+
+    monkeypatch.setattr(dist, "broadcast", broadcast)
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "10")  # this worker alone would fit 59 epochs
+    trainer = _Budgeted({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    trainer.is_ddp, trainer.device = True, torch.device("cpu")
+    trainer.run_training()
+    assert trainer.current_epoch == 3 and trainer.lr_scheduler.max_steps == 3

@@ -109,7 +109,18 @@ class WallClockBudget:
             raise _BudgetSpent()
 
     def _epochs_that_fit(self) -> int:
-        return min(self._epoch_cap, epochs_that_fit(self._epoch_durations(), self.train_minutes * 60))
+        return self._agreed(min(self._epoch_cap, epochs_that_fit(self._epoch_durations(), self.train_minutes * 60)))
+
+    def _agreed(self, count: int) -> int:
+        """``count`` as DDP worker 0 computed it: every worker must stop after the same epoch (else the others
+        wait forever in the next all-reduce) and follow the same schedule."""
+        if not getattr(self, "is_ddp", False):
+            return count
+        import torch.distributed as dist
+
+        decided = torch.tensor([count], device=self.device)
+        dist.broadcast(decided, src=0)
+        return int(decided.item())
 
     def run_training(self) -> None:
         try:
@@ -121,7 +132,7 @@ class WallClockBudget:
         """A warm-up of a tenth of the epochs the first epoch's duration allows (so the same after ``--c``)."""
         if not hasattr(self, "warmup_duration_whole_net"):
             return
-        first = epochs_that_fit(self._epoch_durations()[:1], self.train_minutes * 60)
+        first = self._agreed(epochs_that_fit(self._epoch_durations()[:1], self.train_minutes * 60))
         self.warmup_duration_whole_net = min(self.warmup_duration_whole_net, max(1, first // 10))
         if isinstance(self.lr_scheduler, Lin_incr_LRScheduler):
             self.lr_scheduler.max_steps = self.warmup_duration_whole_net
