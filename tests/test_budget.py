@@ -120,3 +120,14 @@ def test_ddp_workers_follow_worker_0(monkeypatch):
     trainer.is_ddp, trainer.device = True, torch.device("cpu")
     trainer.run_training()
     assert trainer.current_epoch == 3 and trainer.lr_scheduler.max_steps == 3
+
+
+def test_continuing_a_spent_budget_trains_nothing_more(monkeypatch):
+    """``--c`` after the budget ran out: nnU-Net's logger brings back the epochs' times; no further epoch runs."""
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "1")
+    first = _Budgeted({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    first.run_training()
+    again = _Budgeted({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    again.logger, again.current_epoch, again.clock = first.logger, first.current_epoch, first.clock
+    again.run_training()
+    assert again.current_epoch == 5 and again.ended and "nothing more to train" in again.lines[-1]

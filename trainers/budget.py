@@ -92,7 +92,12 @@ class WallClockBudget:
                                f"epochs ({self.num_iterations_per_epoch} iterations each), at most {self.num_epochs}")
         if self._epoch_durations():  # continued with --c: the warm-up the first epoch set, and the budget left
             self._fit_warmup()
-            self._fit_schedule(self._epochs_that_fit())
+            total = self._epochs_that_fit()
+            self._fit_schedule(total)
+            if self.current_epoch >= total:
+                self.print_to_log_file(f"{BUDGET_ENV}: the budget was spent by the {self.current_epoch} epochs done; "
+                                       f"nothing more to train")
+                raise _BudgetSpent()
 
     def on_epoch_end(self) -> None:
         super().on_epoch_end()  # logs the epoch's end time, saves checkpoints, counts the epoch
