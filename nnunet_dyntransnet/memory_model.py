@@ -32,7 +32,7 @@ memory-efficient on CUDA, flash on CPU) keeps only the output and a log-sum-exp 
 from __future__ import annotations
 
 from math import prod
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 from nnunet_dyntransnet.attention import ATTENTIONS
 from nnunet_dyntransnet.stage_layout import StageLayout
@@ -50,6 +50,22 @@ CHECKPOINTED_BLOCK = 1.0  # the block's input
 CHECKPOINTED_LEVEL = 2.0  # the upsampled input and the level's output
 
 
+def _voxels_per_stage(layout: Sequence[StageLayout], input_size: Sequence[int]) -> List[int]:
+    """Voxels (tokens) of each stage's grid for an input of ``input_size``."""
+    voxels, grid = [], list(input_size)
+    for s in layout:
+        grid = [g // st for g, st in zip(grid, s.stride)]
+        voxels.append(prod(grid))
+    return voxels
+
+
+def _level_elements(fusion: str, channels: int) -> float:
+    """Elements a decoder level keeps per voxel: its fusion, RM and output. "No RM" keeps RM's two conv units
+    (only the residual addition goes, which keeps nothing); FM-M adds its gate's one-channel map, before and
+    after the sigmoid."""
+    return (FUSION[fusion] + RM + LEVEL_OUTPUT) * channels + (2.0 if fusion == "feature_mix" else 0.0)
+
+
 def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequence[int], input_channels: int,
                               fusion: str, attention: str, checkpointing: bool = False) -> Dict[str, float]:
     """Elements kept for backward per sample, by part, for an input of ``input_size`` voxels.
@@ -59,21 +75,15 @@ def saved_activation_elements(layout: Sequence[StageLayout], input_size: Sequenc
     upsampled input and its output; their activations are recomputed one block (or level) at
     a time in backward, which this count, like nnU-Net's, leaves out.
     """
-    grids, grid = [], list(input_size)
-    for s in layout:
-        grid = [g // st for g, st in zip(grid, s.stride)]
-        grids.append(prod(grid))
+    grids = _voxels_per_stage(layout, input_size)
     stem = layout[0]
     parts = {"input": float(input_channels * grids[0]), "stem": CONV_UNIT * stem.depth * stem.channels * grids[0]}
     block = ATTENTIONS[attention].block_saved_elements
     per_block = [CHECKPOINTED_BLOCK if checkpointing and i == 1 else block for i in range(len(layout))]
     parts["transformer"] = sum((STAGE_EXTRA + per_block[s.index] * s.depth) * s.channels * n
                                for s, n in zip(layout[1:], grids[1:]))
-    # "no RM" keeps RM's two conv units (only the residual addition goes, which keeps nothing)
-    per_level = FUSION[fusion] + RM + LEVEL_OUTPUT
-    gate = 2.0 if fusion == "feature_mix" else 0.0  # the gate's one-channel map, before and after the sigmoid
     parts["decoder"] = sum((CHECKPOINTED_LEVEL * s.channels if checkpointing and s.index == 0
-                            else per_level * s.channels + gate) * n for s, n in zip(layout[:-1], grids[:-1]))
+                            else _level_elements(fusion, s.channels)) * n for s, n in zip(layout[:-1], grids[:-1]))
     return parts
 
 
@@ -91,11 +101,6 @@ def recomputed_elements(layout: Sequence[StageLayout], input_size: Sequence[int]
     :func:`saved_activation_elements` leaves this transient out (as nnU-Net's count leaves out
     every transient); the fit-to-GPU decision (``gpu_fit``) adds it to the peak.
     """
-    grids, grid = [], list(input_size)
-    for s in layout:
-        grid = [g // st for g, st in zip(grid, s.stride)]
-        grids.append(prod(grid))
+    grids = _voxels_per_stage(layout, input_size)
     block = ATTENTIONS[attention].block_saved_elements * layout[1].channels * grids[1] if len(layout) > 1 else 0.0
-    gate = 2.0 if fusion == "feature_mix" else 0.0
-    level = ((FUSION[fusion] + RM + LEVEL_OUTPUT) * layout[0].channels + gate) * grids[0]
-    return max(block, level)
+    return max(block, _level_elements(fusion, layout[0].channels) * grids[0])

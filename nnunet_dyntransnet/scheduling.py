@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import socket
 import subprocess
@@ -29,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["Training", "run_on_gpus", "slurm_scripts", "submit_slurm", "progress", "format_progress", "epoch_times"]
+__all__ = ["Training", "run_on_gpus", "slurm_scripts", "write_slurm_scripts", "submit_slurm", "progress", "format_progress",
+           "epoch_times"]
 
 DEFAULT_EPOCHS = 1000  # nnU-Net's, when a fold has no debug.json yet
 
@@ -186,16 +186,22 @@ def slurm_scripts(trainings: Sequence[Training], report_command: Sequence[str], 
     return {"train.sbatch": train, "report.sbatch": report}
 
 
-def submit_slurm(scripts: Dict[str, str], protocol_dir: Path) -> List[str]:
-    """Write the scripts into ``protocol_dir/slurm`` and submit them: the array, then the report ``afterok`` on it.
-
-    Returns the two job ids. Raises ``RuntimeError`` naming sbatch's message if a submission fails.
-    """
+def write_slurm_scripts(scripts: Dict[str, str], protocol_dir: Path) -> Path:
+    """Write :func:`slurm_scripts`' scripts into ``protocol_dir/slurm`` (and create the logs folder they name)."""
     folder = protocol_dir / "slurm"
     folder.mkdir(parents=True, exist_ok=True)
     (protocol_dir / "logs").mkdir(parents=True, exist_ok=True)
     for name, text in scripts.items():
         (folder / name).write_text(text)
+    return folder
+
+
+def submit_slurm(scripts: Dict[str, str], protocol_dir: Path) -> List[str]:
+    """Write the scripts (:func:`write_slurm_scripts`) and submit them: the array, then the report ``afterok`` on it.
+
+    Returns the two job ids. Raises ``RuntimeError`` naming sbatch's message if a submission fails.
+    """
+    folder = write_slurm_scripts(scripts, protocol_dir)
     ids = []
     for name, extra in (("train.sbatch", []), ("report.sbatch", None)):
         dependency = [f"--dependency=afterok:{ids[0]}"] if extra is None else []
@@ -211,15 +217,13 @@ def submit_slurm(scripts: Dict[str, str], protocol_dir: Path) -> List[str]:
     return ids
 
 
-_EPOCH_TIME = re.compile(r"Epoch time: ([0-9.]+) s")
-
-
 def epoch_times(fold_dir: Path) -> List[float]:
-    """The durations (s) of a fold's epochs, from nnU-Net's ``Epoch time`` lines in its training logs."""
-    times: List[float] = []
-    for log in sorted(fold_dir.glob("training_log_*.txt")):
-        times += [float(x) for x in _EPOCH_TIME.findall(log.read_text(errors="replace"))]
-    return times
+    """The durations (s) of a fold's epochs, from nnU-Net's ``Epoch time`` lines in its training logs (an epoch
+    repeated after ``--c`` counts once, as the report's log reader keeps it)."""
+    from nnunet_dyntransnet.report.results import read_training_log
+
+    epochs = read_training_log(sorted(fold_dir.glob("training_log_*.txt")))
+    return [values["epoch_time"] for _, values in sorted(epochs.items()) if "epoch_time" in values]
 
 
 def _planned_epochs(fold_dir: Path) -> int:

@@ -38,7 +38,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunet_dyntransnet.scheduling import Training, format_progress, progress, run_on_gpus, slurm_scripts, submit_slurm
+from nnunet_dyntransnet.scheduling import (Training, format_progress, progress, run_on_gpus, slurm_scripts, submit_slurm,
+                                           write_slurm_scripts)
 
 DATASETS = {  # name -> (default id, folder suffix, command that creates the raw dataset)
     "lits": (501, "LiTS", "dyntransnet_convert_lits"),
@@ -181,11 +182,8 @@ def main(argv=None) -> int:
         scripts = slurm_scripts(trainings, [str(c) for c in report], protocol_dir, job=f"dyntransnet_{dataset_id}",
                                 sbatch_args=args.sbatch)
         if args.dry_run or not args.submit:
-            folder = protocol_dir / "slurm"
             if not args.dry_run:
-                folder.mkdir(parents=True, exist_ok=True)
-                for file, text in scripts.items():
-                    (folder / file).write_text(text)
+                folder = write_slurm_scripts(scripts, protocol_dir)
                 print(f"# wrote {folder / 'train.sbatch'} ({len(trainings)} tasks) and {folder / 'report.sbatch'}; "
                       f"submit with --submit, or: jid=$(sbatch --parsable {folder / 'train.sbatch'}) && "
                       f"sbatch --dependency=afterok:$jid {folder / 'report.sbatch'}")

@@ -238,7 +238,9 @@ def test_progress_estimates_time_left_from_nnunet_epoch_times(tmp_path, _run):
     running.mkdir(parents=True)
     (running / "debug.json").write_text('{"num_epochs": 10}')
     (running / "training_log_2026_11_28_10_00_00.txt").write_text(
-        "Epoch 0\nEpoch time: 100.0 s\nEpoch 1\nEpoch time: 120.0 s\nEpoch 2\n")
+        "2026-11-28 10:00:00.000001: Epoch 0\n2026-11-28 10:01:40.000001: Epoch time: 100.0 s\n"
+        "2026-11-28 10:01:41.000001: Epoch 1\n2026-11-28 10:03:41.000001: Epoch time: 120.0 s\n"
+        "2026-11-28 10:03:42.000001: Epoch 2\n")
     status = results / "protocol" / "status"
     status.mkdir(parents=True)
     (status / "nnUNetTrainerDynTransNet__3d_fullres__fold0").write_text("running node7 1234\n")

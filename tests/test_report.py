@@ -151,7 +151,7 @@ def test_training_log_parser(fake_results):
     logs = sorted((base / "results" / "Dataset950_Fake").glob(f"{trainers[0]}__*/fold_0/training_log_*.txt"))
     epochs = read_training_log(logs)
     assert sorted(epochs) == [0, 1, 2, 3]
-    assert epochs[2] == {"train_loss": -0.2, "val_loss": -0.16, "pseudo_dice": [0.4, 0.1]}
+    assert epochs[2] == {"train_loss": -0.2, "val_loss": -0.16, "pseudo_dice": [0.4, 0.1], "epoch_time": 1.5}
 
 
 def test_metrics_match_nnunet_evaluation(fake_results, tmp_path):

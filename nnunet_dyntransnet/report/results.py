@@ -266,9 +266,10 @@ _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan"
 
 
 def read_training_log(paths: Sequence[Path]) -> Dict[int, dict]:
-    """nnU-Net's ``training_log_*.txt`` files of one fold -> ``{epoch: {train_loss, val_loss, pseudo_dice}}``.
+    """nnU-Net's ``training_log_*.txt`` files of one fold -> ``{epoch: {train_loss, val_loss, pseudo_dice, epoch_time}}``.
 
-    nnU-Net writes, per epoch, ``Epoch N``, ``train_loss x``, ``val_loss x`` and ``Pseudo dice [..]``.
+    nnU-Net writes, per epoch, ``Epoch N``, ``train_loss x``, ``val_loss x``, ``Pseudo dice [..]`` and
+    ``Epoch time: x s``.
     A resumed run starts a new log; later files override earlier epochs.
     """
     epochs: Dict[int, dict] = {}
@@ -283,6 +284,8 @@ def read_training_log(paths: Sequence[Path]) -> Dict[int, dict]:
                 continue
             elif m := re.match(rf"(train_loss|val_loss) ({_FLOAT})\s*$", text):
                 epochs[epoch][m.group(1)] = float(m.group(2))
+            elif m := re.match(rf"Epoch time: ({_FLOAT}) s\s*$", text):
+                epochs[epoch]["epoch_time"] = float(m.group(1))
             elif text.startswith("Pseudo dice"):
                 body = re.sub(r"np\.float\d+\(", "(", text[len("Pseudo dice"):])
                 epochs[epoch]["pseudo_dice"] = [float(v) for v in re.findall(_FLOAT, body)]
