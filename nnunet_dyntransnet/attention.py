@@ -26,7 +26,12 @@ from torch import nn
 
 from nnunet_dyntransnet.rotary import apply_rotary
 
-__all__ = ["DynamicBiasAttention", "PlainSelfAttention", "ATTENTIONS", "attention_with_key_bias"]
+__all__ = ["DynamicBiasAttention", "PlainSelfAttention", "ATTENTIONS", "attention_with_key_bias", "folded_width"]
+
+
+def folded_width(head_dim: int) -> int:
+    """Head dim of the folded q', k', v': ``head_dim + 1`` rounded up to a multiple of 8 (flash kernels want one)."""
+    return -(-(head_dim + 1) // 8) * 8
 
 
 def attention_with_key_bias(
@@ -41,7 +46,7 @@ def attention_with_key_bias(
     if bias is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     d = q.shape[-1]
-    width = -(-(d + 1) // 8) * 8  # flash kernels want a head dim that is a multiple of 8
+    width = folded_width(d)
     zeros = q.new_zeros(*q.shape[:-1], width - d - 1)
     q = torch.cat((q, q.new_full((*q.shape[:-1], 1), d ** 0.5), zeros), dim=-1)
     k = torch.cat((k, bias.transpose(-1, -2).to(k.dtype), zeros), dim=-1)
@@ -74,11 +79,6 @@ class DynamicBiasAttention(nn.Module):
         torch.Size([2, 512, 64])
     """
 
-    # elements a pre-norm transformer block with this attention keeps for backward, per token and channel
-    # (LN, qkv, rotary q/k, folded-bias q'/k', attention output, LN, MLP 4C twice), measured with
-    # saved_tensors_hooks; read by memory_model (tests/test_memory_model.py checks it against autograd)
-    block_saved_elements = 18.1
-
     def __init__(
         self,
         dim: int,
@@ -105,6 +105,22 @@ class DynamicBiasAttention(nn.Module):
         self.bias_proj: Optional[nn.Linear] = nn.Linear(dim, num_heads) if dynamic_bias else None
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+
+    def saved_elements(self, tokens: int) -> float:
+        """Elements kept for backward per sample for ``tokens`` tokens, on the fused path (the one trained).
+
+        Per token: the qkv projection's input and the output projection's input (``C`` each), one
+        log-sum-exp per head, and q, k, v and the attention output. With the bias these are the folded,
+        padded q', k', v' and output (``H x folded_width``, 25% more than ``C`` at head dim 32) and the
+        bias itself; without it v is a view of the qkv projection's output, which it keeps whole (3 ``C``).
+        Checked against autograd's saved tensors in ``tests/test_memory_model.py``.
+        """
+        c, h = self.proj.in_features, self.num_heads
+        if self.bias_proj is not None:
+            per_token = 2 * c + 4 * h * folded_width(self.head_dim) + 2 * h
+        else:
+            per_token = 2 * c + 3 * c + 2 * c + c + h
+        return float(per_token * tokens)
 
     @property
     def dynamic_bias(self) -> bool:
@@ -138,13 +154,11 @@ class DynamicBiasAttention(nn.Module):
 class PlainSelfAttention(DynamicBiasAttention):
     """Plain multi-head self-attention, the paper's "MSA" ablation: D-MSA without the bias projection."""
 
-    block_saved_elements = 19.1  # measured as for D-MSA
-
     def __init__(self, dim: int, num_heads: int, fused_attn: bool = True, **kwargs) -> None:
         super().__init__(dim, num_heads, dynamic_bias=False, fused_attn=fused_attn, **kwargs)
 
 
 # The attention a transformer block uses, by the name DynTransNet's ``attention`` option takes. A new
 # variant is a module with the constructor ``(dim, num_heads, fused_attn=...)``, ``forward(x, rotary)`` and
-# the class attribute ``block_saved_elements`` (for the memory model), registered here.
+# ``saved_elements(tokens)`` (what it keeps for backward, for the memory model), registered here.
 ATTENTIONS = {"dmsa": DynamicBiasAttention, "msa": PlainSelfAttention}

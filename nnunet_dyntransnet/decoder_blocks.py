@@ -1,6 +1,11 @@
 """Decoder building blocks: the Feature Mix Module (FM-M), its ablation fusions, and the Residual Module (RM).
 
 All take channels-first tensors ``(B, C, *spatial)`` and work in 2D and 3D (``conv_op``).
+
+Each block reports what it keeps for backward, ``saved_elements(voxels)``: elements per sample
+for ``voxels`` voxels at its resolution, counted as autograd saves them (measured with
+``saved_tensors_hooks``; ``tests/test_memory_model.py`` checks the network's total). The
+network sums them for nnU-Net's planners (:mod:`nnunet_dyntransnet.memory_model`).
 """
 from __future__ import annotations
 
@@ -28,6 +33,10 @@ class ConvNormAct(nn.Sequential):
             nn.LeakyReLU(0.01, inplace=True),
         )
 
+    def saved_elements(self, voxels: int) -> float:
+        """The conv output (kept by the norm) and the activation's output (in place, kept by LeakyReLU)."""
+        return 2.0 * self[0].out_channels * voxels
+
 
 class ResidualRefine(nn.Module):
     """Residual Module (RM, paper Algorithm 3): ``F = X + LReLU(IN(Conv(LReLU(IN(Conv(X))))))``.
@@ -51,6 +60,10 @@ class ResidualRefine(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x) if self.residual else self.body(x)
+
+    def saved_elements(self, voxels: int) -> float:
+        """Its input (kept by the first conv) and its two conv units; the residual addition keeps nothing."""
+        return self.body[0][0].in_channels * voxels + sum(unit.saved_elements(voxels) for unit in self.body)
 
 
 class FeatureMix(nn.Module):
@@ -91,6 +104,12 @@ class FeatureMix(nn.Module):
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.w_f(torch.cat((decoder, self.gate(decoder, skip) * skip), dim=1))
 
+    def saved_elements(self, voxels: int) -> float:
+        """``D`` (kept by ``W_g``), the gate's ReLU output, the concatenation (kept by ``W_f``), and the
+        one-channel map ``psi`` before and after the sigmoid. The skip is the encoder's, counted there."""
+        per_voxel = self.w_g.in_channels + self.w_g.out_channels + self.w_f.in_channels + 2
+        return float(per_voxel * voxels)
+
 
 class ConcatFusion(nn.Module):
     """Ablation "FM-M as simple concatenation": ``F = W_f [D, E]`` (no gate).
@@ -104,6 +123,10 @@ class ConcatFusion(nn.Module):
 
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.w_f(torch.cat((decoder, skip), dim=1))
+
+    def saved_elements(self, voxels: int) -> float:
+        """The concatenation, kept by ``W_f``."""
+        return float(self.w_f.in_channels * voxels)
 
 
 class WeightedSumFusion(nn.Module):
@@ -123,6 +146,11 @@ class WeightedSumFusion(nn.Module):
                 f"encoder={encoder_channels}, out={out_channels}; use fusion='concat' or 'feature_mix'."
             )
         self.weights = nn.Parameter(torch.full((2,), 0.5))
+        self.channels = out_channels
 
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.weights[0] * decoder + self.weights[1] * skip
+
+    def saved_elements(self, voxels: int) -> float:
+        """``D``, kept for the gradient of ``a`` (the skip, kept for ``b``'s, is the encoder's, counted there)."""
+        return float(self.channels * voxels)

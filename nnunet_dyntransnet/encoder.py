@@ -1,14 +1,14 @@
 """DynTransNet encoder: a full-resolution convolutional stem, then hierarchical D-MSA transformer stages."""
 from __future__ import annotations
 
-from typing import List, Sequence, Type
+from typing import Dict, List, Sequence, Type
 
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_dyntransnet.decoder_blocks import ConvNormAct
-from nnunet_dyntransnet.stage_layout import StageLayout
+from nnunet_dyntransnet.stage_layout import StageLayout, voxels_per_stage
 from nnunet_dyntransnet.transformer import TransformerStage
 
 __all__ = ["DynTransEncoder"]
@@ -44,7 +44,8 @@ class DynTransEncoder(nn.Module):
             *(ConvNormAct(conv_op, stem.channels, stem.channels, stem.kernel) for _ in range(stem.depth - 1)),
         )
         blocks = sum(s.depth for s in layout[1:])
-        rates = torch.linspace(0, drop_path_rate, blocks).tolist() if blocks > 1 else [drop_path_rate] * blocks
+        # plain floats, not torch.linspace: the network must also build on the meta device (the planner's estimate)
+        rates = [drop_path_rate * i / (blocks - 1) for i in range(blocks)] if blocks > 1 else [drop_path_rate] * blocks
         stages, used = [], 0
         for prev, s in zip(layout[:-1], layout[1:]):
             in_channels = input_channels if s.index == 1 else prev.channels
@@ -64,3 +65,18 @@ class DynTransEncoder(nn.Module):
             features = stage(features)
             skips.append(features)
         return skips
+
+    def saved_elements(self, input_size: Sequence[int]) -> Dict[str, float]:
+        """Elements kept for backward per sample for an input of ``input_size`` voxels, by part: the input
+        (kept by the stem's and stage 1's first convolutions), the stem's conv units, the transformer stages."""
+        voxels = voxels_per_stage(self.layout, input_size)
+        return {
+            "input": float(self.stem[0][0].in_channels * voxels[0]),
+            "stem": sum(unit.saved_elements(voxels[0]) for unit in self.stem),
+            "transformer": sum(stage.saved_elements(n) for stage, n in zip(self.stages, voxels[1:])),
+        }
+
+    def recomputed_elements(self, input_size: Sequence[int]) -> float:
+        """The most elements a checkpointed stage holds again at once in backward (0 without checkpointing)."""
+        voxels = voxels_per_stage(self.layout, input_size)
+        return max((stage.recomputed_elements(n) for stage, n in zip(self.stages, voxels[1:])), default=0.0)

@@ -1,10 +1,10 @@
 """Does a DynTransNet training fit the GPU? The decision the trainers make on CUDA before training.
 
-The estimate of the training's peak memory, in bytes, is the memory model's count
-(:mod:`nnunet_dyntransnet.memory_model`, in the units of nnU-Net's
-``compute_conv_feature_map_size``) times the batch times :data:`BYTES_PER_UNIT`; with
-activation checkpointing it adds what backward recomputes at once
-(:func:`~nnunet_dyntransnet.memory_model.recomputed_elements`).
+The estimate of the training's peak memory, in bytes, is the network's
+``compute_conv_feature_map_size`` (what its blocks keep for backward, in the units of
+nnU-Net's; :mod:`nnunet_dyntransnet.memory_model`) times the batch times :data:`BYTES_PER_UNIT`;
+with activation checkpointing it adds what backward recomputes at once
+(``DynTransNet.recomputed_elements``).
 
 :data:`BYTES_PER_UNIT` is calibrated on the GPU measurement in
 ``benchmarks/results/h200_2026-11-28/train_128_bf16.json`` (128^3 patch, batch 2, bf16
@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from nnunet_dyntransnet.memory_model import PLAIN_SAVED_PER_COUNTED, feature_map_size, recomputed_elements
+from nnunet_dyntransnet.memory_model import in_nnunet_units
 
 __all__ = ["CHECKPOINTING_ENV", "BYTES_PER_UNIT", "HEADROOM", "DoesNotFitError", "FitDecision", "checkpointing_mode",
            "training_bytes", "decide_checkpointing", "fit_to_gpu", "free_gpu_bytes"]
@@ -57,11 +57,13 @@ def checkpointing_mode() -> str:
 
 def training_bytes(network: Any, batch_size: int, checkpointing: bool) -> int:
     """Estimated peak bytes of a training step of ``network`` (a DynTransNet) at its patch and ``batch_size``."""
-    options = {**network.memory_options, "checkpointing": checkpointing}
-    units = feature_map_size(network.layout, network.patch_size, **options)
-    if checkpointing:
-        units += recomputed_elements(network.layout, network.patch_size, options["fusion"],
-                                     options["attention"]) / PLAIN_SAVED_PER_COUNTED
+    was = network.activation_checkpointing
+    network.set_activation_checkpointing(checkpointing)
+    try:
+        patch = network.patch_size
+        units = network.compute_conv_feature_map_size(patch) + in_nnunet_units(network.recomputed_elements(patch))
+    finally:
+        network.set_activation_checkpointing(was)
     return int(BYTES_PER_UNIT * batch_size * units)
 
 

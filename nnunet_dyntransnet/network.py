@@ -13,7 +13,7 @@ from torch import nn
 from nnunet_dyntransnet.attention import ATTENTIONS
 from nnunet_dyntransnet.decoder import DynTransDecoder
 from nnunet_dyntransnet.encoder import DynTransEncoder
-from nnunet_dyntransnet.memory_model import feature_map_size
+from nnunet_dyntransnet.memory_model import in_nnunet_units
 from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout
 
 __all__ = ["DynTransNet", "network_defaults", "capped_widths"]
@@ -94,9 +94,6 @@ class DynTransNet(nn.Module):
             conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
-        # what the memory model needs besides the layout (read by compute_conv_feature_map_size and gpu_fit)
-        self.memory_options = dict(input_channels=input_channels, fusion=fusion, attention=attention,
-                                    checkpointing=activation_checkpointing)
         self.set_activation_checkpointing(activation_checkpointing)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
@@ -108,7 +105,10 @@ class DynTransNet(nn.Module):
         if len(self.encoder.stages):
             self.encoder.stages[0].checkpoint_blocks = enabled
         self.decoder.checkpoint_levels = frozenset({0}) if enabled else frozenset()
-        self.memory_options["checkpointing"] = enabled
+
+    @property
+    def activation_checkpointing(self) -> bool:
+        return bool(self.decoder.checkpoint_levels)
 
     @property
     def total_stride(self) -> tuple:
@@ -127,6 +127,23 @@ class DynTransNet(nn.Module):
             )
         return self.decoder(self.encoder(x))
 
+    def _check_axes(self, input_size: Sequence[int]) -> None:
+        if len(input_size) != len(self.patch_size):
+            raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
+
+    def saved_activation_elements(self, input_size: Sequence[int]) -> Dict[str, float]:
+        """Elements kept for backward per sample for an input of ``input_size`` voxels, by part (``input``,
+        ``stem``, ``transformer``, ``decoder``), as each block reports them (its ``saved_elements``)."""
+        self._check_axes(input_size)
+        return {**self.encoder.saved_elements(input_size), "decoder": self.decoder.saved_elements(input_size)}
+
+    def recomputed_elements(self, input_size: Sequence[int]) -> float:
+        """With activation checkpointing, the most elements per sample alive again at once in backward (one
+        recomputed block, or the recomputed full-resolution level); 0 without. Like nnU-Net's count,
+        :meth:`saved_activation_elements` leaves this transient out; the fit-to-GPU decision adds it."""
+        self._check_axes(input_size)
+        return max(self.encoder.recomputed_elements(input_size), self.decoder.recomputed_elements(input_size))
+
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """Activation memory per sample for an input of ``input_size`` voxels, in the units of nnU-Net's U-Nets.
 
@@ -134,9 +151,7 @@ class DynTransNet(nn.Module):
         it counts the transformer stages (attention and MLP activations) and the decoder as well
         as the convolutions. See :mod:`nnunet_dyntransnet.memory_model`.
         """
-        if len(input_size) != len(self.patch_size):
-            raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
-        return feature_map_size(self.layout, input_size, **self.memory_options)
+        return in_nnunet_units(sum(self.saved_activation_elements(input_size).values()))
 
     def describe(self) -> str:
         """Stage table (grid, channels, heads, windows, tokens per attention) and parameter count."""

@@ -38,11 +38,12 @@ class AxialRotaryEmbedding(nn.Module):
         super().__init__()
         pairs = head_dim // 2
         axis_of_pair = torch.arange(pairs) % dims
-        freqs = torch.empty(pairs)
-        for axis in range(dims):
-            members = (axis_of_pair == axis).nonzero().flatten()
-            if len(members):
-                freqs[members] = base ** (-torch.arange(len(members), dtype=torch.float32) / len(members))
+        # pair p turns about axis p % dims, as the (p // dims)-th of that axis's pairs: frequencies
+        # base ** (-k / n) for k = 0 .. n-1 per axis (written without data-dependent indexing, so that
+        # the network also builds on the meta device)
+        rank = torch.tensor([p // dims for p in range(pairs)], dtype=torch.float32)
+        members = torch.tensor([len(range(p % dims, pairs, dims)) for p in range(pairs)], dtype=torch.float32)
+        freqs = base ** (-rank / members)
         self.register_buffer("axis_of_pair", axis_of_pair, persistent=False)
         self.register_buffer("freqs", freqs, persistent=False)
         self.dims = dims

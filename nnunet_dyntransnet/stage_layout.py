@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple, Union
 
 from nnunet_dyntransnet.windows import fit_window
 
-__all__ = ["StageLayout", "plan_stage_layout", "expand_per_stage", "format_layout"]
+__all__ = ["StageLayout", "plan_stage_layout", "expand_per_stage", "format_layout", "voxels_per_stage"]
 
 IntOrSeq = Union[int, Sequence[int]]
 
@@ -171,3 +171,12 @@ def format_layout(layout: Sequence[StageLayout]) -> str:
             f"{s.tokens:<7} {s.tokens_per_attention}"
         )
     return "\n".join(rows)
+
+
+def voxels_per_stage(layout: Sequence[StageLayout], input_size: Sequence[int]) -> List[int]:
+    """Voxels (tokens) of each stage's grid for an input of ``input_size`` (not necessarily the planned patch)."""
+    voxels, grid = [], list(input_size)
+    for s in layout:
+        grid = [g // st for g, st in zip(grid, s.stride)]
+        voxels.append(prod(grid))
+    return voxels

@@ -47,6 +47,10 @@ class StridedPatchProjection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return channels_first(self.norm(channels_last(self.proj(x))))
 
+    def saved_elements(self, tokens: int) -> float:
+        """The projection's output, kept by the norm (its input is the previous stage's output, counted there)."""
+        return float(self.norm.normalized_shape[0] * tokens)
+
 
 class DynamicTransformerBlock(nn.Module):
     """Pre-norm transformer block: ``x + DropPath(D-MSA(LN(x)))``, then ``x + DropPath(MLP(LN(x)))``.
@@ -85,6 +89,13 @@ class DynamicTransformerBlock(nn.Module):
         x = x + self.drop_path1(attended)
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
+    def saved_elements(self, tokens: int) -> float:
+        """Elements kept for backward per sample for ``tokens`` tokens: the two norms' inputs (and their mean and
+        inverse deviation per token), the attention's own (its ``saved_elements``), and the MLP's input and
+        hidden layer before and after the activation (18 per token and channel at head dim 32, MLP ratio 4)."""
+        dim, hidden = self.mlp.fc1.in_features, self.mlp.fc1.out_features
+        return (3 * dim + 2 * hidden + 4) * tokens + self.attn.saved_elements(tokens)
+
 
 class TransformerStage(nn.Module):
     """One encoder stage: strided projection, ``depth`` D-MSA blocks, LayerNorm.
@@ -116,6 +127,18 @@ class TransformerStage(nn.Module):
         # recompute each block in backward instead of keeping its activations (DynTransNet's
         # activation_checkpointing sets it on the highest-resolution stage)
         self.checkpoint_blocks = False
+
+    def saved_elements(self, tokens: int) -> float:
+        """Elements kept for backward per sample at ``tokens`` tokens: the projection's, each block's (only its
+        input when checkpointed), and the stage norm's input and output (the skip)."""
+        channels = self.norm.normalized_shape[0]
+        blocks = (channels * tokens * len(self.blocks) if self.checkpoint_blocks
+                  else sum(block.saved_elements(tokens) for block in self.blocks))
+        return self.downsample.saved_elements(tokens) + blocks + 2.0 * channels * tokens
+
+    def recomputed_elements(self, tokens: int) -> float:
+        """With checkpointing, what backward holds again at once: one block's activations (else 0)."""
+        return max(block.saved_elements(tokens) for block in self.blocks) if self.checkpoint_blocks else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = channels_last(self.downsample(x))

@@ -3,8 +3,8 @@
 nnU-Net's ``ExperimentPlanner`` shrinks the patch until the network's
 ``compute_conv_feature_map_size`` fits a reference value scaled to the GPU-memory target,
 then spends what is left on batch size. This planner keeps all of that and changes one
-thing: the estimate is DynTransNet's (:mod:`nnunet_dyntransnet.memory_model`, which counts the
-transformer stages), in the units of nnU-Net's default U-Net, against the default planner's
+thing: the estimate is DynTransNet's (its blocks' own counts, :mod:`nnunet_dyntransnet.memory_model`,
+which include the transformer stages), in the units of nnU-Net's default U-Net, against the default planner's
 reference (8 GB for its U-Net). So a DynTransNet plan for 8 GB asks for about the memory
 nnU-Net's default plan asks for its own network.
 
@@ -20,9 +20,7 @@ from typing import Dict, Optional, Tuple
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
-from nnunet_dyntransnet.memory_model import feature_map_size
-from nnunet_dyntransnet.network import network_defaults
-from nnunet_dyntransnet.stage_layout import plan_stage_layout
+from nnunet_dyntransnet.memory_model import plan_feature_map_size
 
 __all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner"]
 
@@ -53,21 +51,18 @@ class DynTransNetPlanner(ExperimentPlanner):
 
     @classmethod
     def network_options(cls) -> dict:
-        """DynTransNet's defaults with the trainer's options on top."""
+        """The options the trainer builds its DynTransNet with (its ``network_options``)."""
         from nnunet_dyntransnet import trainers
 
-        return {**network_defaults(), **getattr(trainers, cls.trainer_class_name).network_options}
+        return dict(getattr(trainers, cls.trainer_class_name).network_options)
 
     @staticmethod
     def static_estimate_VRAM_usage(patch_size: Tuple[int, ...], input_channels: int, output_channels: int,
                                    arch_class_name: str, arch_kwargs: dict, arch_kwargs_req_import) -> int:
         # nnU-Net asks for the estimate of the U-Net it would build; answer with the DynTransNet
-        # that nnUNetTrainerDynTransNet builds from the same plan (no network is instantiated).
-        opts = DynTransNetPlanner.network_options()
-        layout = plan_stage_layout(patch_size, arch_kwargs["features_per_stage"], arch_kwargs["strides"],
-                                   arch_kwargs["kernel_sizes"], arch_kwargs["n_conv_per_stage"], opts["head_dim"],
-                                   opts["window_size"], opts["max_global_tokens"])
-        return feature_map_size(layout, patch_size, input_channels, opts["fusion"], opts["attention"])
+        # that nnUNetTrainerDynTransNet builds from the same plan (built on the meta device: no memory).
+        return plan_feature_map_size(patch_size, input_channels, output_channels, arch_kwargs,
+                                     DynTransNetPlanner.network_options())
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         if configuration_name in ("2d", "3d_fullres"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nnunet_dyntransnet.benchmark import default_plan
-from nnunet_dyntransnet.memory_model import PLAIN_SAVED_PER_COUNTED, saved_activation_elements
+from nnunet_dyntransnet.memory_model import PLAIN_SAVED_PER_COUNTED, plan_feature_map_size
 from nnunet_dyntransnet.network import DynTransNet
 
 
@@ -37,7 +37,7 @@ def test_nnunet_unit_is_measured_for_its_own_unet(patch):
 
 
 VARIANTS = [dict(), dict(attention="msa"), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
-            dict(depths=1, mlp_ratio=4.0), dict(activation_checkpointing=True),
+            dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
             dict(activation_checkpointing=True, fusion="concat", residual_refine=False)]
 
 
@@ -56,7 +56,7 @@ def test_estimate_scales_with_input_and_counts_every_part():
     net = DynTransNet.from_plan(default_plan([32, 64, 64]), 1, 3, True)
     small, large = net.compute_conv_feature_map_size([32, 64, 64]), net.compute_conv_feature_map_size([64, 128, 128])
     assert large == pytest.approx(8 * small, rel=0.01)
-    parts = saved_activation_elements(net.layout, [32, 64, 64], 1, "feature_mix", "dmsa")
+    parts = net.saved_activation_elements([32, 64, 64])
     assert set(parts) == {"input", "stem", "transformer", "decoder"} and all(v > 0 for v in parts.values())
     with pytest.raises(ValueError, match="axes"):
         net.compute_conv_feature_map_size([64, 64])
@@ -76,3 +76,16 @@ def test_activation_checkpointing_halves_saved_memory_and_changes_nothing_else()
     sum(o.square().mean() for o in out_b).backward()
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
         assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
+
+
+def test_planner_estimate_is_the_built_networks():
+    """The planner builds the network on the meta device: the same count as the trained network's."""
+    plan = default_plan([32, 64, 64])
+    options = dict(attention="msa", mlp_ratio=2.0)
+    net = DynTransNet.from_plan(plan, 1, 3, True, **options)
+    for patch in ([32, 64, 64], [16, 64, 64]):
+        assert plan_feature_map_size(patch, 1, 3, plan.network_arch_init_kwargs, options) == \
+            DynTransNet.from_plan(plan, 1, 3, True, patch_size=patch, **options).compute_conv_feature_map_size(patch)
+    assert net.recomputed_elements([32, 64, 64]) == 0
+    net.set_activation_checkpointing(True)
+    assert net.recomputed_elements([32, 64, 64]) > 0

@@ -5,7 +5,7 @@ Matplotlib runs with the non-interactive Agg backend, so the report works on a h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
