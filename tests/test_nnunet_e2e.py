@@ -1,8 +1,11 @@
 """End to end through nnU-Net's own commands, as a user runs them, on a tiny synthetic dataset.
 
 plan_and_preprocess -> train 3d_fullres (then resume with --c) -> train 2d -> predict ->
-find_best_configuration -> export_model_to_zip -> install_pretrained_model_from_zip -> predict;
-and the ONNX path: dyntransnet_export_onnx -> dyntransnet_predict_onnx, against nnUNetv2_predict.
+export_model_to_zip -> install_pretrained_model_from_zip -> predict; nnU-Net's cascade: train
+3d_lowres -> train 3d_cascade_fullres on its predictions -> find_best_configuration over 2d,
+3d_fullres and the cascade with ensembles -> predict 3d_lowres then the cascade with
+-prev_stage_predictions -> nnUNetv2_ensemble -> nnUNetv2_apply_postprocessing; and the ONNX path:
+dyntransnet_export_onnx -> dyntransnet_predict_onnx, against nnUNetv2_predict.
 Uses ``nnUNetTrainerDynTransNetTest`` (tests/nnunet_test_trainers): the real trainer, narrow and short.
 """
 import json
@@ -19,6 +22,7 @@ from nnunet_helpers import nnunet_env, run_command
 pytestmark = pytest.mark.slow
 
 TRAINER = "nnUNetTrainerDynTransNetTest"
+RESULTS = f"Dataset{DATASET_ID:03d}_Tiny"
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +37,9 @@ def trained_3d(workspace):
     # the first run's final validation is left out: the resumed run validates the same fold at its end
     first = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu"],
                         {**env, "DYNTRANSNET_TEST_EPOCHS": "1", "DYNTRANSNET_TEST_SKIP_VALIDATION": "1"})
+    # --npz: the final validation keeps the probabilities, which find_best_configuration's ensembles average
     resumed = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu",
-                           "--c"], {**env, "DYNTRANSNET_TEST_EPOCHS": "2"})
+                           "--c", "--npz"], {**env, "DYNTRANSNET_TEST_EPOCHS": "2"})
     fold = base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
     return fold, first, resumed
 
@@ -60,13 +65,18 @@ def test_train_and_resume(trained_3d):
     assert any(".attn.bias_proj." in k for k in checkpoint["network_weights"])
 
 
-def test_train_2d(workspace):
+@pytest.fixture(scope="module")
+def trained_2d(workspace):
     base, raw, env = workspace
-    out = run_command(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device", "cpu"],
+    out = run_command(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device", "cpu", "--npz"],
                       {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
+    return base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__2d" / "fold_0", out
+
+
+def test_train_2d(trained_2d):
+    fold, out = trained_2d
     assert "Mean Validation Dice" in out  # DynTransNet 2D through nnU-Net's sliding window over the volumes
-    assert (base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__2d" / "fold_0"
-            / "checkpoint_final.pth").is_file()
+    assert (fold / "checkpoint_final.pth").is_file()
 
 
 def _assert_predictions_match_inputs(pred_dir: Path, images: Path):
@@ -89,7 +99,8 @@ def predicted(workspace, trained_3d, tmp_path_factory):
     base, raw, env = workspace
     out_dir = tmp_path_factory.mktemp("pred") / "pred"
     run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(out_dir), "-d", str(DATASET_ID),
-                 "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+                 "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
+                 "--save_probabilities"], env)  # the probabilities: nnUNetv2_ensemble (below) averages them
     return out_dir
 
 
@@ -156,15 +167,6 @@ def test_onnx_export_and_predict_agree_with_nnunet(workspace, trained_3d, predic
     assert not (tmp_path / "x.onnx").exists() and not list(tmp_path.glob(".x.onnx*"))
 
 
-def test_find_best_configuration(workspace, trained_3d):
-    base, raw, env = workspace
-    out = run_command(["nnUNetv2_find_best_configuration", str(DATASET_ID), "-c", "3d_fullres", "-tr", TRAINER,
-                       "-f", "0", "-np", "1"], env)
-    assert "3d_fullres" in out
-    instructions = base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / "inference_instructions.txt"
-    assert TRAINER in instructions.read_text()
-
-
 def test_report_on_a_trained_fold(workspace, trained_3d, tmp_path):
     """dyntransnet_report on nnU-Net's own output agrees with the summary.json nnU-Net wrote after validation."""
     base, raw, env = workspace
@@ -206,17 +208,105 @@ def test_export_install_and_predict(workspace, trained_3d, tmp_path):
 
 
 def test_a_baseline_trains_and_predicts_with_its_adapted_patch(workspace, tmp_path):
-    """SwinUNETR needs multiples of 32: the plan's 16x48x48 patch becomes 32x64x64 in training and prediction."""
+    """SwinUNETR needs multiples of 32: the plan's 3d_fullres patch is rounded up to them in training and prediction."""
     base, raw, env = workspace
+    planned = json.loads((base / "preprocessed" / RESULTS / "nnUNetPlans.json").read_text())[
+        "configurations"]["3d_fullres"]["patch_size"]
     trainer = "nnUNetTrainerSwinUNETRTest"
     # nnU-Net's final validation (sliding window with mirroring over the validation cases) is left out: the
     # prediction below runs the same sliding window with the adapted patch
     out = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", "cpu"],
                       {**env, "DYNTRANSNET_TEST_EPOCHS": "1", "DYNTRANSNET_TEST_SKIP_VALIDATION": "1"})
-    assert "patch [16, 48, 48] -> [32, 64, 64]" in out
+    used = json.loads(re.search(rf"patch {re.escape(str(planned))} -> (\[[\d, ]+\])", out).group(1))
+    # multiples of 32 covering the plan's patch, at least two 32-voxel cells (SwinUNETR's deepest stage)
+    assert all(u % 32 == 0 and u >= p for u, p in zip(used, planned)) and np.prod(used) >= 2 * 32 ** 3, used
     assert "final validation skipped" in out
     pred = tmp_path / "pred"
     run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(pred), "-d", str(DATASET_ID),
                  "-c", "3d_fullres", "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1",
                  "--disable_tta"], env)
     _assert_predictions_match_inputs(pred, raw / "imagesTs")
+
+
+# nnU-Net's cascade. The shared dataset is planned for a small GPU-memory target (conftest.py), so nnU-Net's
+# planner finds the 3d_fullres patch too small for the images and adds 3d_lowres and 3d_cascade_fullres, as it
+# does for LiTS-sized CTs at its default target.
+@pytest.fixture(scope="module")
+def cascade(workspace):
+    """3d_lowres trained on all cases (its final validation writes every case's segmentation for the next
+    stage; with 5 folds, each fold writes its validation cases), then 3d_cascade_fullres fold 0 on them."""
+    base, raw, env = workspace
+    short = {**env, "DYNTRANSNET_TEST_EPOCHS": "1"}
+    lowres = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_lowres", "all", "-tr", TRAINER, "-device", "cpu"],
+                         short)
+    cascade = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_cascade_fullres", "0", "-tr", TRAINER, "-device",
+                           "cpu", "--npz"], short)
+    return base / "results" / RESULTS, lowres, cascade
+
+
+def test_lowres_then_cascade_trains_on_its_predictions(workspace, cascade):
+    results, lowres, out = cascade
+    plans = json.loads((workspace[0] / "preprocessed" / RESULTS / "nnUNetPlans.json").read_text())["configurations"]
+    assert plans["3d_cascade_fullres"]["previous_stage"] == "3d_lowres"
+    assert plans["3d_lowres"]["spacing"] != plans["3d_fullres"]["spacing"]
+    next_stage = results / f"{TRAINER}__nnUNetPlans__3d_lowres" / "predicted_next_stage" / "3d_cascade_fullres"
+    training_cases = sorted(p.name[:-len(".nii.gz")] for p in (workspace[1] / "labelsTr").glob("*.nii.gz"))
+    assert sorted(p.name.split(".")[0] for p in next_stage.iterdir()) == training_cases  # one file per case
+    import torch
+
+    fold = results / f"{TRAINER}__nnUNetPlans__3d_cascade_fullres" / "fold_0"
+    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    # the cascade's input: the image and the previous stage's segmentation, one channel per foreground label
+    assert weights["encoder.stem.0.0.weight"].shape[1] == 1 + 2
+    assert "Mean Validation Dice" in out and (fold / "validation" / "summary.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def best_configuration(workspace, trained_3d, trained_2d, cascade):
+    base, raw, env = workspace
+    out = run_command(["nnUNetv2_find_best_configuration", str(DATASET_ID), "-c", "2d", "3d_fullres",
+                       "3d_cascade_fullres", "-tr", TRAINER, "-f", "0", "-np", "1"], env)
+    return json.loads((base / "results" / RESULTS / "inference_information.json").read_text()), out
+
+
+def test_find_best_configuration_with_ensembles(workspace, best_configuration):
+    info, out = best_configuration
+    configurations = {f"{TRAINER}__nnUNetPlans__{c}" for c in ("2d", "3d_fullres", "3d_cascade_fullres")}
+    ensembles = {k for k in info["all_results"] if k.startswith("ensemble___")}
+    assert configurations <= set(info["all_results"]) and len(ensembles) == 3, info["all_results"]
+    assert all(0 <= v <= 1 for v in info["all_results"].values())
+    assert Path(info["best_model_or_ensemble"]["postprocessing_file"]).is_file()
+    instructions = (workspace[0] / "results" / RESULTS / "inference_instructions.txt").read_text()
+    assert TRAINER in instructions and "nnUNetv2_apply_postprocessing" in instructions
+
+
+def test_cascade_predicts_then_ensembles_and_postprocesses(workspace, cascade, predicted, best_configuration, tmp_path):
+    """predict 3d_lowres -> predict 3d_cascade_fullres -prev_stage_predictions -> nnUNetv2_ensemble with the
+    3d_fullres prediction -> nnUNetv2_apply_postprocessing with what find_best_configuration chose."""
+    base, raw, env = workspace
+    predict = ["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-d", str(DATASET_ID), "-tr", TRAINER,
+               "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"]
+    lowres, cascaded = tmp_path / "lowres", tmp_path / "cascade"
+    run_command([*predict, "-o", str(lowres), "-c", "3d_lowres", "-f", "all"], env)
+    run_command([*predict, "-o", str(cascaded), "-c", "3d_cascade_fullres", "-f", "0", "-prev_stage_predictions",
+                 str(lowres), "--save_probabilities"], env)
+    _assert_predictions_match_inputs(lowres, raw / "imagesTs")
+    _assert_predictions_match_inputs(cascaded, raw / "imagesTs")
+
+    ensembled, postprocessed = tmp_path / "ensemble", tmp_path / "postprocessed"
+    run_command(["nnUNetv2_ensemble", "-i", str(predicted), str(cascaded), "-o", str(ensembled), "-np", "1"], env)
+    _assert_predictions_match_inputs(ensembled, raw / "imagesTs")
+    for case in sorted(ensembled.glob("*.nii.gz")):
+        name = case.name[:-len(".nii.gz")]
+        mean = sum(np.load(folder / f"{name}.npz")["probabilities"] for folder in (predicted, cascaded)) / 2
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(case)))
+        assert np.array_equal(labels, mean.argmax(0)), f"{name}: the ensemble is the mean of both probabilities"
+
+    best = best_configuration[0]["best_model_or_ensemble"]
+    run_command(["nnUNetv2_apply_postprocessing", "-i", str(ensembled), "-o", str(postprocessed), "-pp_pkl_file",
+                 best["postprocessing_file"], "-np", "1", "-plans_json", best["some_plans_file"]], env)
+    _assert_predictions_match_inputs(postprocessed, raw / "imagesTs")
+    for case in sorted(ensembled.glob("*.nii.gz")):
+        before = sitk.GetArrayFromImage(sitk.ReadImage(str(case)))
+        after = sitk.GetArrayFromImage(sitk.ReadImage(str(postprocessed / case.name)))
+        assert np.all((after == before) | (after == 0)), "postprocessing only removes components"
