@@ -60,9 +60,14 @@ def test_presets_grow_with_memory(lits_like):
     m = patches["nnUNetDynTransNetMPlans"]
     # DynTransNet keeps more per voxel than nnU-Net's U-Net, so the same 8 GB buys at most the same voxels
     assert prod(m["patch_size"]) * m["batch_size"] <= prod(default["patch_size"]) * default["batch_size"]
-    for c in patches.values():
+    for plans, c in patches.items():
         assert c["data_identifier"] == "nnUNetPlans_3d_fullres", "3d_fullres shares nnU-Net's preprocessed data"
         assert c["spacing"] == default["spacing"] and c["normalization_schemes"] == default["normalization_schemes"]
+        # nnU-Net's planner logic adds the low-resolution stage and the cascade for CTs this large, here too;
+        # the lowres data depend on the patch (its spacing), so they get the plans' own folder
+        lowres, cascade = _config(lits_like, plans, "3d_lowres"), _config(lits_like, plans, "3d_cascade_fullres")
+        assert lowres["data_identifier"] == f"{plans}_3d_lowres" and lowres["spacing"][0] > c["spacing"][0]
+        assert cascade["previous_stage"] == "3d_lowres" and cascade["inherits_from"] == "3d_fullres"
 
 
 @pytest.mark.parametrize("plans,gb", [("nnUNetDynTransNetMPlans", 8), ("nnUNetDynTransNetLPlans", 24),
@@ -73,12 +78,13 @@ def test_planned_network_fits_its_target(lits_like, plans, gb):
 
     from nnunet_dyntransnet.network import DynTransNet
 
-    c = _config(lits_like, plans)
-    cm = SimpleNamespace(patch_size=c["patch_size"], network_arch_init_kwargs=c["architecture"]["arch_kwargs"])
-    net = DynTransNet.from_plan(cm, 1, 3, True)
     reference = 560_000_000 * gb / 8  # nnU-Net's ExperimentPlanner.UNet_reference_val_3d at 8 GB, scaled
-    per_sample = net.compute_conv_feature_map_size(c["patch_size"])
-    assert per_sample <= reference
+    for configuration in ("3d_lowres", "3d_fullres"):
+        c = _config(lits_like, plans, configuration)
+        cm = SimpleNamespace(patch_size=c["patch_size"], network_arch_init_kwargs=c["architecture"]["arch_kwargs"])
+        net = DynTransNet.from_plan(cm, 1, 3, True)
+        per_sample = net.compute_conv_feature_map_size(c["patch_size"])
+        assert per_sample <= reference, configuration
     # the leftover memory went to the batch (nnU-Net: round(reference / estimate * 2), at least 2)
     assert c["batch_size"] == max(2, min(round(reference / per_sample * 2),
                                          round(20 * 430 * 512 * 512 * 0.05 / prod(c["patch_size"]))))

@@ -49,7 +49,7 @@ def _trainer(name: str, configuration: str = "3d_fullres"):
     return trainer
 
 
-def _one_step(trainer) -> float:
+def _one_step(trainer, channels: int = 1) -> float:
     """A training step on a synthetic batch of the trainer's patch, labels 0-2 (deep-supervised targets if on)."""
     torch.manual_seed(0)
     patch = trainer.configuration_manager.patch_size
@@ -57,7 +57,7 @@ def _one_step(trainer) -> float:
     if trainer.enable_deep_supervision:
         scales = trainer._get_deep_supervision_scales()
         target = [torch.nn.functional.interpolate(target, scale_factor=tuple(s), mode="nearest") for s in scales]
-    loss = trainer.train_step({"data": torch.randn(2, 1, *patch), "target": target})["loss"]
+    loss = trainer.train_step({"data": torch.randn(2, channels, *patch), "target": target})["loss"]
     assert np.isfinite(loss), f"{type(trainer).__name__}: loss {loss}"
     return loss
 
@@ -127,16 +127,33 @@ def test_paper_trainer_recipe_as_the_paper_states_it(nnunet_in_process):
         trainer.on_train_end()
 
 
+@pytest.mark.parametrize("name", ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Paper"])
+def test_lowres_and_cascade_configurations(nnunet_in_process, name):
+    """The shared dataset's plan has nnU-Net's 3d_lowres and 3d_cascade_fullres (conftest.py): both trainers build
+    from them, the cascade's network takes the image and the previous stage's one-hot segmentation (1 + 2
+    channels), and each trains a step. test_nnunet_e2e.py runs the cascade's commands end to end."""
+    lowres = _trainer(name, "3d_lowres")
+    assert list(lowres.network.patch_size) == list(lowres.configuration_manager.patch_size)
+    assert lowres.configuration_manager.spacing != lowres.plans_manager.get_configuration("3d_fullres").spacing
+    _one_step(lowres)
+    cascade = _trainer(name, "3d_cascade_fullres")
+    assert cascade.is_cascaded and cascade.num_input_channels == 3
+    assert cascade.network.encoder.stem[0][0].in_channels == 3
+    _one_step(cascade, channels=3)
+
+
 @pytest.mark.parametrize("name", BASELINES_3D)
 def test_baseline_trainers_3d(nnunet_in_process, name):
     from nnunet_dyntransnet.baselines import BASELINES
 
     trainer = _trainer(name)
     spec = BASELINES[type(trainer).baseline]
-    planned = _planned(trainer)["configurations"]["3d_fullres"]["patch_size"]  # [16, 48, 48]
+    planned = _planned(trainer)["configurations"]["3d_fullres"]["patch_size"]  # [8, 28, 24]
     used = trainer.configuration_manager.patch_size
-    assert all(u % m == 0 and u >= p for u, m, p in zip(used, spec.multiple(trainer.configuration_manager), planned))
-    assert (used != planned) == (type(trainer).baseline == "SwinUNETR")  # only SwinUNETR needs more than 16 x 48 x 48
+    multiple = spec.multiple(trainer.configuration_manager)
+    assert all(u % m == 0 and u >= p for u, m, p in zip(used, multiple, planned))
+    assert math.prod(u // m for u, m in zip(used, multiple)) >= spec.min_cells
+    assert all(u - p < m for u, m, p in zip(used, multiple, planned)) or spec.min_cells > 1, "rounded up, no more"
     assert type(trainer.network).__name__ == NETWORK_CLASS[type(trainer).baseline]
     assert not trainer.enable_deep_supervision and type(trainer.loss).__name__ == "DC_and_CE_loss"
     assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
