@@ -122,6 +122,13 @@ class DynamicBiasAttention(nn.Module):
             per_token = 2 * c + 3 * c + 2 * c + c + h
         return float(per_token * tokens)
 
+    def attention_output_elements(self, tokens: int) -> float:
+        """Elements of the fused attention kernel's outputs for ``tokens`` tokens (what selective checkpointing
+        keeps of it): the output, padded to the folded width with the bias, and a log-sum-exp per head."""
+        h = self.num_heads
+        width = folded_width(self.head_dim) if self.bias_proj is not None else self.head_dim
+        return float((h * width + h) * tokens)
+
     @property
     def dynamic_bias(self) -> bool:
         return self.bias_proj is not None

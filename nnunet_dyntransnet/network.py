@@ -48,6 +48,10 @@ class DynTransNet(nn.Module):
             keeping their activations: the first transformer stage's blocks and the full-resolution
             decoder level's fusion and RM. About half the activations kept for backward, for one more forward
             pass of those parts (see ``memory_model`` and the README's measurements).
+        selective_checkpointing: in every transformer block, recompute only the cheap memory-bound operations
+            in backward and keep the matmuls' and attention's outputs (:mod:`~nnunet_dyntransnet.checkpointing`):
+            the blocks keep about half, for a few percent of time. Where ``activation_checkpointing`` is on
+            too, the first stage's blocks are recomputed whole.
 
     Shapes:
         ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
@@ -79,6 +83,7 @@ class DynTransNet(nn.Module):
         deep_supervision: bool = True,
         fused_attn: bool = True,
         activation_checkpointing: bool = False,
+        selective_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -95,6 +100,8 @@ class DynTransNet(nn.Module):
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
         self.set_activation_checkpointing(activation_checkpointing)
+        for stage in self.encoder.stages:
+            stage.selective_blocks = bool(selective_checkpointing)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
 

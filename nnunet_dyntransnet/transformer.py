@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_dyntransnet.attention import ATTENTIONS
+from nnunet_dyntransnet.checkpointing import selective_checkpoint
 from nnunet_dyntransnet.rotary import AxialRotaryEmbedding
 from nnunet_dyntransnet.windows import fit_window, window_partition, window_reverse
 
@@ -96,6 +97,13 @@ class DynamicTransformerBlock(nn.Module):
         dim, hidden = self.mlp.fc1.in_features, self.mlp.fc1.out_features
         return (3 * dim + 2 * hidden + 4) * tokens + self.attn.saved_elements(tokens)
 
+    def selectively_saved_elements(self, tokens: int) -> float:
+        """What the block keeps under selective checkpointing (:mod:`nnunet_dyntransnet.checkpointing`): its
+        input, the qkv projection's output, the MLP's hidden layer before the activation, the attention kernel's
+        outputs."""
+        dim, hidden = self.mlp.fc1.in_features, self.mlp.fc1.out_features
+        return (dim + 3 * dim + hidden) * tokens + self.attn.attention_output_elements(tokens)
+
 
 class TransformerStage(nn.Module):
     """One encoder stage: strided projection, ``depth`` D-MSA blocks, LayerNorm.
@@ -125,26 +133,35 @@ class TransformerStage(nn.Module):
         )
         self.norm = nn.LayerNorm(out_channels)
         # recompute each block in backward instead of keeping its activations (DynTransNet's
-        # activation_checkpointing sets it on the highest-resolution stage)
+        # activation_checkpointing sets it on the highest-resolution stage); or only its cheap operations
+        # (selective_checkpointing, every stage); the first wins where both are set
         self.checkpoint_blocks = False
+        self.selective_blocks = False
 
     def saved_elements(self, tokens: int) -> float:
         """Elements kept for backward per sample at ``tokens`` tokens: the projection's, each block's (only its
         input when checkpointed), and the stage norm's input and output (the skip)."""
         channels = self.norm.normalized_shape[0]
-        blocks = (channels * tokens * len(self.blocks) if self.checkpoint_blocks
-                  else sum(block.saved_elements(tokens) for block in self.blocks))
+        if self.checkpoint_blocks:
+            blocks = channels * tokens * len(self.blocks)
+        elif self.selective_blocks:
+            blocks = sum(block.selectively_saved_elements(tokens) for block in self.blocks)
+        else:
+            blocks = sum(block.saved_elements(tokens) for block in self.blocks)
         return self.downsample.saved_elements(tokens) + blocks + 2.0 * channels * tokens
 
     def recomputed_elements(self, tokens: int) -> float:
-        """With checkpointing, what backward holds again at once: one block's activations (else 0)."""
-        return max(block.saved_elements(tokens) for block in self.blocks) if self.checkpoint_blocks else 0.0
+        """With either checkpointing, what backward holds again at once: at most one block's activations (else 0)."""
+        recomputes = self.checkpoint_blocks or self.selective_blocks
+        return max(block.saved_elements(tokens) for block in self.blocks) if recomputes else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = channels_last(self.downsample(x))
         for block in self.blocks:
             if self.checkpoint_blocks and torch.is_grad_enabled():
                 x = checkpoint(block, x, use_reentrant=False)
+            elif self.selective_blocks and torch.is_grad_enabled():
+                x = selective_checkpoint(block, x)
             else:
                 x = block(x)
         return channels_first(self.norm(x))

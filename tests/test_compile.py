@@ -5,22 +5,23 @@ import torch
 from nnunet_dyntransnet.network import DynTransNet
 
 
-@pytest.mark.parametrize("attention,checkpointing", [("dmsa", False), ("msa", False), ("dmsa", True)])
+@pytest.mark.parametrize("attention,checkpointing", [("dmsa", {}), ("msa", {}), ("dmsa", {"activation_checkpointing": True}),
+                                                    ("dmsa", {"selective_checkpointing": True})])
 def test_no_graph_breaks(attention, checkpointing):
     torch._dynamo.reset()
     net = DynTransNet(1, 3, (16, 32, 32), (4, 8, 16, 16), [(1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2)],
-                      window_size=4, max_global_tokens=64, head_dim=4, attention=attention,
-                      activation_checkpointing=checkpointing)
+                      window_size=4, max_global_tokens=64, head_dim=4, attention=attention, **checkpointing)
     explanation = torch._dynamo.explain(net)(torch.randn(2, 1, 16, 32, 32))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
 
 
-def test_compiled_training_step_matches_eager():
+@pytest.mark.parametrize("selective", [False, True], ids=["plain", "selective-checkpointing"])
+def test_compiled_training_step_matches_eager(selective):
     torch._dynamo.reset()
     torch.manual_seed(0)
     net = DynTransNet(1, 2, (8, 16, 16), (4, 8, 8), [(1, 1, 1), (2, 2, 2), (2, 2, 2)], head_dim=4, max_global_tokens=8,
-                      window_size=2)
+                      window_size=2, selective_checkpointing=selective)
     x = torch.randn(2, 1, 8, 16, 16)
     eager_out = net(x)
     compiled = torch.compile(net, backend="aot_eager", fullgraph=True)

@@ -25,6 +25,40 @@ def saved_elements(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(storages.values())
 
 
+def retained_elements(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Elements of every tensor a forward pass creates that is still alive after it (parameters excluded), each
+    storage once: what autograd keeps for backward, including what selective checkpointing caches outside
+    ``saved_tensors_hooks``' view, plus the outputs."""
+    import gc
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Created(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.refs = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.refs += [weakref.ref(t) for t in (out if isinstance(out, (tuple, list)) else [out])
+                          if isinstance(t, torch.Tensor)]
+            return out
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    created = Created()
+    with created:
+        outputs = model(x)
+    gc.collect()
+    alive = {}
+    for ref in created.refs:
+        t = ref()
+        if t is not None and t.untyped_storage().data_ptr() not in params:
+            alive[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+    del outputs
+    return sum(alive.values())
+
+
 @pytest.mark.parametrize("patch", [[16, 32, 32], [32, 48, 48]])
 def test_nnunet_unit_is_measured_for_its_own_unet(patch):
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -50,6 +84,35 @@ def test_estimate_matches_saved_tensors(patch, spacing, options):
     measured = saved_elements(net, torch.randn(1, 1, *patch))
     estimated = net.compute_conv_feature_map_size(patch) * PLAIN_SAVED_PER_COUNTED
     assert estimated == pytest.approx(measured, rel=0.05)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(selective_checkpointing=True), dict(selective_checkpointing=True,
+                                     attention="msa", mlp_ratio=2.0), dict(selective_checkpointing=True,
+                                     activation_checkpointing=True)], ids=["plain", "selective", "selective-msa-mlp2",
+                                                                           "selective+full"])
+def test_estimate_matches_retained_memory(options):
+    """Selective checkpointing caches outside saved_tensors_hooks' view: the count against what stays alive."""
+    torch.manual_seed(0)
+    patch = [16, 32, 32]
+    net = DynTransNet.from_plan(default_plan(patch), 1, 3, True, **options)
+    estimated = net.compute_conv_feature_map_size(patch) * PLAIN_SAVED_PER_COUNTED
+    assert estimated == pytest.approx(retained_elements(net, torch.randn(1, 1, *patch)), rel=0.05)
+
+
+def test_selective_checkpointing_keeps_less_and_changes_nothing_else():
+    torch.manual_seed(0)
+    patch = [16, 32, 32]
+    plain = DynTransNet.from_plan(default_plan(patch), 1, 3, True)
+    selective = DynTransNet.from_plan(default_plan(patch), 1, 3, True, selective_checkpointing=True)
+    selective.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 1, *patch)
+    assert retained_elements(selective, x) < 0.9 * retained_elements(plain, x)
+    out_a, out_b = plain(x), selective(x)
+    assert all(torch.equal(a, b) for a, b in zip(out_a, out_b))
+    sum(o.square().mean() for o in out_a).backward()
+    sum(o.square().mean() for o in out_b).backward()
+    for (name, a), b in zip(plain.named_parameters(), selective.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
 
 
 def test_estimate_scales_with_input_and_counts_every_part():

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow  # needs the planned dataset (one nnUNetv2_plan_an
 
 FUSION = {"concat": ConcatFusion, "feature_mix": FeatureMix, "weighted_sum": WeightedSumFusion}
 DYNTRANSNET = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+               "nnUNetTrainerDynTransNet_SelectiveCheckpointed",
                *(c.__name__ for c in ABLATION_TRAINERS)]
 NETWORK_CLASS = {"SegResNet": "SegResNet", "DynUNet": "DynUNet", "UNETR": "UNETR", "SwinUNETR": "SwinUNETR",
                  "VNet": "VNet", "AttentionUNet": "AttentionUnet", "DeepLabV3Plus": "DeepLabV3Plus"}
@@ -100,6 +101,7 @@ def test_dyntransnet_trainers(nnunet_in_process, name):
     assert all(type(f) is FUSION[options["fusion"]] for f in net.decoder.fuse)
     assert all(r.residual == options["residual_refine"] for r in net.decoder.refine)
     assert net.encoder.stages[0].checkpoint_blocks == options.get("activation_checkpointing", False)
+    assert all(s.selective_blocks == options.get("selective_checkpointing", False) for s in net.encoder.stages)
     # the shared recipe: AdamW 3e-4 (wd 5e-2), warm-up then poly over 1000 epochs, deep-supervised Dice + CE
     assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-2

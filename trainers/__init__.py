@@ -10,9 +10,11 @@ from nnunet_dyntransnet.trainers.baselines import BASELINE_TRAINERS, __all__ as 
 from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
 from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, nnUNetTrainerDynTransNetDemoCPU_Baseline,
                                               nnUNetTrainerDynTransNetDemoGPU)
-from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed
+from nnunet_dyntransnet.trainers.dyntransnet import (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed,
+                                                     nnUNetTrainerDynTransNet_SelectiveCheckpointed)
 from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
 
-__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed", "nnUNetTrainerDynTransNet_Paper",
+__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+           "nnUNetTrainerDynTransNet_SelectiveCheckpointed", "nnUNetTrainerDynTransNet_Paper",
            "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
            "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines]

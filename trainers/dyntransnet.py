@@ -25,7 +25,8 @@ from nnunet_dyntransnet.gpu_fit import DoesNotFitError, fit_to_gpu, free_gpu_byt
 from nnunet_dyntransnet.network import DynTransNet
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 
-__all__ = ["FitsTheGPU", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed"]
+__all__ = ["FitsTheGPU", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+           "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
 
 
 class FitsTheGPU:
@@ -84,3 +85,12 @@ class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
     for recomputing those parts in backward (measurements in the README)."""
 
     network_options = dict(activation_checkpointing=True)
+
+
+class nnUNetTrainerDynTransNet_SelectiveCheckpointed(nnUNetTrainerDynTransNet):
+    """The same network and recipe with selective activation checkpointing in every transformer block
+    (``nnunet_dyntransnet.checkpointing``): the cheap operations are recomputed in backward, the matmuls' and
+    attention's outputs kept; the blocks keep about half, for a few percent of time (README). The fit-to-GPU
+    decision can still add full checkpointing at the highest resolution."""
+
+    network_options = dict(selective_checkpointing=True)
