@@ -150,6 +150,8 @@ def test_onnx_export_and_predict_agree_with_nnunet(workspace, trained_3d, predic
     refused(export_main, ["-d", str(DATASET_ID), "-f", "0", "-tr", TRAINER, "-chk", "missing.pth", "-o",
                           str(tmp_path / "x.onnx")], "missing.pth: no such checkpoint", "-chk")
     refused(export_main, ["-d", str(DATASET_ID), "-f", "0", "-tr", TRAINER, "-o", str(model)], "exists", "--overwrite")
+    refused(export_main, ["-d", str(DATASET_ID), "-c", "3d_cascade_fullres", "-f", "0", "-tr", TRAINER, "-o",
+                          str(tmp_path / "x.onnx")], "previous stage's segmentation", "export 3d_fullres, 3d_lowres")
     lone = tmp_path / "lone" / "tiny.onnx"
     lone.parent.mkdir()
     lone.write_bytes(model.read_bytes())
