@@ -40,7 +40,7 @@ def plan_feature_map_size(patch_size: Sequence[int], input_channels: int, output
     memory, no initialisation cost, the same modules (so the same count) as the trained one."""
     import torch
 
-    from nnunet_dyntransnet.network import DynTransNet
+    from nnunet_dyntransnet.network import DynTransNet  # here, not at the top: network.py imports this module
 
     with torch.device("meta"):
         net = DynTransNet(input_channels, output_channels, patch_size, arch_kwargs["features_per_stage"],
