@@ -117,10 +117,10 @@ class DynamicBiasAttention(nn.Module):
         """
         c, h = self.proj.in_features, self.num_heads
         if self.bias_proj is not None:
-            per_token = 2 * c + 4 * h * folded_width(self.head_dim) + 2 * h
+            kernel_inputs = 3 * h * folded_width(self.head_dim) + h  # q', k', v' and the bias
         else:
-            per_token = 2 * c + 3 * c + 2 * c + c + h
-        return float(per_token * tokens)
+            kernel_inputs = 3 * c + 2 * c  # the qkv output (kept whole through v) and the rotated q, k
+        return float((2 * c + kernel_inputs) * tokens) + self.attention_output_elements(tokens)
 
     def attention_output_elements(self, tokens: int) -> float:
         """Elements of the fused attention kernel's outputs for ``tokens`` tokens (what selective checkpointing

@@ -10,7 +10,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
-from nnunet_dyntransnet.stage_layout import StageLayout, voxels_per_stage
+from nnunet_dyntransnet.stage_layout import StageLayout
 
 __all__ = ["DynTransDecoder", "FUSIONS"]
 
@@ -51,7 +51,6 @@ class DynTransDecoder(nn.Module):
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r} is not one of {sorted(FUSIONS)}")
         self.deep_supervision = deep_supervision
-        self.layout = tuple(layout)
         transp = get_matching_convtransp(conv_op)
         levels = range(len(layout) - 2, -1, -1)  # deepest decoder level first
         self.upsample = nn.ModuleList(
@@ -71,9 +70,8 @@ class DynTransDecoder(nn.Module):
     def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.refine[n](self.fuse[n](decoder, skip))
 
-    def _levels(self, input_size: Sequence[int]) -> Iterator[Tuple[int, int, int]]:
+    def _levels(self, voxels: Sequence[int]) -> Iterator[Tuple[int, int, int]]:
         """``(n, level, voxels)`` for every decoder level: module index, level (0 = full resolution), its voxels."""
-        voxels = voxels_per_stage(self.layout, input_size)
         last = len(self.heads) - 1
         return ((n, last - n, voxels[last - n]) for n in range(len(self.heads)))
 
@@ -82,15 +80,15 @@ class DynTransDecoder(nn.Module):
         return (self.fuse[n].saved_elements(voxels) + self.refine[n].saved_elements(voxels)
                 + self.heads[n].in_channels * voxels)
 
-    def saved_elements(self, input_size: Sequence[int]) -> float:
-        """Elements kept for backward per sample for an input of ``input_size`` voxels (the network's input).
-        A checkpointed level keeps only its upsampled input and its output."""
+    def saved_elements(self, voxels: Sequence[int]) -> float:
+        """Elements kept for backward per sample for ``voxels`` voxels per stage of the layout
+        (``stage_layout.voxels_per_stage``). A checkpointed level keeps only its upsampled input and its output."""
         return sum(2.0 * self.heads[n].in_channels * v if level in self.checkpoint_levels else self._level_elements(n, v)
-                   for n, level, v in self._levels(input_size))
+                   for n, level, v in self._levels(voxels))
 
-    def recomputed_elements(self, input_size: Sequence[int]) -> float:
+    def recomputed_elements(self, voxels: Sequence[int]) -> float:
         """The most elements a checkpointed level holds again at once in backward (0 without checkpointing)."""
-        return max((self._level_elements(n, v) for n, level, v in self._levels(input_size)
+        return max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
                     if level in self.checkpoint_levels), default=0.0)
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:

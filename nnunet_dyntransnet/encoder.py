@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_dyntransnet.decoder_blocks import ConvNormAct
-from nnunet_dyntransnet.stage_layout import StageLayout, voxels_per_stage
+from nnunet_dyntransnet.stage_layout import StageLayout
 from nnunet_dyntransnet.transformer import TransformerStage
 
 __all__ = ["DynTransEncoder"]
@@ -66,17 +66,16 @@ class DynTransEncoder(nn.Module):
             skips.append(features)
         return skips
 
-    def saved_elements(self, input_size: Sequence[int]) -> Dict[str, float]:
-        """Elements kept for backward per sample for an input of ``input_size`` voxels, by part: the input
-        (kept by the stem's and stage 1's first convolutions), the stem's conv units, the transformer stages."""
-        voxels = voxels_per_stage(self.layout, input_size)
+    def saved_elements(self, voxels: Sequence[int]) -> Dict[str, float]:
+        """Elements kept for backward per sample, by part, for ``voxels`` voxels (tokens) per stage
+        (``stage_layout.voxels_per_stage``): the input (kept by the stem's and stage 1's first convolutions),
+        the stem's conv units, the transformer stages."""
         return {
             "input": float(self.stem[0][0].in_channels * voxels[0]),
             "stem": sum(unit.saved_elements(voxels[0]) for unit in self.stem),
             "transformer": sum(stage.saved_elements(n) for stage, n in zip(self.stages, voxels[1:])),
         }
 
-    def recomputed_elements(self, input_size: Sequence[int]) -> float:
+    def recomputed_elements(self, voxels: Sequence[int]) -> float:
         """The most elements a checkpointed stage holds again at once in backward (0 without checkpointing)."""
-        voxels = voxels_per_stage(self.layout, input_size)
         return max((stage.recomputed_elements(n) for stage, n in zip(self.stages, voxels[1:])), default=0.0)

@@ -38,13 +38,13 @@ def plan_feature_map_size(patch_size: Sequence[int], input_channels: int, output
     """``compute_conv_feature_map_size`` of the DynTransNet built from a U-Net plan's ``arch_kwargs`` with
     ``network_options`` (a trainer's), at ``patch_size``. The network is built on the meta device: no
     memory, no initialisation cost, the same modules (so the same count) as the trained one."""
+    from types import SimpleNamespace
+
     import torch
 
     from nnunet_dyntransnet.network import DynTransNet  # here, not at the top: network.py imports this module
 
+    plan = SimpleNamespace(patch_size=patch_size, network_arch_init_kwargs=arch_kwargs)  # a ConfigurationManager's view
     with torch.device("meta"):
-        net = DynTransNet(input_channels, output_channels, patch_size, arch_kwargs["features_per_stage"],
-                          arch_kwargs["strides"], arch_kwargs["kernel_sizes"],
-                          arch_kwargs.get("n_conv_per_stage", arch_kwargs.get("n_blocks_per_stage", 2)),
-                          **network_options)
+        net = DynTransNet.from_plan(plan, input_channels, output_channels, **network_options)
     return net.compute_conv_feature_map_size(patch_size)

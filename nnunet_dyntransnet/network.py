@@ -14,7 +14,7 @@ from nnunet_dyntransnet.attention import ATTENTIONS
 from nnunet_dyntransnet.decoder import DynTransDecoder
 from nnunet_dyntransnet.encoder import DynTransEncoder
 from nnunet_dyntransnet.memory_model import in_nnunet_units
-from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout
+from nnunet_dyntransnet.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout, voxels_per_stage
 
 __all__ = ["DynTransNet", "network_defaults", "capped_widths"]
 
@@ -134,22 +134,23 @@ class DynTransNet(nn.Module):
             )
         return self.decoder(self.encoder(x))
 
-    def _check_axes(self, input_size: Sequence[int]) -> None:
+    def _voxels_per_stage(self, input_size: Sequence[int]) -> List[int]:
         if len(input_size) != len(self.patch_size):
             raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
+        return voxels_per_stage(self.layout, input_size)
 
     def saved_activation_elements(self, input_size: Sequence[int]) -> Dict[str, float]:
         """Elements kept for backward per sample for an input of ``input_size`` voxels, by part (``input``,
         ``stem``, ``transformer``, ``decoder``), as each block reports them (its ``saved_elements``)."""
-        self._check_axes(input_size)
-        return {**self.encoder.saved_elements(input_size), "decoder": self.decoder.saved_elements(input_size)}
+        voxels = self._voxels_per_stage(input_size)
+        return {**self.encoder.saved_elements(voxels), "decoder": self.decoder.saved_elements(voxels)}
 
     def recomputed_elements(self, input_size: Sequence[int]) -> float:
         """With activation checkpointing, the most elements per sample alive again at once in backward (one
         recomputed block, or the recomputed full-resolution level); 0 without. Like nnU-Net's count,
         :meth:`saved_activation_elements` leaves this transient out; the fit-to-GPU decision adds it."""
-        self._check_axes(input_size)
-        return max(self.encoder.recomputed_elements(input_size), self.decoder.recomputed_elements(input_size))
+        voxels = self._voxels_per_stage(input_size)
+        return max(self.encoder.recomputed_elements(voxels), self.decoder.recomputed_elements(voxels))
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
         """Activation memory per sample for an input of ``input_size`` voxels, in the units of nnU-Net's U-Nets.

@@ -40,8 +40,13 @@ def trained_3d(workspace):
     # --npz: the final validation keeps the probabilities, which find_best_configuration's ensembles average
     resumed = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu",
                            "--c", "--npz"], {**env, "DYNTRANSNET_TEST_EPOCHS": "2"})
-    fold = base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
+    fold = base / "results" / RESULTS / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
     return fold, first, resumed
+
+
+def _configurations(base: Path) -> dict:
+    """The configurations of the shared dataset's nnUNetPlans.json."""
+    return json.loads((base / "preprocessed" / RESULTS / "nnUNetPlans.json").read_text())["configurations"]
 
 
 def _epochs(log: str):
@@ -70,7 +75,7 @@ def trained_2d(workspace):
     base, raw, env = workspace
     out = run_command(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device", "cpu", "--npz"],
                       {**env, "DYNTRANSNET_TEST_EPOCHS": "1"})
-    return base / "results" / f"Dataset{DATASET_ID:03d}_Tiny" / f"{TRAINER}__nnUNetPlans__2d" / "fold_0", out
+    return base / "results" / RESULTS / f"{TRAINER}__nnUNetPlans__2d" / "fold_0", out
 
 
 def test_train_2d(trained_2d):
@@ -212,8 +217,7 @@ def test_export_install_and_predict(workspace, trained_3d, tmp_path):
 def test_a_baseline_trains_and_predicts_with_its_adapted_patch(workspace, tmp_path):
     """SwinUNETR needs multiples of 32: the plan's 3d_fullres patch is rounded up to them in training and prediction."""
     base, raw, env = workspace
-    planned = json.loads((base / "preprocessed" / RESULTS / "nnUNetPlans.json").read_text())[
-        "configurations"]["3d_fullres"]["patch_size"]
+    planned = _configurations(base)["3d_fullres"]["patch_size"]
     trainer = "nnUNetTrainerSwinUNETRTest"
     # nnU-Net's final validation (sliding window with mirroring over the validation cases) is left out: the
     # prediction below runs the same sliding window with the adapted patch
@@ -239,16 +243,15 @@ def cascade(workspace):
     stage; with 5 folds, each fold writes its validation cases), then 3d_cascade_fullres fold 0 on them."""
     base, raw, env = workspace
     short = {**env, "DYNTRANSNET_TEST_EPOCHS": "1"}
-    lowres = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_lowres", "all", "-tr", TRAINER, "-device", "cpu"],
-                         short)
+    run_command(["nnUNetv2_train", str(DATASET_ID), "3d_lowres", "all", "-tr", TRAINER, "-device", "cpu"], short)
     cascade = run_command(["nnUNetv2_train", str(DATASET_ID), "3d_cascade_fullres", "0", "-tr", TRAINER, "-device",
                            "cpu", "--npz"], short)
-    return base / "results" / RESULTS, lowres, cascade
+    return base / "results" / RESULTS, cascade
 
 
 def test_lowres_then_cascade_trains_on_its_predictions(workspace, cascade):
-    results, lowres, out = cascade
-    plans = json.loads((workspace[0] / "preprocessed" / RESULTS / "nnUNetPlans.json").read_text())["configurations"]
+    results, out = cascade
+    plans = _configurations(workspace[0])
     assert plans["3d_cascade_fullres"]["previous_stage"] == "3d_lowres"
     assert plans["3d_lowres"]["spacing"] != plans["3d_fullres"]["spacing"]
     next_stage = results / f"{TRAINER}__nnUNetPlans__3d_lowres" / "predicted_next_stage" / "3d_cascade_fullres"
