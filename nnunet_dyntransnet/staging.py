@@ -13,6 +13,7 @@ next run beside them removes those whose process is gone, and says so.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,9 +24,10 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Type
 
-__all__ = ["StagingError", "Terminated", "staged_folder", "remove_stale_staging", "check_removable", "exit_code_of"]
+__all__ = ["StagingError", "Terminated", "staged_folder", "remove_stale_staging", "check_removable", "exit_code_of",
+           "protected_folders", "staging_name", "check_output_folder", "write_marker", "sigterm_raises"]
 
 _REPLACED = "replaced"  # tag of an old folder moved aside during a replace
 
@@ -47,7 +49,9 @@ def _host() -> str:
     return socket.gethostname().split(".")[0] or "localhost"
 
 
-def _staging_name(target: Path, tag: str) -> str:
+def staging_name(target: Path, tag: str) -> str:
+    """``.NAME.TAG-PID@HOST-xxxxxxxx``: a hidden sibling of ``target`` that :func:`remove_stale_staging` can
+    recognise and remove once this process is gone."""
     return f".{target.name}.{tag}-{os.getpid()}@{_host()}-{uuid.uuid4().hex[:8]}"
 
 
@@ -70,10 +74,10 @@ def _leftovers(target: Path, tag: str) -> List[Tuple[Path, str]]:
         return found
     for p in target.parent.iterdir():
         m = pattern.fullmatch(p.name)
-        if not m or not p.is_dir():
+        if not m:
             continue
         pid, host = m.group(2), m.group(3)
-        # names without a pid come from versions before 0.2, which never ran concurrently with this one
+        # a name without a pid is an old-style leftover (no process can still be writing it)
         if pid is None or (host == _host() and not _pid_alive(int(pid))):
             found.append((p, m.group(1)))
     return found
@@ -90,7 +94,10 @@ def remove_stale_staging(target: Path, tag: str) -> None:
             path.rename(target)
             print(f"restored {target} from {path.name}, which an interrupted replace left behind", file=sys.stderr)
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
         what = "an interrupted run's unfinished output" if kind == tag else "the folder an interrupted replace had retired"
         print(f"removed {path} ({what})", file=sys.stderr)
 
@@ -109,7 +116,7 @@ def check_removable(folder: Path) -> None:
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def sigterm_raises() -> Iterator[None]:
     """While open, SIGTERM raises Terminated (main thread only: elsewhere Python cannot set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -139,7 +146,7 @@ def _swap_in(staging: Path, target: Path, replace: Sequence[Path]) -> None:
     aside: List[Tuple[Path, Path]] = []
     try:
         for old in replace:
-            retired = old.parent / _staging_name(old, _REPLACED)
+            retired = old.parent / staging_name(old, _REPLACED)
             old.rename(retired)
             aside.append((old, retired))
         staging.rename(target)
@@ -183,16 +190,97 @@ def staged_folder(target: Path, replace: Sequence[Path] = (), tag: str = "stagin
         raise StagingError(f"{target} exists; it is replaced only when asked (--overwrite)")
     for old in replace:
         check_removable(old)
-    staging = target.parent / _staging_name(target, tag)
+    staging = target.parent / staging_name(target, tag)
     try:
         staging.mkdir()
     except OSError as e:
         raise StagingError(f"cannot write in {target.parent} ({e.strerror}); "
                            f"{parent_hint or 'choose a folder you can write to'}") from None
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             yield staging
             _swap_in(staging, target, replace)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def protected_folders(inputs: Sequence[Tuple[Path, str]] = (), datasets: Sequence[str] = ()) -> List[Tuple[Path, str]]:
+    """(folder, what it is) that an output folder must never be, nor contain.
+
+    The current folder, every input the command reads, nnU-Net's three folders
+    (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``, where set) and the ``datasets``
+    inside them. Paths are resolved, so a link or ``..`` cannot hide one.
+    """
+    protected = [(Path.cwd().resolve(), "the current folder")]
+    protected += [(Path(p).resolve(), what) for p, what in inputs]
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        if os.environ.get(var):
+            root = Path(os.environ[var]).resolve()
+            protected += [(root, f"${var}")] + [(root / d, f"a dataset in ${var}") for d in datasets]
+    return protected
+
+
+def _marker_entries(folder: Path, marker: str) -> Optional[set]:
+    """The names the command listed in its marker when it wrote ``folder``, or None if it has no marker."""
+    try:
+        return set(json.loads((folder / marker).read_text())["entries"]) | {marker}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_marker(folder: Path, marker: str, command: str) -> None:
+    """Mark ``folder`` as written by ``command``, listing what it holds now (what --overwrite may delete later)."""
+    entries = sorted(p.name for p in folder.iterdir() if p.name != marker)
+    (folder / marker).write_text(json.dumps({"written_by": command, "entries": entries,
+                                             "note": "--overwrite may replace this folder"}, indent=1) + "\n")
+
+
+def check_output_folder(out: Path, protected: Sequence[Tuple[Path, str]], marker: str, overwrite: bool,
+                        option: str = "-o", error: Type[Exception] = StagingError,
+                        owned: Optional[Callable[[Path], Optional[set]]] = None) -> List[Path]:
+    """Refuse an output folder that would lose user data; return what :func:`staged_folder` replaces.
+
+    The one rule of every command that writes a folder (reports, predictions):
+
+    - ``out`` may not be, nor contain, a ``protected`` folder (:func:`protected_folders`),
+      with or without ``--overwrite``; nor may it be a file;
+    - a missing or empty ``out`` is simply used;
+    - an existing, non-empty ``out`` is replaced only with ``--overwrite``, and only if the
+      command wrote it (its ``marker`` file) and it holds nothing the marker does not list.
+
+    Args:
+        out: the output folder, resolved.
+        protected: from :func:`protected_folders`.
+        marker: the file name the command writes into every folder it makes (:func:`write_marker`).
+        overwrite: the user passed --overwrite.
+        option: the command-line option that names ``out``, for the messages.
+        error: the exception type the command reports.
+        owned: the names the command wrote into a folder, or None if it did not write it
+            (default: read from the marker; a command may also recognise older folders).
+
+    Returns:
+        ``[out]`` if it exists (to be replaced), else ``[]``.
+    """
+    out = Path(out).resolve()
+    owned = owned or (lambda folder: _marker_entries(folder, marker))
+    for folder, what in protected:
+        if out == folder or out in folder.parents:
+            relation = "is" if out == folder else "contains"
+            raise error(f"{option} {out} {relation} {folder} ({what}); it is never replaced, with or without "
+                        f"--overwrite. Pass a new folder")
+    if out.exists() and not out.is_dir():
+        raise error(f"{option} {out} is a file; pass a folder (a new one, or one this command wrote)")
+    if not out.exists() or not any(out.iterdir()):
+        return [out] if out.exists() else []
+    written = owned(out)
+    if written is None:
+        raise error(f"{option} {out} exists and holds files this command did not write; pass a new folder "
+                    f"(--overwrite only replaces a folder this command wrote)")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in written)
+    if foreign:
+        raise error(f"{option} {out} was written by this command but now also holds {', '.join(foreign[:5])}; "
+                    f"move them out first, or pass another folder")
+    if not overwrite:
+        raise error(f"{option} {out} holds an earlier run's output; pass --overwrite to replace it, or another folder")
+    return [out]

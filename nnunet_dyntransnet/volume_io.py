@@ -9,16 +9,42 @@ and for non-integer values, which a cast to an integer type would silently trunc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Collection, Tuple, Type
+from typing import Collection, List, Tuple, Type
 
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["VolumeError", "read_image", "check_voxels", "check_label_values", "read_label_array", "format_numbers"]
+__all__ = ["VolumeError", "IMAGE_ENDINGS", "image_files", "read_image", "check_voxels", "check_label_values", "read_label_array", "format_numbers"]
 
 
 class VolumeError(ValueError):
     """A file that cannot be used; the message names it and says what to do."""
+
+
+# the image file types nnU-Net reads (dataset.json's file_ending), longest suffix first where one ends another
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png", ".bmp")
+
+
+def image_files(folder: Path, ending: str, error: Type[Exception] = VolumeError) -> List[Path]:
+    """The ``ending`` files of ``folder``, sorted; any other image file there is an error.
+
+    nnU-Net writes one file type per dataset; a folder that mixes ``.nii`` and ``.nii.gz``
+    would otherwise be half-read without a word.
+    """
+    files, stray = [], []
+    for f in sorted(Path(folder).iterdir()):
+        if not f.is_file():
+            continue
+        e = next((e for e in IMAGE_ENDINGS if f.name.endswith(e)), None)
+        if e == ending:
+            files.append(f)
+        elif e is not None:
+            stray.append(f.name)
+    if stray:
+        raise error(f"{folder} holds {len(stray)} image file(s) that do not end in {ending}, e.g. {stray[0]}; "
+                    f"nnU-Net reads one file type per dataset (dataset.json's file_ending {ending}). Convert or "
+                    f"move them, so that every case is used")
+    return files
 
 
 def format_numbers(values) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from nnunet_dyntransnet.deploy.sidecar import FORMAT, file_sha256, sidecar_path
+from nnunet_dyntransnet.staging import exit_code_of, remove_stale_staging, sigterm_raises, staging_name
 
 __all__ = ["ExportError", "export_fold", "main"]
 
@@ -92,7 +93,9 @@ def _load(folder: Path, fold: str, checkpoint: str):
 def _export(network, channels: int, patch: Sequence[int], path: Path) -> None:
     import torch
 
-    example = torch.randn(1, channels, *patch)
+    # a batch of two: the exporter specialises an axis of size 1 to a constant, so the batch axis
+    # would come out fixed (it did for every 2d model)
+    example = torch.randn(2, channels, *patch)
     batch = torch.export.Dim("batch", min=1, max=1024)
     try:
         with torch.no_grad():
@@ -144,45 +147,59 @@ def export_fold(dataset: str, configuration: str, fold: str, trainer: str, plans
             raise ExportError(f"{existing} is a folder; choose another -o")
     if not out.parent.is_dir():
         raise ExportError(f"{out.parent}: no such folder; create it or choose another -o")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{out.parent}: not writable, so {out.name} cannot be written there; choose another -o")
     folder = _model_folder(dataset, trainer, plans, configuration, fold, checkpoint)
     predictor, network = _load(folder, fold, checkpoint)
     cm, pm = predictor.configuration_manager, predictor.plans_manager
     channels = determine_num_input_channels(pm, cm, predictor.dataset_json)
     patch = [int(p) for p in cm.patch_size]  # as built: a baseline may have rounded the plan's patch up
 
-    tmp_model = out.parent / f".{out.name}.exporting-{os.getpid()}"
-    tmp_side = out.parent / f".{side.name}.exporting-{os.getpid()}"
+    # hidden, named after this process: a run killed by SIGKILL leaves them, and the next one removes them
+    for target in (out, side):
+        remove_stale_staging(target, "exporting")
+    tmp_model = out.parent / staging_name(out, "exporting")
+    tmp_side = out.parent / staging_name(side, "exporting")
     try:
-        _export(network, channels, patch, tmp_model)
-        verification = _check(network, tmp_model, channels, patch)
-        plans_dict = json.loads(json.dumps(pm.plans))
-        plans_dict["configurations"][configuration]["patch_size"] = patch
-        labels = predictor.dataset_json["labels"]
-        sidecar = {
-            "format": FORMAT,
-            "dataset": pm.dataset_name, "trainer": predictor.trainer_name, "plans_name": pm.plans_name,
-            "configuration": configuration, "fold": fold, "checkpoint": str(folder / f"fold_{fold}" / checkpoint),
-            "patch_size": patch, "spacing": list(cm.spacing),
-            "transpose_forward": list(pm.transpose_forward), "transpose_backward": list(pm.transpose_backward),
-            "normalization_schemes": list(cm.normalization_schemes),
-            "foreground_intensity_properties_per_channel": pm.foreground_intensity_properties_per_channel,
-            "labels": labels, "regions_class_order": predictor.dataset_json.get("regions_class_order"),
-            "mirroring_axes": list(predictor.allowed_mirroring_axes) if predictor.allowed_mirroring_axes else [],
-            "num_input_channels": channels,
-            "num_segmentation_heads": pm.get_label_manager(predictor.dataset_json).num_segmentation_heads,
-            "onnx": {"opset": OPSET, "exporter": "torch.onnx.export(dynamo=True)", "input": "image", "output": "logits",
-                     "dynamic_axes": {"image": [0], "logits": [0]}, "verification": verification},
-            "versions": _versions(),
-            "plans": plans_dict, "dataset_json": predictor.dataset_json,
-            "onnx_sha256": file_sha256(tmp_model),
-        }
-        tmp_side.write_text(json.dumps(sidecar, indent=2))
-        os.replace(tmp_model, out)
-        os.replace(tmp_side, side)
-        return sidecar
+        with sigterm_raises():  # SIGTERM cleans up like Ctrl-C (the finally below)
+            return _export_and_write(network, predictor, folder, configuration, fold, checkpoint, channels, patch,
+                                     tmp_model, tmp_side, out, side)
     finally:
         for leftover in (tmp_model, tmp_side):
             leftover.unlink(missing_ok=True)
+
+
+def _export_and_write(network, predictor, folder: Path, configuration: str, fold: str, checkpoint: str, channels: int,
+                      patch: Sequence[int], tmp_model: Path, tmp_side: Path, out: Path, side: Path) -> Dict[str, Any]:
+    """Export and verify into the hidden ``tmp_*`` files, then move both into place; returns the sidecar."""
+    cm, pm = predictor.configuration_manager, predictor.plans_manager
+    _export(network, channels, patch, tmp_model)
+    verification = _check(network, tmp_model, channels, patch)
+    plans_dict = json.loads(json.dumps(pm.plans))
+    plans_dict["configurations"][configuration]["patch_size"] = patch
+    labels = predictor.dataset_json["labels"]
+    sidecar = {
+        "format": FORMAT,
+        "dataset": pm.dataset_name, "trainer": predictor.trainer_name, "plans_name": pm.plans_name,
+        "configuration": configuration, "fold": fold, "checkpoint": str(folder / f"fold_{fold}" / checkpoint),
+        "patch_size": patch, "spacing": list(cm.spacing),
+        "transpose_forward": list(pm.transpose_forward), "transpose_backward": list(pm.transpose_backward),
+        "normalization_schemes": list(cm.normalization_schemes),
+        "foreground_intensity_properties_per_channel": pm.foreground_intensity_properties_per_channel,
+        "labels": labels, "regions_class_order": predictor.dataset_json.get("regions_class_order"),
+        "mirroring_axes": list(predictor.allowed_mirroring_axes) if predictor.allowed_mirroring_axes else [],
+        "num_input_channels": channels,
+        "num_segmentation_heads": pm.get_label_manager(predictor.dataset_json).num_segmentation_heads,
+        "onnx": {"opset": OPSET, "exporter": "torch.onnx.export(dynamo=True)", "input": "image", "output": "logits",
+                 "dynamic_axes": {"image": [0], "logits": [0]}, "verification": verification},
+        "versions": _versions(),
+        "plans": plans_dict, "dataset_json": predictor.dataset_json,
+        "onnx_sha256": file_sha256(tmp_model),
+    }
+    tmp_side.write_text(json.dumps(sidecar, indent=2))
+    os.replace(tmp_model, out)
+    os.replace(tmp_side, side)
+    return sidecar
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -208,6 +225,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ExportError as e:
         print(f"dyntransnet_export_onnx: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the hidden files are gone, nothing was written
+        print(f"dyntransnet_export_onnx: {e or 'interrupted'}; nothing was written", file=sys.stderr)
+        return exit_code_of(e)
     check = sidecar["onnx"]["verification"]
     print(f"wrote {args.o} and {sidecar_path(args.o)}: {sidecar['trainer']} {sidecar['configuration']} fold "
           f"{sidecar['fold']}, patch {sidecar['patch_size']}, batch axis dynamic; onnxruntime agrees with PyTorch "

@@ -24,9 +24,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from nnunet_dyntransnet.deploy.sidecar import SidecarError, read_sidecar
-from nnunet_dyntransnet.staging import StagingError
+from nnunet_dyntransnet.staging import StagingError, exit_code_of
 
-__all__ = ["OnnxNetwork", "InputError", "predict_folder", "main"]
+__all__ = ["OnnxNetwork", "InputError", "PREDICTIONS_MARKER", "predict_folder", "main"]
 
 
 class InputError(ValueError):
@@ -61,16 +61,19 @@ def _session(model: Path, device: str):
     return ort.InferenceSession(str(model), providers=providers)
 
 
+PREDICTIONS_MARKER = ".dyntransnet_predict_onnx"  # written into every output folder: what --overwrite may replace
+
+
 def _cases(folder: Path, file_ending: str, channels: int) -> Dict[str, List[Path]]:
-    """``CASE -> [CASE_0000.ext, ...]``, checked: every case has exactly channels 0..channels-1, every image is 3D."""
-    import SimpleITK as sitk
+    """``CASE -> [CASE_0000.ext, ...]``, checked: every case has exactly channels 0..channels-1, every file is a
+    complete single-channel 3D image with finite voxels (:mod:`nnunet_dyntransnet.volume_io`), and no other
+    image type lies beside them."""
+    from nnunet_dyntransnet.volume_io import check_voxels, image_files, read_image
 
     if not folder.is_dir():
         raise InputError(f"-i {folder}: no such folder")
     cases: Dict[str, Dict[int, Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.name.endswith(file_ending):
-            continue
+    for path in image_files(folder, file_ending, InputError):
         stem = path.name[: -len(file_ending)]
         case, _, channel = stem.rpartition("_")
         if not case or len(channel) != 4 or not channel.isdigit():
@@ -84,33 +87,28 @@ def _cases(folder: Path, file_ending: str, channels: int) -> Dict[str, List[Path
             raise InputError(f"case {case} in {folder} has channels {sorted(files)}; the model takes {channels} "
                              f"(CASE_0000{file_ending} to CASE_{channels - 1:04d}{file_ending}): add or remove files")
         for path in files.values():
-            if file_ending in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
-                reader = sitk.ImageFileReader()
-                reader.SetFileName(str(path))
-                try:
-                    reader.ReadImageInformation()
-                except RuntimeError as e:
-                    raise InputError(f"{path}: not readable as an image ({str(e).strip().splitlines()[-1]})") from None
-                if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
-                    raise InputError(f"{path}: a {reader.GetDimension()}D image with {reader.GetNumberOfComponents()} "
-                                     f"component(s); the model takes one 3D volume per channel file")
+            check_voxels(path, read_image(path, InputError), InputError)
     return {case: [files[c] for c in range(channels)] for case, files in cases.items()}
 
 
 def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = False, device: str = "cpu",
                    step_size: float = 0.5, npp: int = 3, nps: int = 3, overwrite: bool = False) -> List[str]:
-    """Predict every case of ``images`` into ``out`` with the ONNX model; returns the case names."""
+    """Predict every case of ``images`` into ``out`` with the ONNX model; returns the case names.
+
+    ``out`` follows :func:`nnunet_dyntransnet.staging.check_output_folder`: never the input folder, the
+    model's folder, nnU-Net's folders or the current folder, nor a folder holding one; an existing
+    one is replaced only with ``overwrite`` and only if this command wrote it.
+    """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dyntransnet.staging import staged_folder
+    from nnunet_dyntransnet.staging import check_output_folder, protected_folders, staged_folder, write_marker
 
+    out = Path(out).resolve()
+    protected = protected_folders([(images, "the input folder, -i"), (Path(model).parent, "the model's folder")])
+    replace = check_output_folder(out, protected, PREDICTIONS_MARKER, overwrite, option="-o", error=InputError)
     sidecar = read_sidecar(model)
     cases = _cases(images, sidecar["dataset_json"]["file_ending"], sidecar["num_input_channels"])
-    if out.exists() and not overwrite:
-        raise InputError(f"-o {out} exists; it is replaced only with --overwrite")
-    if out.resolve() == images.resolve() or images.resolve() in out.resolve().parents:
-        raise InputError(f"-o {out} is inside the input folder {images}; choose another -o")
     plans_manager = PlansManager(sidecar["plans"])
     configuration = plans_manager.get_configuration(sidecar["configuration"])
     mirroring = tuple(sidecar["mirroring_axes"]) or None
@@ -119,7 +117,7 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
                                 allow_tqdm=False)
     predictor.manual_initialization(OnnxNetwork(_session(model, device)), plans_manager, configuration, [{}],
                                     sidecar["dataset_json"], sidecar["trainer"], mirroring)
-    with staged_folder(out, replace=[out] if out.exists() else [], tag="predicting") as staging:
+    with staged_folder(out, replace=replace, tag="predicting") as staging:
         predictor.predict_from_files([[str(p) for p in files] for files in cases.values()],
                                      [str(staging / case) for case in cases], save_probabilities=False,
                                      overwrite=True, num_processes_preprocessing=npp,
@@ -128,20 +126,23 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
         args = staging / "predict_from_raw_data_args.json"
         if args.is_file():
             args.write_text(args.read_text().replace(str(staging), str(out)))
+        write_marker(staging, PREDICTIONS_MARKER, "dyntransnet_predict_onnx")
     return list(cases)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dyntransnet_predict_onnx", description=__doc__.split("\n\n")[0])
     p.add_argument("-i", required=True, type=Path, help="input folder: CASE_0000.nii.gz, ... as for nnUNetv2_predict")
-    p.add_argument("-o", required=True, type=Path, help="output folder (must not exist, unless --overwrite)")
+    p.add_argument("-o", required=True, type=Path,
+                   help="output folder: new or empty, or one this command wrote (replaced with --overwrite)")
     p.add_argument("-m", required=True, type=Path, help="the .onnx model; its sidecar .json must lie beside it")
     p.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (faster, as nnUNetv2_predict)")
     p.add_argument("-device", default="cpu", choices=["cpu", "cuda"], help="where onnxruntime runs (default cpu)")
     p.add_argument("-step_size", type=float, default=0.5, help="sliding-window step, fraction of the patch (0.5)")
     p.add_argument("-npp", type=int, default=3, help="preprocessing processes (default 3)")
     p.add_argument("-nps", type=int, default=3, help="export processes (default 3)")
-    p.add_argument("--overwrite", action="store_true", help="replace -o if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace -o if this command wrote it (never a folder holding anything else)")
     return p
 
 
@@ -155,6 +156,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (SidecarError, InputError, StagingError) as e:
         print(f"dyntransnet_predict_onnx: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (staged_folder raises Terminated): nothing was written
+        print(f"dyntransnet_predict_onnx: {e or 'interrupted'}; no prediction was written", file=sys.stderr)
+        return exit_code_of(e)
     print(f"predicted {len(cases)} case(s) into {args.o}")
     return 0
 

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from nnunet_dyntransnet.report.metrics import METRICS, REPORT_CLASSES
 
@@ -156,57 +156,30 @@ REPORT_MARKER = ".dyntransnet_report"  # written into every report, so --overwri
 REPORT_ENTRIES = {"report.md", "summary.json", "metrics_per_case.csv", "figures", REPORT_MARKER}
 
 
-def _is_report(folder: Path) -> bool:
-    """A folder this command wrote (reports made before the marker existed: report.md and summary.json)."""
+def _report_entries(folder: Path) -> Optional[set]:
+    """What this command wrote into ``folder``, or None if it is no report (reports made before the marker
+    existed are recognised by their report.md and summary.json)."""
     if (folder / REPORT_MARKER).is_file():
-        return True
+        return REPORT_ENTRIES
     try:
-        return "per_case" in json.loads((folder / "summary.json").read_text()) and (folder / "report.md").is_file()
+        is_report = "per_case" in json.loads((folder / "summary.json").read_text()) and (folder / "report.md").is_file()
     except (OSError, ValueError):
-        return False
+        return None
+    return REPORT_ENTRIES if is_report else None
 
 
-def _protected_folders(results, images: Optional[Path]) -> list:
-    """(folder, what it is) that --out must never be, nor contain: the inputs, nnU-Net's folders, the cwd."""
-    protected = [(Path.cwd(), "the current folder")]
-    for r in results:
-        protected += [(p, f"read by this report ({r.name})") for p in r.inputs()]
-    if images:
-        protected.append((images.resolve(), "read by this report (--images)"))
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        if os.environ.get(var):
-            root = Path(os.environ[var]).resolve()
-            protected += [(root, f"${var}")] + [(root / r.dataset, f"a dataset in ${var}") for r in results if r.dataset]
-    return protected
-
-
-def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> None:
-    """Refuse an --out that would replace user data; see the README ("Bad input").
-
-    ``out`` may not be, nor contain, an input, one of nnU-Net's folders or the current folder,
-    with or without --overwrite. An existing, non-empty ``out`` is replaced only with
-    --overwrite, and only if it holds a previous report and nothing else.
-    """
+def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> List[Path]:
+    """Refuse an --out that would replace user data (the rule of :func:`staging.check_output_folder`, with
+    the report's inputs protected); returns what the report replaces."""
     from nnunet_dyntransnet.report.results import ReportError
+    from nnunet_dyntransnet.staging import check_output_folder, protected_folders
 
-    for folder, what in _protected_folders(results, images):
-        if out == folder or out in folder.parents:
-            relation = "is" if out == folder else "contains"
-            raise ReportError(f"--out {out} {relation} {folder} ({what}); a report never replaces it. Pass a new "
-                              f"folder, e.g. --out dyntransnet_report")
-    if out.exists() and not out.is_dir():
-        raise ReportError(f"--out {out} is a file; pass a folder")
-    if not out.exists() or not any(out.iterdir()):
-        return
-    if not _is_report(out):
-        raise ReportError(f"--out {out} exists and holds files that dyntransnet_report did not write; pass a new "
-                          f"folder (--overwrite only replaces a previous report)")
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_ENTRIES)
-    if foreign:
-        raise ReportError(f"--out {out} holds a previous report and also {', '.join(foreign[:5])}, which "
-                          f"dyntransnet_report did not write; move them out first, or pass another --out")
-    if not overwrite:
-        raise ReportError(f"{out} holds a previous report; pass --overwrite to replace it, or another --out")
+    inputs = [(p, f"read by this report ({r.name})") for r in results for p in r.inputs()]
+    if images:
+        inputs.append((images, "read by this report (--images)"))
+    protected = protected_folders(inputs, [r.dataset for r in results if r.dataset])
+    return check_output_folder(out, protected, REPORT_MARKER, overwrite, option="--out", error=ReportError,
+                               owned=_report_entries)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -219,8 +192,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
         costs = read_costs(args.benchmark, [r.name for r in results]) if args.benchmark else None
         remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
-        check_out(out, results, args.images, args.overwrite)
-        with staged_folder(out, replace=[out] if out.exists() else [], tag="report") as staging:
+        replace = check_out(out, results, args.images, args.overwrite)
+        with staged_folder(out, replace=replace, tag="report") as staging:
             build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs)
             (staging / REPORT_MARKER).write_text("written by dyntransnet_report; --overwrite may replace this folder\n")
     except (ReportError, StagingError) as e:

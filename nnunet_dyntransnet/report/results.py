@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from nnunet_dyntransnet.report.metrics import case_metrics
-from nnunet_dyntransnet.volume_io import VolumeError, format_numbers, read_label_array
+from nnunet_dyntransnet.volume_io import IMAGE_ENDINGS, VolumeError, format_numbers, image_files, read_label_array
 
 __all__ = ["ReportError", "TrainerResult", "find_result", "find_results", "read_label", "read_volume", "score_cases",
            "read_training_log", "split_name"]
@@ -35,7 +35,6 @@ class ReportError(VolumeError):
     """Bad report input; the message names the path or value and what to do."""
 
 
-IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png", ".bmp")
 DEFAULT_LABEL_VALUES = (0, 1, 2)  # background, liver, tumor, when no dataset.json says otherwise
 
 
@@ -60,10 +59,6 @@ class TrainerResult:
 
 def _case_id(path: Path, ending: str) -> str:
     return path.name[: -len(ending)]
-
-
-def _ending_of(name: str) -> Optional[str]:
-    return next((e for e in IMAGE_ENDINGS if name.endswith(e)), None)
 
 
 def _dataset_json(*folders: Path) -> Optional[dict]:
@@ -96,21 +91,7 @@ def _guess_ending(folder: Path) -> str:
 
 
 def _label_files(folder: Path, ending: str) -> List[Path]:
-    """The ``ending`` files of ``folder``; any other image file there is an error (a mixed folder is half-scored)."""
-    files, stray = [], []
-    for f in sorted(folder.iterdir()):
-        if not f.is_file():
-            continue
-        e = _ending_of(f.name)
-        if e == ending:
-            files.append(f)
-        elif e is not None:
-            stray.append(f.name)
-    if stray:
-        raise ReportError(f"{folder} holds {len(stray)} image file(s) that do not end in {ending}, e.g. {stray[0]}; "
-                          f"nnU-Net writes one file type per dataset (dataset.json's file_ending). Convert or move "
-                          f"them, so that every case is scored")
-    return files
+    return image_files(folder, ending, ReportError)
 
 
 def _default_labels(dataset: Optional[str]) -> Optional[Path]:
