@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-gpu_memory_target", type=float, default=8,
                    help="GPU memory (GB) to plan for; presets 8 (M), 24 (L), 40 (XL) (default 8)")
     p.add_argument("-overwrite_plans_name", default=None, help="plans name instead of the preset's")
+    p.add_argument("--replace_plans_of_other_planners", action="store_true",
+                   help="let -overwrite_plans_name replace a plans file that another planner wrote (for example "
+                        "nnU-Net's own nnUNetPlans.json, which every nnUNetv2_train without -p then uses)")
     p.add_argument("-c", nargs="+", default=list(CONFIGURATIONS), choices=CONFIGURATIONS, metavar="CONFIG",
                    help=f"configurations to preprocess, of {', '.join(CONFIGURATIONS)} (default: all; 3d_lowres exists "
                         f"only where nnU-Net plans one)")
@@ -57,6 +60,16 @@ def preprocessed_data_complete(folder: Path, case_ids: Sequence[str]) -> bool:
     return True
 
 
+def _planner_of(plans_file: Path) -> Optional[str]:
+    """The planner class that wrote ``plans_file`` (nnU-Net records it), "an unknown planner", or None if absent."""
+    if not plans_file.is_file():
+        return None
+    try:
+        return json.loads(plans_file.read_text()).get("experiment_planner_used") or "an unknown planner"
+    except (OSError, ValueError, AttributeError):
+        return "an unknown planner"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed") if not os.environ.get(v)]
@@ -68,13 +81,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
     from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
-    from nnunet_dyntransnet.plans.dyntransnet_planner import DynTransNetPlanner, plans_name_for
+    from nnunet_dyntransnet.plans.dyntransnet_planner import (DynTransNetPlanner, plans_name_for,
+                                                              smallest_possible_target, smallest_target_for)
 
     try:
         plans_name = plans_name_for(args.gpu_memory_target)  # validates the target, also when renamed
         plans_name = args.overwrite_plans_name or plans_name
     except ValueError as e:
         print(f"dyntransnet_plan_and_preprocess: {e}", file=sys.stderr)
+        return 2
+    floor = smallest_possible_target()
+    if args.gpu_memory_target < floor:
+        print(f"dyntransnet_plan_and_preprocess: -gpu_memory_target {args.gpu_memory_target:g} is below the smallest "
+              f"DynTransNet any dataset can be planned for ({floor:.2g} GB: two stages on a patch of 8 voxels); "
+              f"pass at least that (presets 8, 24, 40)", file=sys.stderr)
         return 2
     if args.np is not None and args.np < 1:
         print(f"dyntransnet_plan_and_preprocess: -np must be at least 1, got {args.np}", file=sys.stderr)
@@ -88,6 +108,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"dyntransnet_plan_and_preprocess: dataset {dataset_id}: {e}", file=sys.stderr)
             return 2
     for dataset_id, name in names.items():
+        plans_file = Path(os.environ["nnUNet_preprocessed"]) / name / f"{plans_name}.json"
+        planner_used = _planner_of(plans_file)
+        if planner_used not in (None, DynTransNetPlanner.__name__) and not args.replace_plans_of_other_planners:
+            print(f"dyntransnet_plan_and_preprocess: {plans_file} exists and was written by {planner_used}; every "
+                  f"nnU-Net command with -p {plans_name} uses it. Choose another -overwrite_plans_name, or pass "
+                  f"--replace_plans_of_other_planners to replace it", file=sys.stderr)
+            return 2
+    for dataset_id, name in names.items():
         preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
         if args.clean or args.verify_dataset_integrity or not (preprocessed / "dataset_fingerprint.json").is_file():
             extract_fingerprint_dataset(dataset_id, check_dataset_integrity=args.verify_dataset_integrity,
@@ -95,7 +123,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             print(f"{name}: using the existing fingerprint (--clean to extract it again)")
         planner = DynTransNetPlanner(dataset_id, args.gpu_memory_target, plans_name=plans_name)
-        plans = planner.plan_experiment()
+        try:
+            plans = planner.plan_experiment()
+        except ValueError as e:  # the target leaves too small a patch for two stages on this dataset
+            enough = smallest_target_for(dataset_id, args.gpu_memory_target)
+            hint = f"the smallest that plans {name} is about {enough:.2g} GB" if enough else "pass a larger one"
+            print(f"dyntransnet_plan_and_preprocess: -gpu_memory_target {args.gpu_memory_target:g} is too small for "
+                  f"{name} ({e}); {hint}. Nothing was written", file=sys.stderr)
+            return 2
         for cfg, c in plans["configurations"].items():
             if "patch_size" in c:
                 print(f"{name} {plans_name} {cfg}: patch {c['patch_size']}, batch {c['batch_size']}, "

@@ -22,7 +22,7 @@ from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner
 
 from nnunet_dyntransnet.memory_model import plan_feature_map_size
 
-__all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner"]
+__all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner", "smallest_possible_target", "smallest_target_for"]
 
 # GPU-memory target (GB) -> plans name, as nnU-Net names its ResEnc presets
 PRESETS: Dict[float, str] = {8: "nnUNetDynTransNetMPlans", 24: "nnUNetDynTransNetLPlans", 40: "nnUNetDynTransNetXLPlans"}
@@ -69,3 +69,52 @@ class DynTransNetPlanner(ExperimentPlanner):
             return "nnUNetPlans_" + configuration_name  # same preprocessing as the default plans: share the data
         return self.plans_identifier + "_" + configuration_name
 
+
+
+def _smallest_plan_kwargs(dims: int) -> dict:
+    """nnU-Net's architecture entries of the smallest plan DynTransNet can be built from: two stages, one
+    axis pooled once (nnU-Net pools an axis only while it keeps 4 voxels, so that axis has 8)."""
+    import torch
+
+    return {"n_stages": 2, "features_per_stage": [32, 64], "conv_op": getattr(torch.nn, f"Conv{dims}d"),
+            "kernel_sizes": [[3] * dims] * 2, "strides": [[1] * dims, [1] * (dims - 1) + [2]],
+            "n_conv_per_stage": [2, 2], "n_conv_per_stage_decoder": [2], "conv_bias": True,
+            "norm_op": getattr(torch.nn, f"InstanceNorm{dims}d"), "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+            "dropout_op": None, "dropout_op_kwargs": None, "nonlin": torch.nn.LeakyReLU,
+            "nonlin_kwargs": {"inplace": True}}
+
+
+def smallest_possible_target() -> float:
+    """A GPU-memory target (GB) below which no dataset can be planned: nnU-Net plans 2d and 3d_fullres, and
+    each needs at least the estimate of a 2-stage DynTransNet on a one-axis patch of 8 (one input channel,
+    two classes), against that configuration's reference. Checked before any work; a dataset needs more."""
+    floors = []
+    # nnU-Net's UNet_reference_val_2d / _3d for its 8 GB (set in ExperimentPlanner.__init__, which needs a
+    # dataset's fingerprint: this check runs before there is one)
+    for dims, reference in ((2, 85_000_000), (3, 560_000_000)):
+        patch = (1,) * (dims - 1) + (8,)
+        estimate = DynTransNetPlanner.static_estimate_VRAM_usage(patch, 1, 2, "", _smallest_plan_kwargs(dims), ())
+        floors.append(estimate / reference * 8)
+    return max(floors)
+
+
+def smallest_target_for(dataset_id: int, above: float) -> Optional[float]:
+    """The smallest target of the form ``above * 2**k`` (k >= 1) that plans this dataset, or None; plans in
+    memory only (nothing is written)."""
+    import contextlib
+    import io
+
+    class _Probe(DynTransNetPlanner):
+        def save_plans(self, plans):  # a probe: never write a plans file
+            pass
+
+    target = above
+    for _ in range(60):
+        target *= 2
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                _Probe(dataset_id, target, plans_name="probe").plan_experiment()
+            return target
+        except ValueError:
+            continue
+    return None

@@ -367,6 +367,7 @@ def test_names_with_pipes_and_folders_with_equals_signs(preds, tmp_path, monkeyp
     (["-overwrite_plans_name", "X", "-gpu_memory_target", "nan"], "got nan"),
     (["-c", "3d_bogus"], "invalid choice: '3d_bogus'"),
     (["-np", "0"], "-np must be at least 1"),
+    (["-gpu_memory_target", "1e-9"], "is below the smallest DynTransNet any dataset can be planned for"),
 ])
 def test_planner_arguments_are_checked_before_any_work(raw, tmp_path, capsys, args, expected):
     from nnunet_dyntransnet.plans.cli import main

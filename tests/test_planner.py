@@ -118,3 +118,36 @@ def test_preprocessing_is_shared_with_nnunet(tiny_dataset):
                 {**env, "DYNTRANSNET_TEST_EPOCHS": "1", "DYNTRANSNET_TEST_SKIP_VALIDATION": "1"})
     assert (base / "results" / "Dataset901_Tiny" / "nnUNetTrainerDynTransNetTest__nnUNetDynTransNetLPlans__3d_fullres"
             / "fold_0" / "checkpoint_final.pth").is_file()
+
+
+def test_nnunets_own_plans_are_never_replaced_unless_asked(lits_like, monkeypatch, capsys):
+    """Issue 18, case 2: -overwrite_plans_name nnUNetPlans silently replaced nnU-Net's own plans."""
+    from nnunet_dyntransnet.plans.cli import main
+
+    for key, value in nnunet_env(lits_like.parent.parent).items():
+        monkeypatch.setenv(key, value)
+    theirs = lits_like / "nnUNetPlans.json"
+    before = theirs.read_bytes()
+    assert main(["-d", str(LITS_LIKE), "-overwrite_plans_name", "nnUNetPlans", "--no_pp"]) == 2
+    err = capsys.readouterr().err
+    assert "was written by ExperimentPlanner" in err and "--replace_plans_of_other_planners" in err, err
+    assert theirs.read_bytes() == before
+    # a plans file this planner wrote is its own to re-plan
+    assert main(["-d", str(LITS_LIKE), "-gpu_memory_target", "8", "-overwrite_plans_name", "nnUNetDynTransNetMPlans",
+                 "--no_pp"]) == 0
+
+
+def test_a_target_too_small_for_the_dataset_says_the_smallest_that_works(lits_like, monkeypatch, capsys):
+    """Issue 18, case 16: a traceback "DynTransNet needs at least 2 stages" after the fingerprint."""
+    from nnunet_dyntransnet.plans.cli import main
+    from nnunet_dyntransnet.plans.dyntransnet_planner import smallest_possible_target
+
+    for key, value in nnunet_env(lits_like.parent.parent).items():
+        monkeypatch.setenv(key, value)
+    floor = smallest_possible_target()
+    assert main(["-d", str(LITS_LIKE), "-gpu_memory_target", f"{floor * 1.01:.6g}", "--no_pp"]) == 2
+    err = capsys.readouterr().err
+    suggested = float(err.split("the smallest that plans")[1].split("about ")[1].split(" GB")[0])
+    assert "too small for" in err and not list(lits_like.glob("nnUNetDynTransNetPlans_0.000*")), err
+    assert main(["-d", str(LITS_LIKE), "-gpu_memory_target", f"{suggested * 1.05:.6g}", "--no_pp"]) == 0, \
+        "the suggested target plans the dataset"
