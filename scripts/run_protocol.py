@@ -23,11 +23,19 @@ At scale (``nnunet_dyntransnet/scheduling.py``):
     python scripts/run_protocol.py lits --source /data/LiTS --gpus 0,1,2,3     # one training per GPU at a time
     python scripts/run_protocol.py lits --source /data/LiTS --slurm [--submit] [--sbatch=--time=48:00:00 ...]
     python scripts/run_protocol.py lits --progress                             # done / running / failed, time left
+    python scripts/run_protocol.py lits --report-only                          # the report, once every fold finished
 
 With ``--gpus`` the trainings run concurrently (logs in ``$nnUNet_results/DatasetNNN/protocol/logs``),
 then the report. With ``--slurm`` steps 1-2 run here, then a job array (one task per training,
 each skipping or resuming by the same rule) and a report job that waits for it are written to
 ``.../protocol/slurm`` and, with ``--submit``, submitted with ``sbatch``; ``--dry-run`` prints them.
+The report job runs when the array has ended and writes the report only if every training
+finished; after resubmitting a task (a time limit), run ``--report-only`` once it has finished.
+
+A fold is finished when nnU-Net's final validation wrote ``validation/summary.json``; a fold with
+``checkpoint_final.pth`` but no summary (killed during validation) is validated with ``--val``.
+SIGTERM or Ctrl-C stops the trainings this run started and records them as stopped (exit 143 or
+130); a rerun continues them, and never starts a training that a live process on this host runs.
 """
 from __future__ import annotations
 
@@ -38,8 +46,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunet_dyntransnet.scheduling import (Training, format_progress, progress, run_on_gpus, slurm_scripts, submit_slurm,
-                                           write_slurm_scripts)
+from nnunet_dyntransnet.scheduling import (Training, alive_elsewhere, format_progress, parse_gpus, progress, run_on_gpus,
+                                           slurm_scripts, submit_slurm, write_slurm_scripts)
+from nnunet_dyntransnet.staging import exit_code_of, sigterm_raises
 
 DATASETS = {  # name -> (default id, folder suffix, command that creates the raw dataset)
     "lits": (501, "LiTS", "dyntransnet_convert_lits"),
@@ -94,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument("--slurm", action="store_true", help="write a SLURM job array and a report job (see --submit)")
     p.add_argument("--progress", action="store_true", help="show which trainings are done, running, failed, and the "
                                                             "time left (over --gpus, if given); run nothing")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report now (every training must have finished); train nothing")
     p.add_argument("--submit", action="store_true", help="with --slurm: submit the jobs with sbatch")
     p.add_argument("--sbatch", action="append", default=[], metavar="ARG",
                    help="with --slurm: an #SBATCH line for both jobs, e.g. --sbatch=--partition=gpu (repeatable)")
@@ -119,6 +130,15 @@ def main(argv=None) -> int:
         _parser().error("--submit goes with --slurm")
     if args.gpus is not None and args.device != "cuda":
         _parser().error("--gpus runs the trainings on CUDA devices; leave -device at cuda")
+    if args.gpus is not None:
+        try:
+            args.gpus = parse_gpus(args.gpus, _cuda_device_count())
+        except ValueError as e:
+            _parser().error(str(e))
+    bad_folds = [f for f in args.folds if f < 0]
+    if bad_folds or len(set(args.folds)) != len(args.folds):
+        _parser().error(f"--folds {' '.join(map(str, args.folds))}: each fold once, numbered from 0 (nnU-Net's 5-fold "
+                        f"split has 0 to 4)")
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(v)]
     if missing:
         print(f"run_protocol: set {', '.join(missing)} first (nnU-Net's folders; see its documentation)", file=sys.stderr)
@@ -131,9 +151,13 @@ def main(argv=None) -> int:
     else:
         from nnunet_dyntransnet.trainer_search_path import find_trainer_class
 
-        trainers = [t for t in args.trainers.split(",") if t]
+        trainers = [t.strip() for t in args.trainers.split(",") if t.strip()]
+        if not trainers:
+            print(f"run_protocol: --trainers {args.trainers!r} names no trainer; give a set ({', '.join(sets)}) or "
+                  f"trainer names separated by commas", file=sys.stderr)
+            return 2
         unknown = [t for t in trainers if find_trainer_class(t) is None]
-        if not trainers or unknown:
+        if unknown:
             print(f"run_protocol: --trainers {args.trainers}: {', '.join(unknown) or 'no trainer'} is neither a set "
                   f"({', '.join(sets)}) nor a trainer nnU-Net finds", file=sys.stderr)
             return 2
@@ -146,8 +170,7 @@ def main(argv=None) -> int:
     if args.progress:
         results = Path(os.environ["nnUNet_results"]) / name
         trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
-        gpus = len(args.gpus.split(",")) if args.gpus else 1
-        print(format_progress(progress(trainings, results / "protocol"), gpus=gpus))
+        print(format_progress(progress(trainings, results / "protocol"), gpus=len(args.gpus or [0])))
         return 0
 
     if (raw / name / "dataset.json").is_file():
@@ -163,8 +186,14 @@ def main(argv=None) -> int:
 
     # the converter names the folder; look again now that it has run
     name = next((p.name for p in sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))), name)
+    too_high = _folds_beyond_split(Path(os.environ["nnUNet_preprocessed"]) / name, args.folds)
+    if too_high:
+        print(f"run_protocol: --folds {' '.join(map(str, args.folds))}: {too_high}", file=sys.stderr)
+        return 2
     plans = Path(os.environ["nnUNet_preprocessed"]) / name / "nnUNetPlans.json"
-    if plans.is_file():
+    if args.report_only:
+        pass
+    elif plans.is_file():
         print(f"# {plans} exists: not planning again")
     else:
         _run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *to_plan, "-np", args.np,
@@ -178,6 +207,15 @@ def main(argv=None) -> int:
     report = ["dyntransnet_report", *folders, "--out", out, "--baseline", baseline, "--overwrite",
               "--title", f"{name}: {args.configuration}, folds {' '.join(map(str, args.folds))}"]
 
+    if args.report_only:
+        unfinished = [t.name for t in trainings if not t.finished]
+        if unfinished:
+            print(f"run_protocol: --report-only: {len(unfinished)} training(s) have not finished (no validation "
+                  f"summary): {', '.join(unfinished[:5])}; train them first", file=sys.stderr)
+            return 1
+        _run(report, args.dry_run)
+        return 0
+
     if args.slurm:
         scripts = slurm_scripts(trainings, [str(c) for c in report], protocol_dir, job=f"dyntransnet_{dataset_id}",
                                 sbatch_args=args.sbatch)
@@ -186,7 +224,7 @@ def main(argv=None) -> int:
                 folder = write_slurm_scripts(scripts, protocol_dir)
                 print(f"# wrote {folder / 'train.sbatch'} ({len(trainings)} tasks) and {folder / 'report.sbatch'}; "
                       f"submit with --submit, or: jid=$(sbatch --parsable {folder / 'train.sbatch'}) && "
-                      f"sbatch --dependency=afterok:$jid {folder / 'report.sbatch'}")
+                      f"sbatch --dependency=afterany:$jid {folder / 'report.sbatch'}")
             else:
                 for file, text in scripts.items():
                     print(f"# ---- {file}\n{text}")
@@ -196,27 +234,71 @@ def main(argv=None) -> int:
         except RuntimeError as e:
             print(f"run_protocol: {e}", file=sys.stderr)
             return 1
-        print(f"# submitted job array {array} ({len(trainings)} trainings) and report job {report_job} (afterok)")
+        print(f"# submitted job array {array} ({len(trainings)} trainings) and report job {report_job} (afterany; it reports once every training finished)")
         return 0
 
-    if args.gpus is not None:
-        gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-        codes = run_on_gpus(trainings, gpus, protocol_dir, dry_run=args.dry_run)
-        failed = [n for n, c in codes.items() if c != 0]
-        if failed:
-            print(f"run_protocol: {len(failed)} training(s) failed: {', '.join(failed)}; their logs are in "
-                  f"{protocol_dir / 'logs'}. Run the same command again to continue them; no report written",
-                  file=sys.stderr)
-            return 1
-    else:
-        for training in trainings:
-            if training.finished:
-                print(f"# {training.fold_dir} is trained")
-                continue
-            _run(training.command(), args.dry_run)
-
+    try:
+        if args.gpus is not None:
+            codes = run_on_gpus(trainings, args.gpus, protocol_dir, dry_run=args.dry_run)
+        else:
+            with sigterm_raises():  # subprocess.run stops the training it waits for on SIGTERM / Ctrl-C
+                codes = _run_one_by_one(trainings, protocol_dir, args.dry_run)
+    except KeyboardInterrupt as e:
+        print(f"run_protocol: {e or 'interrupted'}; the trainings it started were stopped, run the same command "
+              f"again to continue them", file=sys.stderr)
+        return exit_code_of(e)
+    busy = [n for n, c in codes.items() if c == -1]
+    failed = [n for n, c in codes.items() if c not in (0, -1)]
+    if failed or busy:
+        print(f"run_protocol: {len(failed)} training(s) failed{': ' + ', '.join(failed) if failed else ''}"
+              f"{f'; {len(busy)} still running elsewhere: ' + ', '.join(busy) if busy else ''}; their logs are in "
+              f"{protocol_dir / 'logs'}. Run the same command again to continue them; no report written",
+              file=sys.stderr)
+        return 1
     _run(report, args.dry_run)
     return 0
+
+
+def _run_one_by_one(trainings, protocol_dir: Path, dry_run: bool) -> dict:
+    """The trainings one after another on this machine; ``{name: exit code}`` (-1: a live process runs it)."""
+    codes = {}
+    for training in trainings:
+        if training.finished:
+            print(f"# {training.fold_dir} is trained")
+            codes[training.name] = 0
+        elif not dry_run and alive_elsewhere(protocol_dir, training):
+            print(f"# {training.name} is running already (see its status file): not started again")
+            codes[training.name] = -1
+        else:
+            print("+ " + shlex.join(training.command()), flush=True)
+            codes[training.name] = 0 if dry_run else subprocess.run(training.command()).returncode
+            if codes[training.name] != 0:
+                break  # one at a time: the next would compete with nothing, but the user should see this first
+    return codes
+
+
+def _cuda_device_count():
+    """The machine's CUDA device count, or None where CUDA is absent (the ids are then only checked for form)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else None
+    except ImportError:
+        return None
+
+
+def _folds_beyond_split(preprocessed: Path, folds) -> str:
+    """A message if a fold is beyond the dataset's split (splits_final.json, else nnU-Net's 5 folds), else ''."""
+    import json
+
+    try:
+        n = len(json.loads((preprocessed / "splits_final.json").read_text()))
+    except (OSError, ValueError):
+        n = 5
+    beyond = [f for f in folds if f >= n]
+    return (f"fold(s) {', '.join(map(str, beyond))} beyond the split's {n} folds (0 to {n - 1}"
+            f"{', splits_final.json' if (preprocessed / 'splits_final.json').is_file() else ', nnU-Net default'})"
+            if beyond else "")
 
 
 if __name__ == "__main__":

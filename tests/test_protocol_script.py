@@ -1,6 +1,11 @@
 """scripts/run_protocol.py: the commands a dry run prints, what it skips, and its refusals (in-process)."""
 import importlib.util
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,19 +62,26 @@ def test_existing_steps_are_skipped_and_interrupted_folds_resume(tmp_path, _run)
     (tmp_path / "pre" / "Dataset502_ATLAS").mkdir(parents=True)
     (tmp_path / "pre" / "Dataset502_ATLAS" / "nnUNetPlans.json").write_text("{}")
     trainer = tmp_path / "res" / "Dataset502_ATLAS" / "nnUNetTrainerDynTransNet__nnUNetPlans__3d_fullres"
-    (trainer / "fold_0").mkdir(parents=True)
+    (trainer / "fold_0" / "validation").mkdir(parents=True)
     (trainer / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
+    (trainer / "fold_0" / "validation" / "summary.json").write_text("{}")
     (trainer / "fold_1").mkdir()
     (trainer / "fold_1" / "checkpoint_latest.pth").write_bytes(b"")
+    # issue 18, case 5: nnU-Net writes checkpoint_final.pth before its final validation; killed during it, the fold
+    # has the checkpoint and no summary, and is validated again
+    (trainer / "fold_3").mkdir()
+    (trainer / "fold_3" / "checkpoint_final.pth").write_bytes(b"")
+    (trainer / "fold_3" / "checkpoint_latest.pth").write_bytes(b"")
     proc = _run(["atlas", "--source", tmp_path, "--trainers", "nnUNetTrainerDynTransNet", "--folds", "0", "1", "2",
-                 "--dry-run"], tmp_path)
+                 "3", "--dry-run"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     cmds = _commands(proc.stdout)
     assert cmds == [
         "nnUNetv2_train 502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda --c",
         "nnUNetv2_train 502 3d_fullres 2 -tr nnUNetTrainerDynTransNet -device cuda",
+        "nnUNetv2_train 502 3d_fullres 3 -tr nnUNetTrainerDynTransNet -device cuda --val",
         f"dyntransnet_report {trainer} --out {tmp_path / 'res' / 'Dataset502_ATLAS' / 'report'} --baseline "
-        f"nnUNetTrainerDynTransNet --overwrite --title 'Dataset502_ATLAS: 3d_fullres, folds 0 1 2'",
+        f"nnUNetTrainerDynTransNet --overwrite --title 'Dataset502_ATLAS: 3d_fullres, folds 0 1 2 3'",
     ]
 
 
@@ -127,7 +139,7 @@ echo "start $(date +%s.%N) $CUDA_VISIBLE_DEVICES $5 $3" >> "$TRAIN_RECORD"
 sleep 0.4
 echo "end $(date +%s.%N) $CUDA_VISIBLE_DEVICES $5 $3" >> "$TRAIN_RECORD"
 if [ "$5" = nnUNetTrainerDynUNet ] && [ "$3" = 1 ]; then echo "CUDA out of memory"; exit 3; fi
-mkdir -p "$results" && touch "$results/checkpoint_final.pth"
+mkdir -p "$results/validation" && touch "$results/checkpoint_final.pth" && echo '{}' > "$results/validation/summary.json"
 """
 
 
@@ -168,7 +180,7 @@ def test_gpus_a_failed_training_is_reported_and_the_others_finish(tmp_path, _run
     assert proc.returncode == 1
     assert "1 training(s) failed: nnUNetTrainerDynUNet__3d_fullres__fold1" in proc.stderr and "no report" in proc.stderr
     assert "report" not in (tmp_path / "record.txt").read_text()
-    assert all((results / f"nnUNetTrainerDynUNet__nnUNetPlans__3d_fullres/fold_{f}/checkpoint_final.pth").is_file()
+    assert all((results / f"nnUNetTrainerDynUNet__nnUNetPlans__3d_fullres/fold_{f}/validation/summary.json").is_file()
                for f in (0, 2))
     status = results / "protocol" / "status"
     assert (status / "nnUNetTrainerDynUNet__3d_fullres__fold1").read_text().strip() == "failed 3"
@@ -200,11 +212,11 @@ def test_slurm_job_array_and_report_job(tmp_path, _run, monkeypatch):
     proc = _run(["atlas", "--trainers", "main", "--folds", "0", "1", "--slurm", "--submit",
                  "--sbatch=--partition=gpu"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "submitted job array 1001 (4 trainings) and report job 1002 (afterok)" in proc.stdout
+    assert "submitted job array 1001 (4 trainings) and report job 1002 (afterany" in proc.stdout
     first, second = calls.read_text().splitlines()
     slurm = results / "protocol" / "slurm"
     assert first == f"--parsable {slurm / 'train.sbatch'}"
-    assert second == f"--parsable --dependency=afterok:1001 {slurm / 'report.sbatch'}"
+    assert second == f"--parsable --dependency=afterany:1001 {slurm / 'report.sbatch'}"
     train = (slurm / "train.sbatch").read_text()
     assert "#SBATCH --partition=gpu" in train and "#SBATCH --gres=gpu:1" in train
     assert "dyntransnet_report" in (slurm / "report.sbatch").read_text()
@@ -219,9 +231,13 @@ def test_slurm_job_array_and_report_job(tmp_path, _run, monkeypatch):
     (fold / "checkpoint_latest.pth").touch()
     subprocess.run(["bash", str(slurm / "train.sbatch")], env=env, check=True)
     (fold / "checkpoint_final.pth").touch()
+    subprocess.run(["bash", str(slurm / "train.sbatch")], env=env, check=True)  # killed during validation: --val
+    (fold / "validation").mkdir()
+    (fold / "validation" / "summary.json").write_text("{}")
     subprocess.run(["bash", str(slurm / "train.sbatch")], env=env, check=True)
     assert record.read_text().splitlines() == ["502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda",
-                                               "502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda --c"]
+                                               "502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda --c",
+                                               "502 3d_fullres 1 -tr nnUNetTrainerDynTransNet -device cuda --val"]
     assert (results / "protocol/status/nnUNetTrainerDynTransNet__3d_fullres__fold1").read_text().strip() == "done"
 
 
@@ -245,8 +261,9 @@ def test_progress_estimates_time_left_from_nnunet_epoch_times(tmp_path, _run):
     status.mkdir(parents=True)
     (status / "nnUNetTrainerDynTransNet__3d_fullres__fold0").write_text("running node7 1234\n")
     done = results / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0"
-    done.mkdir(parents=True)
+    (done / "validation").mkdir(parents=True)
     (done / "checkpoint_final.pth").touch()
+    (done / "validation" / "summary.json").write_text("{}")
     proc = _run(["atlas", "--trainers", "main", "--folds", "0", "1", "--progress"], tmp_path)
     out = proc.stdout
     assert proc.returncode == 0
@@ -257,3 +274,155 @@ def test_progress_estimates_time_left_from_nnunet_epoch_times(tmp_path, _run):
     # nnU-Net's U-Net fold 1 has no epoch time of its own trainer: the mean over all
     assert "| nnUNetTrainer__3d_fullres__fold1 | waiting | 0/1000 | - | 30.6 h |" in out
     assert "4 trainings: 1 done, 1 running, 2 waiting. Training time left: 61.4 h on one GPU" in out
+
+
+# ---------------------------------------------------------------- issue 18: the protocol at scale, as users broke it
+
+@pytest.mark.parametrize("gpus, message", [("0,0", "GPU 0 given more than once"), ("", "give GPU ids"),
+                                           ("0,,1", "give GPU ids"), ("a", "'a' is not a GPU id")])
+def test_gpus_are_validated(tmp_path, _run, capsys, gpus, message):
+    """Case 3: --gpus 0,0 ran both on GPU 0 and forgot one; --gpus "" looped for ever (ZeroDivisionError dry)."""
+    _planned_atlas(tmp_path)
+    for dry in ([], ["--dry-run"]):
+        with pytest.raises(SystemExit) as e:
+            _run(["atlas", "--trainers", "main", "--gpus", gpus, *dry], tmp_path)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_gpu_ids_beyond_the_machine_are_refused():
+    from nnunet_dyntransnet.scheduling import parse_gpus
+
+    assert parse_gpus(" 0, 1", available=2) == ["0", "1"]
+    with pytest.raises(ValueError, match="has 2 CUDA device"):
+        parse_gpus("0,2", available=2)
+
+
+@pytest.mark.parametrize("args, message", [(["--folds", "7", "-1"], "numbered from 0"),
+                                           (["--folds", "0", "0"], "each fold once"),
+                                           (["--folds", "5"], "beyond the split's 5 folds"),
+                                           (["--trainers", ""], "names no trainer"),
+                                           (["--trainers", " , "], "names no trainer")])
+def test_folds_and_trainers_are_validated(tmp_path, _run, capsys, args, message):
+    """Case 19: --folds 7 -1 was accepted (nnUNetv2_train ... -1); --trainers "" gave a garbled message."""
+    _planned_atlas(tmp_path)
+    try:
+        proc = _run(["atlas", *args, "--dry-run"], tmp_path)
+        code, err = proc.returncode, proc.stderr
+    except SystemExit as e:
+        code, err = e.code, capsys.readouterr().err
+    assert code == 2 and message in err, err
+
+
+SLOW_TRAIN = r"""
+echo $$ >> "$TRAIN_PIDS"
+exec sleep 120
+"""
+
+
+def _wait_for_lines(path: Path, n: int, timeout: float = 30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.is_file() and len(path.read_text().split()) >= n:
+            return [int(p) for p in path.read_text().split()]
+        time.sleep(0.1)
+    raise AssertionError(f"{path}: fewer than {n} lines after {timeout} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z" if Path(f"/proc/{pid}").exists() else True
+
+
+def test_sigterm_stops_the_trainings_and_a_rerun_never_starts_a_live_one(tmp_path, monkeypatch):
+    """Case 4: SIGTERM exited 143 at once, the trainings ran on as orphans, status 'running' for ever, and a rerun
+    started a second copy into the same fold folders."""
+    results = _planned_atlas(tmp_path)
+    _fake_bin(tmp_path, monkeypatch, nnUNetv2_train=SLOW_TRAIN)
+    pids = tmp_path / "pids.txt"
+    env = {**os.environ, "TRAIN_PIDS": str(pids), "nnUNet_raw": str(tmp_path / "raw"),
+           "nnUNet_preprocessed": str(tmp_path / "pre"), "nnUNet_results": str(tmp_path / "res")}
+    args = [sys.executable, str(SCRIPT), "atlas", "--trainers", "nnUNetTrainer", "--folds", "0", "1", "--gpus", "0,1"]
+    runner = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = _wait_for_lines(pids, 2)
+    runner.send_signal(signal.SIGTERM)
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 143, err
+    time.sleep(0.2)
+    assert not any(_alive(p) for p in children), "no orphan keeps training"
+    status = results / "protocol" / "status"
+    assert {p.read_text().strip() for p in status.iterdir()} == {"stopped SIGTERM"}
+
+    # an orphan of a runner killed by SIGKILL: its status says running, its process lives; a rerun leaves it alone
+    orphan = subprocess.Popen(["sleep", "60"])
+    try:
+        (status / "nnUNetTrainer__3d_fullres__fold0").write_text(f"running {socket.gethostname()} {orphan.pid}\n")
+        pids.unlink()
+        runner = subprocess.Popen([*args[:-1], "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = _wait_for_lines(pids, 1)
+        runner.send_signal(signal.SIGTERM)
+        out, err = runner.communicate(timeout=60)
+        assert len(started) == 1, "only fold 1 started; fold 0 runs already"
+        assert "nnUNetTrainer__3d_fullres__fold0 is running already" in out
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def test_progress_reads_the_trainers_epoch_count(tiny_dataset, monkeypatch):
+    """Case 8: a fold not yet started was assumed to take nnU-Net's 1000 epochs (the test trainer showed 26 h)."""
+    from nnunet_dyntransnet.scheduling import Training, trainer_epochs
+
+    for key, value in tiny_dataset.env.items():
+        monkeypatch.setenv(key, value)
+    results = tiny_dataset.base / "results"
+    before = sorted(results.rglob("*")) if results.exists() else []
+    fold = tiny_dataset.base / "never"
+    assert trainer_epochs(Training(tiny_dataset.id, "nnUNetTrainer_5epochs", "3d_fullres", 0, fold, "cpu")) == 5
+    assert trainer_epochs(Training(tiny_dataset.id, "nnUNetTrainerDynTransNet_Paper", "3d_fullres", 0, fold,
+                                   "cpu")) == 300
+    assert trainer_epochs(Training(tiny_dataset.id, "nnUNetTrainerNope", "3d_fullres", 0, fold, "cpu")) is None
+    assert (sorted(results.rglob("*")) if results.exists() else []) == before, "building a trainer wrote nothing"
+
+
+def test_slurm_quotes_and_a_killed_task_writes_its_status(tmp_path, _run, monkeypatch):
+    """Case 9: a log path with a space and --sbatch="--comment=my job" were split by sbatch; a task killed by
+    SIGTERM left 'running'; a resubmitted task never satisfied the report's afterok, so the report waited for ever."""
+    base = tmp_path / "my data"
+    results = _planned_atlas(base)
+    proc = _run(["atlas", "--trainers", "nnUNetTrainer", "--folds", "0", "--slurm", "--sbatch=--comment=my job"], base)
+    assert proc.returncode == 0, proc.stderr
+    slurm = results / "protocol" / "slurm"
+    train, report = (slurm / "train.sbatch").read_text(), (slurm / "report.sbatch").read_text()
+    assert '#SBATCH "--comment=my job"' in train and '#SBATCH "--comment=my job"' in report
+    assert f'#SBATCH "--output={results / "protocol" / "logs"}/%x_%A_%a.log"' in train
+    # the report job refuses while a training has not finished
+    done = subprocess.run(["bash", str(slurm / "report.sbatch")], capture_output=True, text=True,
+                          env={**os.environ, "PATH": str(tmp_path / "nothing") + os.pathsep + os.environ["PATH"]})
+    assert done.returncode == 1 and "not finished:" in done.stderr and "--report-only" in done.stderr
+    # a task killed by SIGTERM records it
+    _fake_bin(tmp_path, monkeypatch, nnUNetv2_train="exec sleep 120\n")
+    task = subprocess.Popen(["bash", str(slurm / "train.sbatch")], env={**os.environ, "SLURM_ARRAY_TASK_ID": "0"})
+    status = results / "protocol" / "status" / "nnUNetTrainer__3d_fullres__fold0"
+    deadline = time.time() + 30
+    while not (status.is_file() and status.read_text().startswith("running")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    task.send_signal(signal.SIGTERM)
+    assert task.wait(timeout=30) == 143
+    assert status.read_text().strip() == "stopped SIGTERM"
+
+
+def test_report_only_reports_once_every_training_finished(tmp_path, _run, monkeypatch):
+    results = _planned_atlas(tmp_path)
+    _fake_bin(tmp_path, monkeypatch, dyntransnet_report="echo report >> $TRAIN_RECORD\n")
+    monkeypatch.setenv("TRAIN_RECORD", str(tmp_path / "record.txt"))
+    proc = _run(["atlas", "--trainers", "nnUNetTrainer", "--folds", "0", "--report-only"], tmp_path)
+    assert proc.returncode == 1 and "1 training(s) have not finished" in proc.stderr
+    fold = results / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0" / "validation"
+    fold.mkdir(parents=True)
+    (fold / "summary.json").write_text("{}")
+    proc = _run(["atlas", "--trainers", "nnUNetTrainer", "--folds", "0", "--report-only"], tmp_path)
+    assert proc.returncode == 0 and (tmp_path / "record.txt").read_text().split() == ["report"]
