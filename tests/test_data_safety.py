@@ -344,6 +344,41 @@ def test_missing_and_mixed_predictions(preds, tmp_path, capsys):
     assert "holds 1 image file(s) that do not end in .nii.gz, e.g. c2.nii" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("how", ["shifted", "flipped"])
+def test_a_prediction_off_its_references_grid_is_refused(preds, tmp_path, capsys, how):
+    """Issue 18, case 6: shifted 50 mm it scored Dice 100; stored flipped with its direction negated, 0.7%."""
+    pred, labels = preds
+    img = sitk.ReadImage(str(pred / "c1.nii.gz"))
+    if how == "shifted":
+        img.SetOrigin([o + d for o, d in zip(img.GetOrigin(), (50, 0, 0))])
+    else:  # the same physical label map, stored with the x axis reversed
+        array = sitk.GetArrayFromImage(img)[:, :, ::-1].copy()
+        flipped = sitk.GetImageFromArray(array)
+        flipped.SetSpacing(img.GetSpacing())
+        direction = np.array(img.GetDirection()).reshape(3, 3)
+        flipped.SetOrigin(img.TransformIndexToPhysicalPoint((img.GetSize()[0] - 1, 0, 0)))
+        direction[:, 0] *= -1
+        flipped.SetDirection(direction.ravel().tolist())
+        img = flipped
+    sitk.WriteImage(img, str(pred / "c1.nii.gz"))
+    assert _report(pred, "--labels", labels, "--out", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert "does not lie on the grid of its reference" in err and "origin" in err and "direction" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_report_of_no_prediction_is_refused_even_with_chill(preds, tmp_path, capsys):
+    """Issue 18, case 17: --chill with no prediction at all wrote an all-n/a report, exit 0."""
+    pred, labels = preds
+    for f in pred.iterdir():
+        f.unlink()
+    (pred / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1, "tumor": 2},
+                                                   "file_ending": ".nii.gz"}))
+    assert _report(pred, "--labels", labels, "--out", tmp_path / "r", "--chill") == 2
+    assert "nothing to report" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_names_with_pipes_and_folders_with_equals_signs(preds, tmp_path, monkeypatch, capsys):
     pred, labels = preds
     odd = tmp_path / "x=y"

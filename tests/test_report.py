@@ -310,6 +310,17 @@ def test_cost_columns_from_a_benchmark_json(fake_results, tmp_path, monkeypatch,
     assert "| DynTransNet | 21.5 | 1.62 | 2.04 |" in md  # the full model's row; the ablation row has no benchmark
     assert "NVIDIA H200, patch 128x128x128, batch 2, bf16" in md
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["costs"][trainers[1]]["network"] == "DynTransNet"
+    # issue 18, case 18: a benchmark of another plan is refused (the trainer folder's plans.json names its patch)
+    plans = {"configurations": {"3d_fullres": {"patch_size": [32, 64, 64]}}}
+    for t in tdirs:
+        (t / "plans.json").write_text(json.dumps(plans))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r3"), "--benchmark", str(bench), "-np", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "measured patch 128x128x128, but" in err and "3d_fullres with patch 32x64x64" in err, err
+    plans["configurations"]["3d_fullres"]["patch_size"] = [128, 128, 128]
+    for t in tdirs:
+        (t / "plans.json").write_text(json.dumps(plans))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r3"), "--benchmark", str(bench), "-np", "1"]) == 0
     bench.write_text(json.dumps({"results": [{"network": "SwinUNETR"}]}))
     assert main([*map(str, tdirs), "--out", str(tmp_path / "r2"), "--benchmark", str(bench), "-np", "1"]) == 2
     assert "none of this report's trainers" in capsys.readouterr().err

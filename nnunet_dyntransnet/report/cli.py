@@ -65,11 +65,12 @@ def _write_csv(scores, folds, path: Path):
                                ["" if m[k] is None else f"{m[k]:.6g}" for k in METRICS] + [m["n_ref"], m["n_pred"]])
 
 
-def read_costs(path: Path, names: Sequence[str]):
+def read_costs(path: Path, results):
     """``{trainer: benchmark row}`` for the trainers whose network the benchmark JSON measured, and its source line.
 
     Raises:
-        ReportError: unreadable JSON, not a benchmark result, or none of ``names`` trains a measured network.
+        ReportError: unreadable JSON, not a benchmark result, none of ``results``' trainers trains a measured
+            network, or a trainer's plan (configuration's patch, from its plans.json) is not the measured patch.
     """
     from nnunet_dyntransnet.benchmark.networks import network_of_trainer
     from nnunet_dyntransnet.report.results import ReportError
@@ -80,6 +81,16 @@ def read_costs(path: Path, names: Sequence[str]):
         rows = {r["network"]: r for r in bench["results"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReportError(f"--benchmark {path}: not a dyntransnet_benchmark --out JSON ({type(e).__name__}: {e})") from None
+    names = [r.name for r in results]
+    measured = list(bench.get("patch_size", []))
+    for r in results:
+        plan = r.planned_patch()
+        if plan is not None and measured and plan[1] != measured:
+            raise ReportError(f"--benchmark {path} measured patch {'x'.join(map(str, measured))}, but {r.name} trained "
+                              f"{plan[0]} with patch {'x'.join(map(str, plan[1]))}; its costs would not be this "
+                              f"training's. Benchmark this plan "
+                              f"(dyntransnet_benchmark --plan TRAINER_FOLDER/plans.json -c CONFIG, or --patch "
+                              f"{'x'.join(map(str, plan[1]))})")
     costs = {}
     for name in names:
         cls = find_trainer_class(name)
@@ -190,7 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = args.out.resolve()
     try:
         results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
-        costs = read_costs(args.benchmark, [r.name for r in results]) if args.benchmark else None
+        costs = read_costs(args.benchmark, results) if args.benchmark else None
         remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
         replace = check_out(out, results, args.images, args.overwrite)
         with staged_folder(out, replace=replace, tag="report") as staging:

@@ -56,6 +56,16 @@ class TrainerResult:
         trainer = self.path.parent if (self.path / "validation").is_dir() else self.path
         return [self.path, trainer, self.labels]
 
+    def planned_patch(self) -> Optional[Tuple[str, List[int]]]:
+        """(configuration, patch size) from the trainer folder's plans.json, or None for a plain folder."""
+        trainer = self.path.parent if (self.path / "validation").is_dir() else self.path
+        parts = trainer.name.split("__")
+        try:
+            plans = json.loads((trainer / "plans.json").read_text())
+            return parts[2], list(plans["configurations"][parts[2]]["patch_size"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return None
+
 
 def _case_id(path: Path, ending: str) -> str:
     return path.name[: -len(ending)]
@@ -173,6 +183,9 @@ def find_result(spec: str, labels: Optional[Path] = None, chill: bool = False) -
         ending = (meta or {}).get("file_ending") or _guess_ending(path)
         name = name or path.name
         predictions = {_case_id(f, ending): f for f in _label_files(path, ending)}
+        if not predictions:  # also with --chill: a report of no case would be all "n/a"
+            raise ReportError(f"{path}: holds no {ending} predictions; there is nothing to report. Pass the folder "
+                              f"nnUNetv2_predict wrote")
         folds, logs = {c: "-" for c in predictions}, {}
         expected = None
     ref = labels or _default_labels(dataset)
@@ -222,14 +235,27 @@ def read_label(path: Path, allowed: Sequence[int] = DEFAULT_LABEL_VALUES) -> Tup
     return array, tuple(image.GetSpacing())[::-1], image
 
 
+def same_grid(a, b) -> bool:
+    """Two SimpleITK images on the same voxel grid: size, spacing, origin and direction, to the tolerances a
+    NIfTI header's float32 fields round to (spacing 0.1%, origin 1e-3 mm + 1e-5 relative, direction 1e-4)."""
+    return (a.GetSize() == b.GetSize() and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-3)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=1e-5, atol=1e-3)
+            and np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=1e-4))
+
+
+def describe_grid(image) -> str:
+    return (f"size {format_numbers(image.GetSize())}, spacing {format_numbers(image.GetSpacing())}, origin "
+            f"{format_numbers(image.GetOrigin())}, direction {format_numbers(image.GetDirection())}")
+
+
 def _score_one(args: Tuple[str, str, str, Tuple[int, ...]]) -> Tuple[str, dict]:
     case, pred_path, ref_path, allowed = args
     pred, _, pred_img = read_label(Path(pred_path), allowed)
     ref, spacing, ref_img = read_label(Path(ref_path), allowed)
-    if pred.shape != ref.shape or not np.allclose(pred_img.GetSpacing(), ref_img.GetSpacing(), rtol=1e-3):
-        raise ReportError(f"{pred_path} (shape {pred.shape}, spacing {format_numbers(pred_img.GetSpacing())}) does "
-                          f"not lie on the grid of its reference {ref_path} (shape {ref.shape}, spacing "
-                          f"{format_numbers(ref_img.GetSpacing())})")
+    if not same_grid(pred_img, ref_img):
+        raise ReportError(f"{pred_path} ({describe_grid(pred_img)}) does not lie on the grid of its reference "
+                          f"{ref_path} ({describe_grid(ref_img)}); resample the prediction onto the reference "
+                          f"(nnUNetv2_predict writes each prediction on its input's grid)")
     return case, case_metrics(pred, ref, spacing)
 
 
