@@ -215,3 +215,36 @@ def test_fit_to_gpu_in_the_trainer(nnunet_in_process, monkeypatch):
     trainer.fit_to_gpu(checkpointed // 2)
     assert not net.encoder.stages[0].checkpoint_blocks
     _one_step(trainer)  # the switch holds for training
+
+
+# ---------------------------------------------------------------- issue 18, cases 14 and 15: refusals before any write
+
+@pytest.mark.parametrize("trainer, env, message", [
+    ("nnUNetTrainerDeepLabV3Plus", {}, "cannot train the 3D configuration 3d_fullres; train it on '2d' instead"),
+    ("nnUNetTrainerDynTransNet", {"DYNTRANSNET_TRAIN_MINUTES": "0"}, "DYNTRANSNET_TRAIN_MINUTES='0'"),
+    ("nnUNetTrainerDynTransNet", {"DYNTRANSNET_TRAIN_MINUTES": "abc"}, "as a positive number"),
+    ("nnUNetTrainerSegResNet", {"DYNTRANSNET_TRAIN_MINUTES": "nan"}, "as a positive number"),
+    ("nnUNetTrainerDynTransNet", {"DYNTRANSNET_CHECKPOINTING": "banana"}, "use auto"),
+])
+def test_refused_before_nnunet_creates_the_fold_folder(nnunet_in_process, tmp_path, monkeypatch, trainer, env,
+                                                       message):
+    """A refusal is a message and exit status (SystemExit: nnUNetv2_train prints it without a traceback), and no
+    fold folder or training log is left behind."""
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(TrainingRefused) as refused:
+        _trainer(trainer)
+    assert isinstance(refused.value, SystemExit) and message in str(refused.value.code), refused.value.code
+    assert not (tmp_path / "results").exists(), "nothing written"
+
+
+@pytest.mark.parametrize("mode, expected", [("on", True), ("off", False)])
+def test_checkpointing_variable_is_honoured_on_cpu(nnunet_in_process, monkeypatch, mode, expected):
+    """Case 15: DYNTRANSNET_CHECKPOINTING=on was silently ignored on CPU."""
+    monkeypatch.setenv("DYNTRANSNET_CHECKPOINTING", mode)
+    trainer = _trainer("nnUNetTrainerDynTransNet")
+    assert trainer.network.activation_checkpointing is expected
+    log = open(trainer.log_file).read()
+    assert f"activation checkpointing {mode} (DYNTRANSNET_CHECKPOINTING={mode}" in log

@@ -8,7 +8,7 @@ comparison table compares networks, not recipes. Deep supervision is off (one ou
 A network that needs its input divisible by some number gets the plan's patch rounded up
 to it, in the configuration it trains and predicts with, and the log says so; a
 configuration it cannot run (a 2D network on ``3d_fullres``) is refused when the trainer is
-created, before any data is loaded.
+created, before nnU-Net creates the fold folder (``refusal.py``).
 
 The ``_lr1e4`` variants (AdamW at lr 1e-4) are for the transformers that nnU-Net users report
 as unstable at higher learning rates inside nnU-Net (nnU-Net issues #2069, #2197, #2894).
@@ -20,8 +20,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from nnunet_dyntransnet.baselines import BASELINES, adapt_configuration, build_baseline
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_dyntransnet.baselines import BASELINES, BaselineConfigurationError, adapt_configuration, build_baseline
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
+from nnunet_dyntransnet.trainers.refusal import TrainingRefused
 
 __all__ = ["BaselineTrainer", "nnUNetTrainerSegResNet", "nnUNetTrainerDynUNet", "nnUNetTrainerUNETR",
            "nnUNetTrainerSwinUNETR", "nnUNetTrainerVNet", "nnUNetTrainerAttentionUNet", "nnUNetTrainerDeepLabV3Plus",
@@ -35,6 +38,10 @@ class BaselineTrainer(TransformerRecipeTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        try:  # on a throw-away copy of the configuration, before nnU-Net's __init__ creates the fold folder
+            adapt_configuration(self.baseline, PlansManager(plans).get_configuration(configuration), configuration)
+        except BaselineConfigurationError as e:
+            raise TrainingRefused(str(e)) from None
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
         planned, used = adapt_configuration(self.baseline, self.configuration_manager, configuration)

@@ -28,6 +28,8 @@ from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.lr_scheduler.warmup import Lin_incr_LRScheduler, PolyLRScheduler_offset
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
 __all__ = ["BUDGET_ENV", "WallClockBudget", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit"]
 
 BUDGET_ENV = "DYNTRANSNET_TRAIN_MINUTES"
@@ -73,8 +75,12 @@ class WallClockBudget:
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        try:  # before nnU-Net's __init__, which creates the fold folder
+            train_minutes = budget_minutes()
+        except ValueError as e:
+            raise TrainingRefused(str(e)) from None
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.train_minutes = budget_minutes()
+        self.train_minutes = train_minutes
         if self.train_minutes is not None:
             self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = ITERATIONS, VAL_ITERATIONS
 

@@ -21,9 +21,11 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_dyntransnet.gpu_fit import DoesNotFitError, fit_to_gpu, free_gpu_bytes
+from nnunet_dyntransnet.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
+                                        free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
+from nnunet_dyntransnet.trainers.refusal import TrainingRefused
 
 __all__ = ["FitsTheGPU", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
@@ -33,19 +35,34 @@ class FitsTheGPU:
     """Mixin for a trainer that builds DynTransNet: on CUDA, ``initialize`` switches activation checkpointing on
     when the plan's patch and batch fit the GPU only with it, and stops when they do not fit at all (``gpu_fit``)."""
 
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        try:  # before nnU-Net's __init__ creates the fold folder
+            self.checkpointing_mode = checkpointing_mode()
+        except ValueError as e:
+            raise TrainingRefused(str(e)) from None
+        super().__init__(plans, configuration, fold, dataset_json, device)
+
     def initialize(self) -> None:
         super().initialize()
         if self.device.type == "cuda":
             self.fit_to_gpu(free_gpu_bytes(self.device))
+        elif self.checkpointing_mode != "auto":  # no free-memory decision off CUDA: the user's word holds
+            self._network_module().set_activation_checkpointing(self.checkpointing_mode == "on")
+            self.print_to_log_file(f"activation checkpointing {self.checkpointing_mode} ({CHECKPOINTING_ENV}="
+                                   f"{self.checkpointing_mode}; on {self.device.type} it is not decided from free memory)")
+
+    def _network_module(self):
+        network = self.network.module if isinstance(self.network, DDP) else self.network
+        return getattr(network, "_orig_mod", network)  # torch.compile's wrapper compiles at the first step
 
     def fit_to_gpu(self, free_bytes: int) -> None:
         """Activation checkpointing on when the training would not fit ``free_bytes`` without it (``gpu_fit``);
         stops with a message naming the planner when it would not fit even with it."""
-        network = self.network.module if isinstance(self.network, DDP) else self.network
-        network = getattr(network, "_orig_mod", network)  # torch.compile's wrapper compiles at the first step
+        network = self._network_module()
         dataset_id = self.plans_manager.dataset_name.split("_")[0].replace("Dataset", "")
         try:
-            decision = fit_to_gpu(network, self.batch_size, free_bytes, dataset=dataset_id,
+            decision = fit_to_gpu(network, self.batch_size, free_bytes, dataset=dataset_id, mode=self.checkpointing_mode,
                                   class_default=type(self).network_options.get("activation_checkpointing", False))
         except DoesNotFitError as e:
             self.print_to_log_file(f"stopped before training: {e}")
