@@ -176,16 +176,16 @@ def test_lr1e4_variants_change_only_the_learning_rate(nnunet_in_process, name):
 
 
 def test_deeplab_trains_2d_and_refuses_3d(nnunet_in_process):
-    from nnunet_dyntransnet.baselines import BaselineConfigurationError
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
 
     trainer = _trainer("nnUNetTrainerDeepLabV3Plus", "2d")
     assert type(trainer.network).__name__ == "DeepLabV3Plus"
     assert all(p % 16 == 0 for p in trainer.configuration_manager.patch_size)
     _one_step(trainer)
     _predicts_with_trained_weights(trainer, "nnUNetTrainerDeepLabV3Plus")
-    with pytest.raises(BaselineConfigurationError, match=r"DeepLabV3\+ \(segmentation-models-pytorch\) is a 2D network "
-                                                         r"and cannot train the 3D configuration 3d_fullres; train it "
-                                                         r"on '2d' instead"):
+    with pytest.raises(TrainingRefused, match=r"DeepLabV3\+ \(segmentation-models-pytorch\) is a 2D network "
+                                               r"and cannot train the 3D configuration 3d_fullres; train it "
+                                               r"on '2d' instead"):
         _trainer("nnUNetTrainerDeepLabV3Plus", "3d_fullres")
 
 
@@ -211,7 +211,7 @@ def test_fit_to_gpu_in_the_trainer(nnunet_in_process, monkeypatch):
     assert net.encoder.stages[0].checkpoint_blocks and net.decoder.checkpoint_levels == {0}
     with pytest.raises(DoesNotFitError, match="dyntransnet_plan_and_preprocess -d 901 -gpu_memory_target 1"):
         trainer.fit_to_gpu(checkpointed // 2)
-    monkeypatch.setenv("DYNTRANSNET_CHECKPOINTING", "off")
+    trainer.checkpointing_mode = "off"  # what DYNTRANSNET_CHECKPOINTING=off gives when the trainer is created
     trainer.fit_to_gpu(checkpointed // 2)
     assert not net.encoder.stages[0].checkpoint_blocks
     _one_step(trainer)  # the switch holds for training
