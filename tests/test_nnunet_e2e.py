@@ -174,6 +174,28 @@ def test_onnx_export_and_predict_agree_with_nnunet(workspace, trained_3d, predic
     assert not (tmp_path / "x.onnx").exists() and not list(tmp_path.glob(".x.onnx*"))
 
 
+def test_onnx_export_and_predict_of_a_2d_model_agree_with_nnunet(workspace, trained_2d, tmp_path, monkeypatch):
+    """Issue 18, case 10: every 2d export was refused ("fixed batch size (1)"); a 2d model exports with a dynamic
+    batch and predicts the volumes slice by slice as nnUNetv2_predict -c 2d does."""
+    from nnunet_dyntransnet.deploy.export import main as export_main
+
+    base, raw, env = workspace
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    model = tmp_path / "tiny2d.onnx"
+    assert export_main(["-d", str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", TRAINER, "-o", str(model)]) == 0
+    assert len(json.loads(model.with_suffix(".json").read_text())["patch_size"]) == 2
+    theirs, ours = tmp_path / "nnunet", tmp_path / "onnx"
+    run_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(theirs), "-d", str(DATASET_ID), "-c", "2d",
+                 "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1"], env)
+    run_command(["dyntransnet_predict_onnx", "-i", str(raw / "imagesTs"), "-o", str(ours), "-m", str(model),
+                 "-npp", "1", "-nps", "1"], env)
+    _assert_predictions_match_inputs(ours, raw / "imagesTs")
+    for f in sorted(theirs.glob("*.nii.gz")):
+        a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(d / f.name))) for d in (ours, theirs))
+        assert (a == b).mean() >= 0.999, f.name
+
+
 def test_report_on_a_trained_fold(workspace, trained_3d, tmp_path):
     """dyntransnet_report on nnU-Net's own output agrees with the summary.json nnU-Net wrote after validation."""
     base, raw, env = workspace
