@@ -22,6 +22,12 @@ from nnunet_dyntransnet.evaluation import CLASSES
 
 DATASET_ID = 990
 DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
+# Seconds a training step of the CPU demo network takes on a quiet 2-core machine (this project's; the
+# default run in docs/demo/results.json, "seconds_per_step"): the steps a budget is planned for. A busier or
+# slower machine trains fewer in the same minutes, and the demo says so instead of presenting the score
+# of a half-trained network as DynTransNet's.
+QUIET_CPU_SECONDS_PER_STEP = 0.63
+ENOUGH = 0.5  # fewer than this share of the planned steps: the result is not representative
 
 
 def _log(message: str) -> None:
@@ -83,6 +89,47 @@ def _table(results: Dict) -> str:
     return "\n".join(lines)
 
 
+def _trained_for(fold_dir: Path) -> Optional[tuple]:
+    """(minutes, steps per epoch) the fold's finished training had (its debug.json), or None if it has none."""
+    if not (fold_dir / "checkpoint_final.pth").is_file():
+        return None
+    try:
+        debug = json.loads((fold_dir / "debug.json").read_text())
+        return float(debug["train_minutes"]), int(debug["num_iterations_per_epoch"])
+    except (OSError, ValueError, KeyError):
+        return (float("nan"), 0)  # an older demo's model: train again
+
+
+def _training_summary(epoch_s: Sequence[float], steps_per_epoch: int, minutes: float, device: str) -> Dict:
+    """Epochs and steps trained, against the steps a quiet machine trains in the budget (CPU only: a GPU's
+    speed varies too much to plan for), and a plain sentence when too few were trained to mean much."""
+    steps = len(epoch_s) * steps_per_epoch
+    planned = int(minutes * 60 / QUIET_CPU_SECONDS_PER_STEP) if device == "cpu" else None
+    summary = (f"Trained {len(epoch_s)} epoch(s) of {steps_per_epoch} steps = {steps} steps in "
+               f"{sum(epoch_s) / 60:.1f} of {minutes:g} minutes"
+               + (f"; a quiet 2-core machine trains about {planned} in this budget." if planned else "."))
+    representative = planned is None or steps >= ENOUGH * planned
+    if not representative:
+        summary += (f"\n\n**This machine trained {steps} of about {planned} planned steps ({steps / planned:.0%}): the "
+                    f"network below is under-trained and its scores are not representative of DynTransNet.** The "
+                    f"machine was slower or busier than planned for; run again with --minutes "
+                    f"{minutes * planned / max(steps, 1):.0f} (or on a quieter machine) for a representative result.")
+    return {"epochs": len(epoch_s), "steps": steps, "steps_planned": planned, "representative": representative,
+            "seconds_per_step": sum(epoch_s) / steps if steps else None, "summary": summary}
+
+
+def _progress_figure(fold_dir: Path, trainer: str, path: Path) -> None:
+    """Loss and pseudo Dice per epoch from nnU-Net's training log, drawn by the report (markers, so that a
+    training of one epoch shows)."""
+    from types import SimpleNamespace
+
+    from nnunet_dyntransnet.report.figures import training_curves
+
+    logs = sorted(fold_dir.glob("training_log_*.txt"))
+    if logs:
+        training_curves(SimpleNamespace(name=trainer, logs={"fold_0": logs}), path)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
@@ -93,10 +140,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-n", type=int, default=32, help="phantom training cases (default 32)")
     parser.add_argument("--test", type=int, default=8, help="held-out phantom cases (default 8)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iterations", type=int, default=50,
-                        help="training iterations per epoch (default 50; fewer for a quick check that all runs)")
+    parser.add_argument("--iterations", type=int, default=25,
+                        help="training steps per epoch (default 25: short epochs, so that the budget's last epoch "
+                             "wastes little and a slow machine still trains several)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    minutes = args.minutes if args.minutes is not None else (8.0 if args.device == "cpu" else 15.0)
+    if args.iterations < 1:  # checked before anything is written
+        parser.error(f"--iterations must be at least 1, got {args.iterations}")
+    if not minutes > 0 or minutes == float("inf"):
+        parser.error(f"--minutes must be a positive number of minutes, got {minutes:g}")
     started = time.time()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -128,17 +181,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2",
               "--verify_dataset_integrity"], env)
     trainer = "nnUNetTrainerDynTransNetDemoCPU" if args.device == "cpu" else "nnUNetTrainerDynTransNetDemoGPU"
-    minutes = args.minutes if args.minutes is not None else (8.0 if args.device == "cpu" else 15.0)
-    if args.iterations < 1:
-        parser.error(f"--iterations must be at least 1, got {args.iterations}")
-    env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)
     # the training runs for the budget (trainers/budget.py): as many epochs as fit, the schedule sized to them
+    env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)
     env["DYNTRANSNET_TRAIN_MINUTES"] = str(minutes)
-    env["DYNTRANSNET_DEMO_EPOCHS"] = "1000"  # only a cap
     _log(f"training for {minutes:g} minutes (DYNTRANSNET_TRAIN_MINUTES), epochs of {args.iterations} steps")
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
-    if (fold_dir / "checkpoint_final.pth").is_file():
-        _log(f"reusing the trained model in {fold_dir} (delete it to train again)")
+    trained = _trained_for(fold_dir)
+    if trained is not None and trained != (minutes, args.iterations):
+        if out not in fold_dir.parents:
+            raise SystemExit(f"dyntransnet_demo: error: {fold_dir} was trained for {trained[0]:g} minutes in epochs "
+                             f"of {trained[1]} steps, not {minutes:g} / {args.iterations}; it lies outside --out, so "
+                             f"the demo does not delete it: move it away, or pass the same --minutes and --iterations")
+        _log(f"{fold_dir} was trained for {trained[0]:g} minutes in epochs of {trained[1]} steps: training again "
+             f"for {minutes:g} / {args.iterations}")
+        shutil.rmtree(fold_dir)
+        trained = None
+    if trained is not None:
+        _log(f"reusing the model in {fold_dir}, trained for the same budget (delete it to train again)")
     else:
         _run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", args.device], env)
     preds = out / "predictions"
@@ -156,19 +215,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     net_rows = evaluate_cases((c, _read(preds / f"{c}.nii.gz"), truths[c]) for c in ts_cases)
     base_rows = evaluate_cases((c, baseline.predict(_read(raw / "imagesTs" / f"{c}_0000.nii.gz")), truths[c])
                                for c in ts_cases)
+    times = epoch_times(fold_dir)
+    training = _training_summary(times, args.iterations, minutes, args.device)
     results = {"DynTransNet": summarize(net_rows), "threshold baseline": summarize(base_rows),
                "per_case": {"DynTransNet": net_rows, "threshold baseline": base_rows},
-               "baseline_intervals": baseline.intervals, "epochs": len(epoch_times(fold_dir)),
+               "baseline_intervals": baseline.intervals, **training,
                "device": args.device, "minutes_total": (time.time() - started) / 60}
     table = _table(results)
     note = (f"{len(ts_cases)} held-out phantom cases; whole liver = labels 1+2, tumor = label 2; means over cases, "
             f"a case with no tumor in truth and prediction has no tumor Dice and is left out of that mean.")
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.md").write_text(f"# dyntransnet_demo\n\n{table}\n\n{note}\n")
+    (out / "results.md").write_text(f"# dyntransnet_demo\n\n{training['summary']}\n\n{table}\n\n{note}\n")
     overlays = _overlays(out, ts_cases[:3], raw / "imagesTs", raw / "labelsTs", preds, baseline)
-    if (fold_dir / "progress.png").is_file():
-        shutil.copy(fold_dir / "progress.png", out / "training_progress.png")
-    print("\n" + table + "\n\n" + note)
+    _progress_figure(fold_dir, trainer, out / "training_progress.png")
+    print("\n" + training["summary"] + "\n\n" + table + "\n\n" + note)
     _log(f"done in {(time.time() - started) / 60:.1f} minutes; results.md, results.json, overlays/ "
          f"({len(overlays)} PNGs) and training_progress.png are in {out}")
     return 0

@@ -131,3 +131,45 @@ def test_continuing_a_spent_budget_trains_nothing_more(monkeypatch):
     again.logger, again.current_epoch, again.clock = first.logger, first.current_epoch, first.clock
     again.run_training()
     assert again.current_epoch == 5 and again.ended and "nothing more to train" in again.lines[-1]
+
+
+def test_the_first_epoch_ramps_towards_a_tenth_of_the_steps_that_fit():
+    """Issue 18, case 20: under a budget the first epoch ran at a hundredth of the learning rate (nnU-Net's warm-up
+    moves once an epoch), so a budget that fits one epoch trained at 2e-5 throughout."""
+    from nnunet_dyntransnet.trainers.budget import first_epoch_warmup_factor
+
+    assert first_epoch_warmup_factor(4, 3.0, 600.0, 50) == pytest.approx(5 / 60)  # 1 s a step: 600 fit, 60 warm up
+    assert first_epoch_warmup_factor(49, 48.0, 60.0, 50) == 1.0  # 60 steps fit: the ramp ends within the epoch
+    factors = [first_epoch_warmup_factor(i, max(0.0, i - 1.0), 60.0, 50) for i in range(50)]
+    assert factors == sorted(factors) and factors[-1] == 1.0, "rises, and reaches the full rate"
+    assert first_epoch_warmup_factor(0, 0.0, 60.0, 50) == pytest.approx(1 / 500), "before the speed is known: small"
+
+
+def test_the_budget_is_kept_in_checkpoints_and_continued_only_under_it(monkeypatch, tmp_path):
+    """Issue 20: DYNTRANSNET_TRAIN_MINUTES changed a training without a trace; --c under another budget is refused."""
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    class _Saving(_Budgeted):
+        def save_checkpoint(self, filename):  # the mixin's, over a stand-in for nnU-Net's torch.save call
+            super().save_checkpoint(filename)
+
+    def nnunet_save(self, filename):
+        torch.save({"network_weights": {}, "current_epoch": 1}, filename)
+
+    def nnunet_load(self, filename):
+        self.loaded = filename
+
+    monkeypatch.setattr(_StandIn, "save_checkpoint", nnunet_save, raising=False)
+    monkeypatch.setattr(_StandIn, "load_checkpoint", nnunet_load, raising=False)
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "8")
+    trainer = _Saving({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    trainer.save_checkpoint(str(tmp_path / "c.pth"))
+    saved = torch.load(tmp_path / "c.pth", weights_only=False)
+    assert saved["dyntransnet_recipe"] == {"train_minutes": 8.0} and "network_weights" in saved
+    assert torch.save.__name__ == "save" and torch.save.__module__.startswith("torch"), "torch.save is restored"
+    trainer.load_checkpoint(str(tmp_path / "c.pth"))
+    assert trainer.loaded == str(tmp_path / "c.pth")
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "20")
+    again = _Saving({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    with pytest.raises(TrainingRefused, match="DYNTRANSNET_TRAIN_MINUTES 8, and it is 20 now"):
+        again.load_checkpoint(str(tmp_path / "c.pth"))

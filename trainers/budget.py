@@ -12,7 +12,13 @@ trainer of this plugin (and ``nnUNetTrainer_WallClock``, nnU-Net's own U-Net and
 - sizes its learning-rate schedule to that many epochs (polynomial decay ending at the budget;
   a warm-up, where the recipe has one, of a tenth of the epochs the first epoch's duration
   allows), and stops when the next epoch would not fit, with nnU-Net's final checkpoint and
-  validation as after a full training.
+  validation as after a full training;
+- ramps the learning rate step by step during the first epoch (nnU-Net's warm-up moves once
+  an epoch, and before the first epoch ends nothing says how many epochs fit: a budget that
+  fits one epoch would otherwise spend it at a hundredth of the learning rate), towards a
+  warm-up of a tenth of the steps that the steps so far say fit;
+- records the budget (``train_minutes``) in ``debug.json`` and in every checkpoint, and
+  refuses ``--c`` under another budget (the schedule would not be the one it started).
 
 The time excludes nnU-Net's set-up and the final validation, the same for every trainer.
 Unset, the trainers train nnU-Net's 1000 epochs as usual.
@@ -21,7 +27,9 @@ from __future__ import annotations
 
 import math
 import os
-from typing import List, Optional, Sequence
+import time
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
@@ -30,7 +38,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_dyntransnet.trainers.refusal import TrainingRefused
 
-__all__ = ["BUDGET_ENV", "WallClockBudget", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit"]
+__all__ = ["BUDGET_ENV", "WallClockBudget", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit",
+           "first_epoch_warmup_factor"]
 
 BUDGET_ENV = "DYNTRANSNET_TRAIN_MINUTES"
 ITERATIONS, VAL_ITERATIONS = 50, 10
@@ -66,6 +75,23 @@ def epochs_that_fit(durations: Sequence[float], budget_s: float) -> int:
     return done + max(0, int(remaining // mean)) if mean > 0 else done
 
 
+def first_epoch_warmup_factor(step: int, seconds_since_second_step: float, budget_s: float,
+                              steps_per_epoch: int) -> float:
+    """The fraction of the recipe's learning rate for training step ``step`` (0-based) of the first epoch.
+
+    A linear ramp over a warm-up of a tenth of the steps the budget fits, estimated from the
+    steps done since the second one (the first carries one-off costs); before that is known,
+    the ramp assumes ten epochs of warm-up. ``first_epoch_warmup_factor(4, 3.0, 600.0, 50) == 5 / 60``:
+    1 s a step, so 600 steps fit and the warm-up is 60 steps, of which step 4 is the fifth.
+    """
+    if step < 2 or seconds_since_second_step <= 0:
+        warmup_steps = 10.0 * steps_per_epoch
+    else:
+        per_step = seconds_since_second_step / (step - 1)
+        warmup_steps = max(1.0, budget_s / per_step / 10)
+    return min(1.0, (step + 1) / warmup_steps)
+
+
 class _BudgetSpent(Exception):
     """Raised after the last epoch that fits; ``run_training`` ends the training as nnU-Net does."""
 
@@ -83,6 +109,42 @@ class WallClockBudget:
         self.train_minutes = train_minutes
         if self.train_minutes is not None:
             self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = ITERATIONS, VAL_ITERATIONS
+
+    def environment_recipe(self) -> Dict[str, Any]:
+        """What environment variables changed in this training; kept in every checkpoint (``dyntransnet_recipe``)."""
+        return {"train_minutes": self.train_minutes}
+
+    def save_checkpoint(self, filename: str) -> None:
+        with _checkpoints_carry({"dyntransnet_recipe": self.environment_recipe()}):
+            super().save_checkpoint(filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        if isinstance(filename_or_checkpoint, str):  # --c: the budget must be the one the training began with
+            saved = torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False).get("dyntransnet_recipe")
+            if saved is not None and saved.get("train_minutes") != self.train_minutes:
+                was = "unset" if saved.get("train_minutes") is None else f"{saved['train_minutes']:g}"
+                now = "unset" if self.train_minutes is None else f"{self.train_minutes:g}"
+                raise TrainingRefused(f"{filename_or_checkpoint} was trained with {BUDGET_ENV} {was}, and it is "
+                                      f"{now} now; --c continues a training only under its own budget (its schedule "
+                                      f"was sized to it). Set {BUDGET_ENV} as before, or train a new fold")
+        super().load_checkpoint(filename_or_checkpoint)
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._steps_this_epoch, self._second_step_at = 0, None
+
+    def train_step(self, batch: dict) -> dict:
+        if self.train_minutes is not None and self.current_epoch == 0 \
+                and isinstance(getattr(self, "lr_scheduler", None), Lin_incr_LRScheduler):
+            step = self._steps_this_epoch
+            if step == 1:
+                self._second_step_at = time.perf_counter()
+            since = time.perf_counter() - self._second_step_at if self._second_step_at else 0.0
+            factor = first_epoch_warmup_factor(step, since, self.train_minutes * 60, self.num_iterations_per_epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.initial_lr * factor
+        self._steps_this_epoch = getattr(self, "_steps_this_epoch", 0) + 1
+        return super().train_step(batch)
 
     def _epoch_durations(self) -> List[float]:
         starts = self.logger.get_value("epoch_start_timestamps", step=None)
@@ -158,6 +220,27 @@ class WallClockBudget:
             self.lr_scheduler.max_steps = self.num_epochs - self.lr_scheduler.start_step
         elif isinstance(self.lr_scheduler, PolyLRScheduler):
             self.lr_scheduler.max_steps = self.num_epochs
+
+
+@contextmanager
+def _checkpoints_carry(extra: Dict[str, Any]) -> Iterator[None]:
+    """While open, the checkpoint dicts nnU-Net's ``save_checkpoint`` hands to ``torch.save`` also carry ``extra``.
+
+    nnU-Net builds the checkpoint dict inside ``save_checkpoint`` and saves it at once; wrapping
+    ``torch.save`` for that one call adds our keys without copying its code or saving twice.
+    """
+    original = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and "network_weights" in obj:
+            obj = {**obj, **extra}
+        return original(obj, f, *args, **kwargs)
+
+    torch.save = save
+    try:
+        yield
+    finally:
+        torch.save = original
 
 
 class nnUNetTrainer_WallClock(WallClockBudget, nnUNetTrainer):

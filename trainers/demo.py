@@ -1,12 +1,15 @@
 """Trainers for ``dyntransnet_demo``: nnUNetTrainerDynTransNet for a few minutes instead of 1000 epochs.
 
-The epoch count comes from ``DYNTRANSNET_DEMO_EPOCHS``; ``dyntransnet_demo`` sets it as a cap and
-trains for a time budget instead (``DYNTRANSNET_TRAIN_MINUTES``, ``budget.py``). Prediction ignores both. The CPU variant narrows the network so a 2-core machine trains it in
-minutes; the GPU variant keeps the plan's widths.
+``dyntransnet_demo`` trains them for a time budget (``DYNTRANSNET_TRAIN_MINUTES``, ``budget.py``)
+in epochs of ``DYNTRANSNET_DEMO_ITERATIONS`` steps, and they say every 15 s how far the epoch
+is and how much of the budget is left. Without a budget they train ``DYNTRANSNET_DEMO_EPOCHS``
+(20) epochs. Prediction ignores all three. The CPU variant narrows the network so a 2-core
+machine trains it in minutes; the GPU variant keeps the plan's widths.
 """
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 from torch import nn
@@ -19,18 +22,34 @@ __all__ = ["nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainerDynTransNetDemoCPU",
 
 
 class nnUNetTrainerDynTransNetDemoGPU(nnUNetTrainerDynTransNet):
-    """The real network, trained for ``DYNTRANSNET_DEMO_EPOCHS`` epochs of ``DYNTRANSNET_DEMO_ITERATIONS`` (50)
-    iterations (warm-up: a tenth)."""
+    """The real network, trained for the budget (or ``DYNTRANSNET_DEMO_EPOCHS`` epochs) of
+    ``DYNTRANSNET_DEMO_ITERATIONS`` (50) steps (warm-up: a tenth)."""
+
+    PROGRESS_EVERY_S = 15.0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = int(os.environ.get("DYNTRANSNET_DEMO_EPOCHS", "20"))
+        # under a budget the epoch count is only a cap, which the budget stops long before
+        self.num_epochs = int(os.environ.get("DYNTRANSNET_DEMO_EPOCHS", "20" if self.train_minutes is None else "1000"))
         self.num_iterations_per_epoch = int(os.environ.get("DYNTRANSNET_DEMO_ITERATIONS", "50"))
         self.num_val_iterations_per_epoch = 5
         self.warmup_duration_whole_net = max(1, self.num_epochs // 10)
         # a short schedule needs a larger step than the 1000-epoch recipe
         self.initial_lr = 2e-3
+
+    def train_step(self, batch: dict) -> dict:
+        result = super().train_step(batch)
+        now = time.time()
+        if now - getattr(self, "_progress_at", 0.0) >= self.PROGRESS_EVERY_S:
+            self._progress_at = now
+            line = f"epoch {self.current_epoch}: step {self._steps_this_epoch} of {self.num_iterations_per_epoch}"
+            if self.train_minutes is not None:
+                started = self.logger.get_value("epoch_start_timestamps", step=None)[-1]
+                left = self.train_minutes * 60 - sum(self._epoch_durations()) - (now - started)
+                line += f", {max(0.0, left) / 60:.1f} of {self.train_minutes:g} minutes left"
+            self.print_to_log_file(line)
+        return result
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         # The phantom's liver always lies on the patient's right, as in real scans: mirroring would

@@ -43,6 +43,9 @@ class FitsTheGPU:
             raise TrainingRefused(str(e)) from None
         super().__init__(plans, configuration, fold, dataset_json, device)
 
+    def environment_recipe(self) -> Dict[str, Any]:
+        return {**super().environment_recipe(), "checkpointing_mode": self.checkpointing_mode}
+
     def initialize(self) -> None:
         super().initialize()
         if self.device.type == "cuda":

@@ -59,10 +59,12 @@ def training_curves(result: TrainerResult, path: Path) -> Optional[Path]:
         for key, style in (("train_loss", "-"), ("val_loss", "--")):
             pts = [(k, epochs[k][key]) for k in e if key in epochs[k]]
             if pts:
-                ax_loss.plot(*zip(*pts), style, color=color, label=f"{fold} {key.replace('_', ' ')}")
+                # markers: a training of one epoch is one point, which a line alone does not draw
+                ax_loss.plot(*zip(*pts), style, marker="o", markersize=3, color=color,
+                             label=f"{fold} {key.replace('_', ' ')}")
         pts = [(k, float(np.mean(epochs[k]["pseudo_dice"]))) for k in e if epochs[k].get("pseudo_dice")]
         if pts:
-            ax_dice.plot(*zip(*pts), color=color, label=fold)
+            ax_dice.plot(*zip(*pts), marker="o", markersize=3, color=color, label=fold)
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"{result.name}: training and validation loss")
     ax_dice.set(xlabel="epoch", ylabel="pseudo Dice (mean over classes)", ylim=(0, 1),
                 title="validation pseudo Dice (nnU-Net's log)")
