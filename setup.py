@@ -67,10 +67,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["nnunet_dyntransnet", "nnunet_dyntransnet.conversion", "nnunet_dyntransnet.trainer_lookup",
-              "nnunet_dyntransnet.report", "nnunet_dyntransnet.plans",
-              "nnunet_dyntransnet.benchmark", "nnunet_dyntransnet.deploy",
-              "nnunet_dyntransnet.trainers"],
+    packages=["nnunet_dyntransnet", "nnunet_dyntransnet.network", "nnunet_dyntransnet.dataset_conversion",
+              "nnunet_dyntransnet.evaluation", "nnunet_dyntransnet.inference", "nnunet_dyntransnet.training",
+              "nnunet_dyntransnet.utilities", "nnunet_dyntransnet.benchmark", "nnunet_dyntransnet.trainer_lookup",
+              "nnunet_dyntransnet.plans", "nnunet_dyntransnet.trainers"],
     package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers",
                  "nnunet_dyntransnet.plans": "plans"},
     install_requires=[
@@ -83,6 +83,8 @@ setup(
         "acvl-utils>=0.2",
         "scipy>=1.10",
         "matplotlib>=3.5",
+        "nibabel>=5",  # volume_io reads NIfTI voxels a second time (SimpleITK zero-fills truncated files)
+        "tqdm>=4",  # the converters' and the phantom's progress bars
     ],
     extras_require={
         # pytest-xdist: the suite runs on two workers (pyproject.toml), one file per worker; filelock: they
@@ -95,15 +97,16 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "dyntransnet_convert_lits = nnunet_dyntransnet.conversion.cli:convert_lits_entry",
-            "dyntransnet_convert_atlas = nnunet_dyntransnet.conversion.cli:convert_atlas_entry",
-            "dyntransnet_make_phantom = nnunet_dyntransnet.phantom:main",
+            "dyntransnet_convert_lits = nnunet_dyntransnet.dataset_conversion.cli:convert_lits_entry",
+            "dyntransnet_convert_atlas = nnunet_dyntransnet.dataset_conversion.cli:convert_atlas_entry",
+            "dyntransnet_make_phantom = nnunet_dyntransnet.dataset_conversion.phantom:main",
             "dyntransnet_demo = nnunet_dyntransnet.demo:main",
             "dyntransnet_benchmark = nnunet_dyntransnet.benchmark:entry",
-            "dyntransnet_report = nnunet_dyntransnet.report.cli:main",
+            "dyntransnet_report = nnunet_dyntransnet.evaluation.cli:main",
             "dyntransnet_plan_and_preprocess = nnunet_dyntransnet.plans.cli:main",
-            "dyntransnet_export_onnx = nnunet_dyntransnet.deploy.export:main",
-            "dyntransnet_predict_onnx = nnunet_dyntransnet.deploy.predict:main",
+            "dyntransnet_export_onnx = nnunet_dyntransnet.inference.export:main",
+            "dyntransnet_predict_onnx = nnunet_dyntransnet.inference.predict:main",
+            "dyntransnet_protocol = nnunet_dyntransnet.training.protocol:main",
         ]
     },
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},

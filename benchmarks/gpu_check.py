@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from nnunet_dyntransnet import benchmark
-from nnunet_dyntransnet.attention import DynamicBiasAttention, attention_with_key_bias
+from nnunet_dyntransnet.network.attention import DynamicBiasAttention, attention_with_key_bias
 from nnunet_dyntransnet.network import DynTransNet
 
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else ".")

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nnunet_dyntransnet.evaluation import CLASSES
+from nnunet_dyntransnet.evaluation.threshold_baseline import CLASSES
 
 DATASET_ID = 990
 DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
@@ -123,7 +123,7 @@ def _progress_figure(fold_dir: Path, trainer: str, path: Path) -> None:
     training of one epoch shows)."""
     from types import SimpleNamespace
 
-    from nnunet_dyntransnet.report.figures import training_curves
+    from nnunet_dyntransnet.evaluation.figures import training_curves
 
     logs = sorted(fold_dir.glob("training_log_*.txt"))
     if logs:
@@ -167,10 +167,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
          f"nnUNet_results={env['nnUNet_results']}")
     raw = Path(env["nnUNet_raw"]) / DATASET
 
-    from nnunet_dyntransnet.evaluation import ThresholdBaseline, evaluate_cases, summarize
-    from nnunet_dyntransnet.phantom import write_phantom_dataset
-    from nnunet_dyntransnet.scheduling import epoch_times
-    from nnunet_dyntransnet.staging import staged_folder
+    from nnunet_dyntransnet.evaluation.threshold_baseline import ThresholdBaseline, evaluate_cases, summarize
+    from nnunet_dyntransnet.dataset_conversion.phantom import write_phantom_dataset
+    from nnunet_dyntransnet.training.scheduling import epoch_times
+    from nnunet_dyntransnet.utilities.staging import staged_folder
 
     if raw.is_dir():
         _log(f"reusing the phantom in {raw}")

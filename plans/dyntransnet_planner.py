@@ -3,8 +3,8 @@
 nnU-Net's ``ExperimentPlanner`` shrinks the patch until the network's
 ``compute_conv_feature_map_size`` fits a reference value scaled to the GPU-memory target,
 then spends what is left on batch size. This planner keeps all of that and changes one
-thing: the estimate is DynTransNet's (its blocks' own counts, :mod:`nnunet_dyntransnet.memory_model`,
-which include the transformer stages), in the units of nnU-Net's default U-Net, against the default planner's
+thing: the estimate is DynTransNet's (its blocks' own counts, :mod:`nnunet_dyntransnet.network.units`,
+which include the transformer stages; :mod:`nnunet_dyntransnet.network.units`), in the units of nnU-Net's default U-Net, against the default planner's
 reference (8 GB for its U-Net). So a DynTransNet plan for 8 GB asks for about the memory
 nnU-Net's default plan asks for its own network.
 
@@ -16,13 +16,17 @@ reuse them; ``3d_lowres`` depends on the patch size and gets its own.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from types import SimpleNamespace
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
-from nnunet_dyntransnet.memory_model import plan_feature_map_size
+from nnunet_dyntransnet.network import DynTransNet
 
-__all__ = ["PRESETS", "plans_name_for", "DynTransNetPlanner", "smallest_possible_target", "smallest_target_for"]
+
+__all__ = ["PRESETS", "plans_name_for", "plan_feature_map_size", "DynTransNetPlanner", "smallest_possible_target",
+           "smallest_target_for"]
 
 # GPU-memory target (GB) -> plans name, as nnU-Net names its ResEnc presets
 PRESETS: Dict[float, str] = {8: "nnUNetDynTransNetMPlans", 24: "nnUNetDynTransNetLPlans", 40: "nnUNetDynTransNetXLPlans"}
@@ -34,6 +38,17 @@ def plans_name_for(gpu_memory_target_in_gb: float) -> str:
         raise ValueError(f"the GPU memory target must be a positive number of GB, got {gpu_memory_target_in_gb}; "
                          f"presets: 8 (M), 24 (L), 40 (XL)")
     return PRESETS.get(gpu_memory_target_in_gb, f"nnUNetDynTransNetPlans_{gpu_memory_target_in_gb:g}G")
+
+
+def plan_feature_map_size(patch_size: Sequence[int], input_channels: int, output_channels: int,
+                          arch_kwargs: Mapping[str, Any], network_options: Mapping[str, Any]) -> int:
+    """``compute_conv_feature_map_size`` of the DynTransNet built from a U-Net plan's ``arch_kwargs`` with
+    ``network_options`` (a trainer's), at ``patch_size``. The network is built on the meta device: no
+    memory, no initialisation cost, the same modules (so the same count) as the trained one."""
+    plan = SimpleNamespace(patch_size=patch_size, network_arch_init_kwargs=arch_kwargs)  # a ConfigurationManager's view
+    with torch.device("meta"):
+        net = DynTransNet.from_plan(plan, input_channels, output_channels, **network_options)
+    return net.compute_conv_feature_map_size(patch_size)
 
 
 class DynTransNetPlanner(ExperimentPlanner):

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_dyntransnet import staging
-from nnunet_dyntransnet.conversion.cli import convert_lits_entry
-from nnunet_dyntransnet.report import cli as report_cli
+from nnunet_dyntransnet.utilities import staging
+from nnunet_dyntransnet.dataset_conversion.cli import convert_lits_entry
+from nnunet_dyntransnet.evaluation import cli as report_cli
 
 SHAPE = (6, 12, 14)
 
@@ -160,9 +160,9 @@ def test_sigterm_cleans_up_the_staging_folder(tmp_path, command):
         preds, labels = tmp_path / "pred", tmp_path / "labels"
         _write(preds / "c.nii.gz", _label())
         _write(labels / "c.nii.gz", _label())
-        code = ("import sys, time; from nnunet_dyntransnet.report import results as r; "
+        code = ("import sys, time; from nnunet_dyntransnet.evaluation import results as r; "
                 "r.score_cases = lambda *a, **k: time.sleep(120); "
-                "from nnunet_dyntransnet.report.cli import main; sys.exit(main(sys.argv[1:]))")
+                "from nnunet_dyntransnet.evaluation.cli import main; sys.exit(main(sys.argv[1:]))")
         argv = [sys.executable, "-c", code, str(preds), "--labels", str(labels), "--out", str(tmp_path / "r"), "-np", "1"]
         parent = tmp_path
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -116,8 +116,8 @@ def test_predict(workspace, predicted):
 def test_onnx_export_and_predict_agree_with_nnunet(workspace, trained_3d, predicted, tmp_path, monkeypatch, capsys):
     """dyntransnet_export_onnx, then dyntransnet_predict_onnx with nothing but the model and its sidecar (no
     nnUNet_results): the same labels as nnUNetv2_predict (>= 99.9% of voxels), the same geometry; then bad input."""
-    from nnunet_dyntransnet.deploy.export import main as export_main
-    from nnunet_dyntransnet.deploy.predict import main as predict_main
+    from nnunet_dyntransnet.inference.export import main as export_main
+    from nnunet_dyntransnet.inference.predict import main as predict_main
 
     base, raw, env = workspace
     for key, value in env.items():
@@ -177,7 +177,7 @@ def test_onnx_export_and_predict_agree_with_nnunet(workspace, trained_3d, predic
 def test_onnx_export_and_predict_of_a_2d_model_agree_with_nnunet(workspace, trained_2d, tmp_path, monkeypatch):
     """Issue 18, case 10: every 2d export was refused ("fixed batch size (1)"); a 2d model exports with a dynamic
     batch and predicts the volumes slice by slice as nnUNetv2_predict -c 2d does."""
-    from nnunet_dyntransnet.deploy.export import main as export_main
+    from nnunet_dyntransnet.inference.export import main as export_main
 
     base, raw, env = workspace
     for key, value in env.items():
@@ -214,7 +214,7 @@ def test_report_on_a_trained_fold(workspace, trained_3d, tmp_path):
     figures = tmp_path / "report" / "figures"
     assert (figures / f"training_curves_{TRAINER}.png").is_file()
     assert (figures / f"overlays_{TRAINER}.png").is_file()
-    from nnunet_dyntransnet.report.results import read_training_log
+    from nnunet_dyntransnet.evaluation.results import read_training_log
 
     epochs = read_training_log(sorted(fold.glob("training_log_*.txt")))
     assert sorted(epochs) == [0, 1] and all({"train_loss", "val_loss", "pseudo_dice"} <= set(v) for v in epochs.values())

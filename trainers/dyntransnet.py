@@ -21,7 +21,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_dyntransnet.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
+from nnunet_dyntransnet.training.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
                                         free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
@@ -109,7 +109,7 @@ class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
 
 class nnUNetTrainerDynTransNet_SelectiveCheckpointed(nnUNetTrainerDynTransNet):
     """The same network and recipe with selective activation checkpointing in every transformer block
-    (``nnunet_dyntransnet.checkpointing``): the cheap operations are recomputed in backward, the matmuls' and
+    (``nnunet_dyntransnet.network.checkpointing``): the cheap operations are recomputed in backward, the matmuls' and
     attention's outputs kept; the blocks keep about half, for a few percent of time (README). The fit-to-GPU
     decision can still add full checkpointing at the highest resolution."""
 

@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence
 import torch
 import torch.nn.functional as F
 
-from nnunet_dyntransnet.attention import attention_with_key_bias
+from nnunet_dyntransnet.network.attention import attention_with_key_bias
 
 __all__ = ["stage_attention_shapes", "time_attention", "attention_bias_cost"]
 

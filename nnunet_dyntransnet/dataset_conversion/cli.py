@@ -1,0 +1,86 @@
+"""Console commands ``dyntransnet_convert_lits`` and ``dyntransnet_convert_atlas``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from nnunet_dyntransnet.dataset_conversion.layouts import find_atlas_cases, find_lits_cases
+from nnunet_dyntransnet.dataset_conversion.raw_dataset import Case, ConversionError, write_raw_dataset
+from nnunet_dyntransnet.utilities.staging import exit_code_of
+
+__all__ = ["convert_lits_entry", "convert_atlas_entry"]
+
+DATASETS = {
+    "lits": dict(
+        finder=find_lits_cases, default_id=501, name="LiTS", channel="CT",
+        description="Liver Tumor Segmentation benchmark (LiTS): contrast-enhanced abdominal CT, liver and tumor labels",
+        reference="Bilic et al., The Liver Tumor Segmentation Benchmark (LiTS), Med. Image Anal. 84 (2023) 102680",
+        license="CC BY-NC-ND 4.0",
+    ),
+    "atlas": dict(
+        finder=find_atlas_cases, default_id=502, name="ATLAS", channel="MRI",
+        description="ATLAS: contrast-enhanced T1 liver MRI of HCC patients, liver and tumor labels",
+        reference="Quinton et al., A Tumour and Liver Automatic Segmentation (ATLAS) Dataset, Data 8 (2023) 79",
+        license="CC BY-NC-SA 4.0",
+    ),
+}
+
+
+def _main(kind: str, argv: Optional[Sequence[str]]) -> int:
+    spec = DATASETS[kind]
+    parser = argparse.ArgumentParser(
+        prog=f"dyntransnet_convert_{kind}",
+        description=f"Convert {spec['name']} to nnU-Net's raw format in $nnUNet_raw/DatasetNNN_{spec['name']}.",
+    )
+    parser.add_argument("src", type=Path, help="the release folder as downloaded (see the README)")
+    parser.add_argument("-d", type=int, default=spec["default_id"], help=f"dataset id (default {spec['default_id']})")
+    parser.add_argument("-np", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--regions", action="store_true",
+                        help="label the dataset as regions liver={1,2}, tumor={2} (sigmoid outputs, as the paper)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace an existing DatasetNNN_{spec['name']} (the new one is complete before the old "
+                             f"one is deleted)")
+    parser.add_argument("--replace_other_name", action="store_true",
+                        help="with --overwrite: also replace a dataset with the same id and another name")
+    args = parser.parse_args(argv)
+    if args.replace_other_name and not args.overwrite:
+        parser.error("--replace_other_name only works together with --overwrite")
+    try:
+        training, test, layout = spec["finder"](args.src)
+        print(f"{args.src}: {layout} layout, {len(training)} training and {len(test)} test cases")
+        for folder, counts in _cases_per_folder(args.src, training, test).items():
+            print(f"  {folder}: {counts[0]} training, {counts[1]} test")
+        target = write_raw_dataset(
+            training, test, args.d, spec["name"], spec["channel"], regions=args.regions, overwrite=args.overwrite,
+            replace_other_name=args.replace_other_name, num_processes=args.np, description=spec["description"],
+            reference=spec["reference"], license=spec["license"],
+        )
+    except ConversionError as e:
+        print(f"dyntransnet_convert_{kind}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"dyntransnet_convert_{kind}: {e or 'interrupted'}; nothing was written", file=sys.stderr)
+        return exit_code_of(e)
+    print(f"wrote {target}\nnext: nnUNetv2_plan_and_preprocess -d {args.d} --verify_dataset_integrity")
+    return 0
+
+
+def _cases_per_folder(src: Path, training: Sequence[Case], test: Sequence[Case]) -> Dict[str, List[int]]:
+    """source folder (relative to ``src``) -> [training cases, test cases] found there."""
+    counts: Dict[str, List[int]] = {}
+    for column, cases in enumerate((training, test)):
+        for case in cases:
+            folder = os.path.relpath(case.image.parent, src)
+            counts.setdefault(folder, [0, 0])[column] += 1
+    return dict(sorted(counts.items()))
+
+
+def convert_lits_entry(argv: Optional[Sequence[str]] = None) -> int:
+    return _main("lits", argv)
+
+
+def convert_atlas_entry(argv: Optional[Sequence[str]] = None) -> int:
+    return _main("atlas", argv)

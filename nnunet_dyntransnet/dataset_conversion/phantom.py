@@ -1,0 +1,205 @@
+"""Synthetic liver phantom: CT-like (HU) or MRI-like volumes with liver and tumor labels.
+
+Made so that intensity alone does not solve it: the spleen and kidneys share the liver's
+intensity, stomach and bowel contents look like hypodense tumors, enhanced vessels like
+hyperdense ones; livers are lobulated, tumors vary in number (zero included), size,
+contrast and texture; images carry noise, a smooth bias field and anisotropic spacing.
+Every case is reproducible from ``(seed, index)``.
+
+    dyntransnet_make_phantom [-d 990] [-n 40] [--test 8] [--modality ct|mr] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["PhantomSpec", "make_case", "write_phantom_dataset", "main"]
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Grid and look of the phantom.
+
+    Attributes:
+        shape: voxels (z, y, x).
+        spacing: mm (z, y, x); z is thicker, as in clinical scans.
+        modality: ``"ct"`` (Hounsfield units) or ``"mr"`` (arbitrary units, strong bias field).
+    """
+
+    shape: Tuple[int, int, int] = (32, 64, 64)
+    spacing: Tuple[float, float, float] = (5.0, 4.0, 4.0)
+    modality: str = "ct"
+
+
+# mean intensity of each tissue: (ct HU, mr a.u.)
+TISSUE = {
+    "air": (-1000.0, 0.0), "fat": (-100.0, 900.0), "muscle": (40.0, 350.0), "liver": (110.0, 600.0),
+    "spleen": (115.0, 610.0), "kidney": (105.0, 580.0), "vessel": (170.0, 850.0), "fluid": (10.0, 250.0),
+    "bone": (500.0, 150.0),
+}
+
+
+def _smooth_field(rng: np.random.Generator, shape, cycles=(2, 3, 3), waves: int = 8) -> np.ndarray:
+    """Zero-mean, unit-std random field: a sum of plane waves of at most ``cycles`` periods per axis."""
+    axes = [np.linspace(-np.pi, np.pi, n, dtype=np.float32) for n in shape]
+    grid = np.ix_(*axes)
+    field = np.zeros(shape, np.float32)
+    for _ in range(waves):
+        freq = [rng.uniform(-c, c) for c in cycles]
+        field += np.cos(sum(f * g for f, g in zip(freq, grid)) + rng.uniform(0, 2 * np.pi))
+    return (field - field.mean()) / (field.std() + 1e-8)
+
+
+def _ellipsoid(coords, center, radii, noise: Optional[np.ndarray] = None, wobble: float = 0.0) -> np.ndarray:
+    d = sum(((c - m) / r) ** 2 for c, m, r in zip(coords, center, radii))
+    if noise is not None:
+        d = d + wobble * noise
+    return d < 1
+
+
+def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.ndarray]:
+    """One phantom case: ``image`` float32 and ``label`` uint8 (0 background, 1 liver, 2 tumor), both (z, y, x)."""
+    rng = np.random.default_rng([seed, index])
+    col = 0 if spec.modality == "ct" else 1
+    shape = spec.shape
+    # coordinates in mm, origin at the volume centre
+    coords = np.meshgrid(*[(np.arange(n) - n / 2 + 0.5) * s for n, s in zip(shape, spec.spacing)], indexing="ij")
+    z, y, x = coords
+    ext = [n * s / 2 for n, s in zip(shape, spec.spacing)]  # half extents (mm)
+    tissue = np.full(shape, TISSUE["air"][col], dtype=np.float32)
+
+    body = _ellipsoid((y, x), (0, 0), (ext[1] * rng.uniform(0.78, 0.9), ext[2] * rng.uniform(0.85, 0.95)))
+    body = np.broadcast_to(body, shape)
+    tissue[body] = TISSUE["fat"][col]
+    inner = np.broadcast_to(_ellipsoid((y, x), (0, 0), (ext[1] * 0.72, ext[2] * 0.82)), shape)
+    tissue[inner] = TISSUE["muscle"][col]
+
+    # liver: a few overlapping ellipsoids on the patient's right (image left), with a lobulated edge
+    lobes = np.zeros(shape, bool)
+    cy, cx = rng.uniform(-0.15, 0.05) * ext[1], rng.uniform(-0.45, -0.3) * ext[2]
+    for _ in range(rng.integers(2, 5)):
+        center = (rng.uniform(-0.2, 0.2) * ext[0], cy + rng.uniform(-0.15, 0.15) * ext[1],
+                  cx + rng.uniform(-0.15, 0.2) * ext[2])
+        radii = (rng.uniform(0.55, 0.8) * ext[0], rng.uniform(0.33, 0.5) * ext[1], rng.uniform(0.28, 0.42) * ext[2])
+        lobes |= _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (2.5, 4, 4)), 0.35)
+    liver = lobes & inner
+
+    # organs that look like liver, and fluid that looks like a hypodense tumor
+    spleen = _ellipsoid(coords, (rng.uniform(-0.2, 0.2) * ext[0], rng.uniform(0.0, 0.3) * ext[1], rng.uniform(0.45, 0.6) * ext[2]),
+                        (rng.uniform(0.3, 0.5) * ext[0], rng.uniform(0.15, 0.25) * ext[1], rng.uniform(0.1, 0.16) * ext[2]),
+                        _smooth_field(rng, shape), 0.3) & inner & ~liver
+    kidneys = np.zeros(shape, bool)
+    for side in (-1, 1):
+        kidneys |= _ellipsoid(coords, (rng.uniform(-0.4, 0.1) * ext[0], 0.45 * ext[1], side * 0.33 * ext[2]),
+                              (0.3 * ext[0], rng.uniform(0.12, 0.16) * ext[1], rng.uniform(0.08, 0.11) * ext[2]))
+    kidneys &= inner & ~liver
+    stomach = _ellipsoid(coords, (rng.uniform(0.0, 0.3) * ext[0], rng.uniform(-0.35, -0.15) * ext[1], rng.uniform(0.1, 0.35) * ext[2]),
+                         (0.35 * ext[0], rng.uniform(0.1, 0.2) * ext[1], rng.uniform(0.1, 0.2) * ext[2]),
+                         _smooth_field(rng, shape), 0.4) & inner & ~liver & ~spleen
+    aorta = np.broadcast_to(_ellipsoid((y, x), (0.3 * ext[1], 0.05 * ext[2]), (7.0, 7.0)), shape) & inner
+    spine = np.broadcast_to(_ellipsoid((y, x), (0.55 * ext[1], 0.0), (14.0, 14.0)), shape) & body
+    tissue[spleen] = TISSUE["spleen"][col]
+    tissue[kidneys] = TISSUE["kidney"][col]
+    tissue[stomach] = TISSUE["fluid"][col]
+    tissue[spine] = TISSUE["bone"][col]
+    tissue[aorta] = TISSUE["vessel"][col]
+    tissue[liver] = TISSUE["liver"][col]
+
+    # vessels inside the liver: bright tubes, part of the liver label
+    for _ in range(rng.integers(1, 4)):
+        start = np.array([rng.uniform(-0.3, 0.3) * ext[0], cy, cx])
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        rel = np.stack([z - start[0], y - start[1], x - start[2]])
+        along = np.tensordot(direction, rel, axes=1)
+        dist = np.sqrt(np.maximum((rel ** 2).sum(0) - along ** 2, 0))
+        tissue[(dist < rng.uniform(2.5, 4.5)) & (np.abs(along) < 40) & liver] = TISSUE["vessel"][col]
+
+    # tumors: 0 to 4, each hypo- or hyperdense, with its own texture
+    label = liver.astype(np.uint8)
+    liver_std = 0.12 * abs(TISSUE["liver"][col] - TISSUE["fat"][col])
+    n_tumors = rng.choice([0, 1, 1, 2, 2, 3, 4])
+    candidates = np.argwhere(ndimage.binary_erosion(liver, iterations=2))
+    for _ in range(n_tumors if len(candidates) else 0):
+        center = candidates[rng.integers(len(candidates))] - np.array(shape) / 2 + 0.5
+        center = center * np.array(spec.spacing)
+        radius = rng.uniform(10.0, 26.0)
+        radii = radius * rng.uniform(0.75, 1.25, size=3)
+        tumor = _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (3, 5, 5)), 0.3) & liver
+        sign = rng.choice([-1.0, 1.0])
+        contrast = sign * rng.uniform(2.5, 5.0) * liver_std
+        texture = rng.uniform(0.2, 0.6) * liver_std * _smooth_field(rng, shape, (5, 9, 9))
+        tissue[tumor] = TISSUE["liver"][col] + contrast + texture[tumor]
+        label[tumor] = 2
+
+    # acquisition: blur, noise and a smooth bias field
+    image = ndimage.gaussian_filter(tissue, sigma=(0.5, 0.7, 0.7))
+    if spec.modality == "ct":
+        image = image + 15.0 * _smooth_field(rng, shape, (1, 1.5, 1.5)) * body
+        image = image + rng.normal(0, rng.uniform(12, 22), shape)
+    else:
+        image = image * (1 + 0.25 * _smooth_field(rng, shape, (1, 1.5, 1.5)))
+        image = np.abs(image + rng.normal(0, rng.uniform(20, 40), shape))
+    return image.astype(np.float32), label
+
+
+def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int = 8, modality: str = "ct",
+                          seed: int = 0, spec: Optional[PhantomSpec] = None, overwrite: bool = False,
+                          replace_other_name: bool = False):
+    """Write ``$nnUNet_raw/DatasetNNN_LiverPhantomCT`` (or ``MR``), with held-out labels in ``labelsTs``."""
+    import SimpleITK as sitk
+    from tqdm import tqdm
+
+    from nnunet_dyntransnet.dataset_conversion.raw_dataset import dataset_folder_name, staged_dataset, write_dataset_json
+
+    spec = spec or PhantomSpec(modality=modality)
+    name = f"LiverPhantom{spec.modality.upper()}"
+    folder_name = dataset_folder_name(dataset_id, name)
+    with staged_dataset(dataset_id, name, overwrite, replace_other_name=replace_other_name) as staging:
+        (staging / "labelsTs").mkdir()
+        for i in tqdm(range(n_train + n_test), desc="phantom", unit="case"):
+            image, label = make_case(spec, seed, i)
+            split = "Tr" if i < n_train else "Ts"
+            for array, folder, suffix in ((image, f"images{split}", "_0000"), (label, f"labels{split}", "")):
+                img = sitk.GetImageFromArray(array)
+                img.SetSpacing(tuple(float(s) for s in spec.spacing[::-1]))
+                sitk.WriteImage(img, str(staging / folder / f"phantom_{i:03d}{suffix}.nii.gz"), useCompression=True)
+        write_dataset_json(staging, folder_name, "CT" if spec.modality == "ct" else "MRI", n_train, False,
+                           description=f"synthetic liver phantom ({spec.modality}), seed {seed}", license="CC0")
+    return staging.parent / folder_name
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from nnunet_dyntransnet.dataset_conversion.raw_dataset import ConversionError
+    from nnunet_dyntransnet.utilities.staging import exit_code_of
+
+    parser = argparse.ArgumentParser(prog="dyntransnet_make_phantom", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-d", type=int, default=990, help="dataset id (default 990)")
+    parser.add_argument("-n", type=int, default=40, help="training cases (default 40)")
+    parser.add_argument("--test", type=int, default=8, help="held-out cases with labels in labelsTs (default 8)")
+    parser.add_argument("--modality", choices=("ct", "mr"), default="ct")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing phantom with the same id")
+    parser.add_argument("--replace_other_name", action="store_true",
+                        help="with --overwrite: also replace a dataset with the same id and another name")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.test < 0:
+        parser.error(f"-n must be >= 1 and --test >= 0, got -n {args.n} --test {args.test}")
+    if args.replace_other_name and not args.overwrite:
+        parser.error("--replace_other_name only works together with --overwrite")
+    try:
+        target = write_phantom_dataset(args.d, args.n, args.test, args.modality, args.seed, overwrite=args.overwrite,
+                                       replace_other_name=args.replace_other_name)
+    except ConversionError as e:
+        print(f"dyntransnet_make_phantom: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"dyntransnet_make_phantom: {e or 'interrupted'}; nothing was written", file=sys.stderr)
+        return exit_code_of(e)
+    print(f"wrote {target}")
+    return 0

@@ -1,0 +1,221 @@
+"""``dyntransnet_report RESULTS... [--out DIR] [--baseline NAME]``: one report for several trainers.
+
+Writes, into ``--out`` (default ``./dyntransnet_report``):
+
+* ``report.md``: tables in the layout of the paper's Tables 2 to 5, every metric with its
+  statistics, how empty labels count, Dice per fold, and the figures;
+* ``metrics_per_case.csv``: one row per trainer, case and class;
+* ``summary.json``: the per-case values and every statistic;
+* ``figures/``: Dice box plots, training curves per trainer, best / median / worst overlays.
+
+The folder is written beside the target and renamed into place at the end, so a failed run
+leaves nothing behind; an existing report is replaced only with ``--overwrite``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from nnunet_dyntransnet.evaluation.metrics import METRICS, REPORT_CLASSES
+
+__all__ = ["main", "build_report"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dyntransnet_report", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    p.add_argument("results", nargs="+", metavar="[NAME=]RESULTS",
+                   help="nnU-Net trainer folders (Trainer__Plans__Config, all folds found), fold_N folders, or "
+                        "folders of predictions (with --labels); a folder whose name holds '=' is passed as ./x=y")
+    p.add_argument("--out", type=Path, default=Path("dyntransnet_report"), help="output folder (default ./dyntransnet_report)")
+    p.add_argument("--baseline", default=None,
+                   help="the trainer the p-values compare against (default: the first RESULTS)")
+    p.add_argument("--labels", type=Path, default=None,
+                   help="reference labels (default: nnUNet_preprocessed/DatasetXXX/gt_segmentations, else "
+                        "nnUNet_raw/DatasetXXX/labelsTr)")
+    p.add_argument("--images", type=Path, default=None,
+                   help="images for the overlays, named CASE_0000.ext (default: nnUNet_raw/DatasetXXX/imagesTr)")
+    p.add_argument("--title", default="DynTransNet results")
+    p.add_argument("-np", type=int, default=max(1, min(4, os.cpu_count() or 1)), dest="processes",
+                   help="processes that score cases (default: min(4, CPUs))")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous report in --out (never a folder that holds anything else, nor an input)")
+    p.add_argument("--benchmark", type=Path, default=None, metavar="JSON",
+                   help="a dyntransnet_benchmark --out JSON: adds parameters, training step and peak memory (ratios "
+                        "against nnU-Net's U-Net) to the Tables 4/5 layout")
+    p.add_argument("--chill", action="store_true",
+                   help="score a partial folder instead of failing when expected cases have no prediction (as "
+                        "nnUNetv2_evaluate_folder's --chill); the report lists how many are missing")
+    return p
+
+
+def _write_csv(scores, folds, path: Path):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["trainer", "fold", "case", "class", *METRICS, "n_ref", "n_pred"])
+        for trainer, per_case in scores.items():
+            for case, classes in sorted(per_case.items()):
+                for cls in REPORT_CLASSES:
+                    m = classes[cls]
+                    w.writerow([trainer, folds[trainer][case], case, cls] +
+                               ["" if m[k] is None else f"{m[k]:.6g}" for k in METRICS] + [m["n_ref"], m["n_pred"]])
+
+
+def read_costs(path: Path, results):
+    """``{trainer: benchmark row}`` for the trainers whose network the benchmark JSON measured, and its source line.
+
+    Raises:
+        ReportError: unreadable JSON, not a benchmark result, none of ``results``' trainers trains a measured
+            network, or a trainer's plan (configuration's patch, from its plans.json) is not the measured patch.
+    """
+    from nnunet_dyntransnet.benchmark.networks import network_of_trainer
+    from nnunet_dyntransnet.evaluation.results import ReportError
+    from nnunet_dyntransnet.trainer_search_path import find_trainer_class
+
+    try:
+        bench = json.loads(Path(path).read_text())
+        rows = {r["network"]: r for r in bench["results"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReportError(f"--benchmark {path}: not a dyntransnet_benchmark --out JSON ({type(e).__name__}: {e})") from None
+    names = [r.name for r in results]
+    measured = list(bench.get("patch_size", []))
+    for r in results:
+        plan = r.planned_patch()
+        if plan is not None and measured and plan[1] != measured:
+            raise ReportError(f"--benchmark {path} measured patch {'x'.join(map(str, measured))}, but {r.name} trained "
+                              f"{plan[0]} with patch {'x'.join(map(str, plan[1]))}; its costs would not be this "
+                              f"training's. Benchmark this plan "
+                              f"(dyntransnet_benchmark --plan TRAINER_FOLDER/plans.json -c CONFIG, or --patch "
+                              f"{'x'.join(map(str, plan[1]))})")
+    costs = {}
+    for name in names:
+        cls = find_trainer_class(name)
+        network = network_of_trainer(cls) if cls is not None else None
+        if network in rows:
+            costs[name] = {**rows[network], "network": network}
+    if not costs:
+        raise ReportError(f"--benchmark {path} measured {', '.join(rows)}, but none of this report's trainers "
+                          f"({', '.join(names)}) trains one of those networks; pass the benchmark of these trainers")
+    source = (f"{bench.get('device_name', '?')}, patch {'x'.join(map(str, bench.get('patch_size', [])))}, batch "
+              f"{bench.get('batch_size', '?')}, {bench.get('dtype', '')}")
+    return costs, source
+
+
+def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,
+                 processes: int = 1, costs=None) -> Path:
+    """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``; returns report.md."""
+    from nnunet_dyntransnet.evaluation import figures
+    from nnunet_dyntransnet.evaluation.results import ReportError, score_cases
+    from nnunet_dyntransnet.evaluation.tables import anchor_metrics, markdown_report, trainer_statistics
+
+    names = [r.name for r in results]
+    baseline = baseline or names[0]
+    if baseline not in names:
+        raise ReportError(f"--baseline {baseline} is none of the results ({', '.join(names)})")
+    scores = {}
+    for r in results:
+        print(f"scoring {len(r.predictions)} cases of {r.name} against {r.labels}", flush=True)
+        scores[r.name] = score_cases(r, processes)
+    folds = {r.name: r.folds for r in results}
+    stats = trainer_statistics(scores, baseline if len(results) > 1 else None)
+    (out / "figures").mkdir(parents=True)
+    made = [figures.box_plots(scores, out / "figures" / "dice_boxplots.png")]
+    for r in results:
+        made.append(figures.training_curves(r, out / "figures" / f"training_curves_{r.name}.png"))
+        image_dir = images or (Path(os.environ["nnUNet_raw"]) / r.dataset / "imagesTr"
+                               if r.dataset and os.environ.get("nnUNet_raw") else None)
+        shown = figures.overlays(r, scores[r.name], image_dir, out / "figures" / f"overlays_{r.name}.png") \
+            if image_dir is not None else None
+        if shown is None:
+            print(f"no overlays for {r.name}: images not found (pass --images DIR with CASE_0000 files)", flush=True)
+        made.append(shown)
+    figure_names = [str(p.relative_to(out)) for p in made if p is not None]
+    all_cases = sorted(set().union(*(s.keys() for s in scores.values())))
+    context = [
+        f"{len(all_cases)} cases; references from {', '.join(sorted({str(r.labels) for r in results}))}.",
+        "Classes: liver = label 1, tumor = label 2, whole liver = labels 1 and 2. Dice, precision and recall as in "
+        "the paper (section 4.2), in percent; HD95 and ASD (average symmetric surface distance) in mm at each "
+        "case's own voxel spacing.",
+        f"Baseline for the p-values: {baseline}. Tests are paired by case: a trainer and the baseline are compared "
+        f"over the cases both predicted and for which both have the metric defined (n pairs).",
+    ]
+    missing = {r.name: r.missing for r in results}
+    if any(missing.values()):
+        context.append("Partial results (--chill): " + "; ".join(
+            f"{name} has no prediction for {len(cases)} expected case(s) ({', '.join(cases[:5])}"
+            f"{', ...' if len(cases) > 5 else ''})" for name, cases in missing.items() if cases) +
+            ". Means and tests cover the predicted cases only.")
+    anchors = {name: anchor_metrics(per_case) for name, per_case in scores.items()}
+    costs, costs_source = costs or (None, "")
+    (out / "report.md").write_text(markdown_report(scores, stats, baseline if len(results) > 1 else None, folds,
+                                                   title, context, figure_names, missing, anchors, costs,
+                                                   costs_source))
+    _write_csv(scores, folds, out / "metrics_per_case.csv")
+    (out / "summary.json").write_text(json.dumps(
+        {"baseline": baseline, "classes": {k: list(v) for k, v in REPORT_CLASSES.items()},
+         "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing, "statistics": stats,
+         "anchors": anchors, "costs": costs,
+         "per_case": scores}, indent=1))
+    return out / "report.md"
+
+
+REPORT_MARKER = ".dyntransnet_report"  # written into every report, so --overwrite knows what it may replace
+REPORT_ENTRIES = {"report.md", "summary.json", "metrics_per_case.csv", "figures", REPORT_MARKER}
+
+
+def _report_entries(folder: Path) -> Optional[set]:
+    """What this command wrote into ``folder``, or None if it is no report (reports made before the marker
+    existed are recognised by their report.md and summary.json)."""
+    if (folder / REPORT_MARKER).is_file():
+        return REPORT_ENTRIES
+    try:
+        is_report = "per_case" in json.loads((folder / "summary.json").read_text()) and (folder / "report.md").is_file()
+    except (OSError, ValueError):
+        return None
+    return REPORT_ENTRIES if is_report else None
+
+
+def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> List[Path]:
+    """Refuse an --out that would replace user data (the rule of :func:`staging.check_output_folder`, with
+    the report's inputs protected); returns what the report replaces."""
+    from nnunet_dyntransnet.evaluation.results import ReportError
+    from nnunet_dyntransnet.utilities.staging import check_output_folder, protected_folders
+
+    inputs = [(p, f"read by this report ({r.name})") for r in results for p in r.inputs()]
+    if images:
+        inputs.append((images, "read by this report (--images)"))
+    protected = protected_folders(inputs, [r.dataset for r in results if r.dataset])
+    return check_output_folder(out, protected, REPORT_MARKER, overwrite, option="--out", error=ReportError,
+                               owned=_report_entries)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from nnunet_dyntransnet.evaluation.results import ReportError, find_results
+    from nnunet_dyntransnet.utilities.staging import StagingError, exit_code_of, remove_stale_staging, staged_folder
+
+    args = _parser().parse_args(argv)
+    out = args.out.resolve()
+    try:
+        results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
+        costs = read_costs(args.benchmark, results) if args.benchmark else None
+        remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
+        replace = check_out(out, results, args.images, args.overwrite)
+        with staged_folder(out, replace=replace, tag="report") as staging:
+            build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs)
+            (staging / REPORT_MARKER).write_text("written by dyntransnet_report; --overwrite may replace this folder\n")
+    except (ReportError, StagingError) as e:
+        print(f"dyntransnet_report: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"dyntransnet_report: {e or 'interrupted'}; no report was written", file=sys.stderr)
+        return exit_code_of(e)
+    print(f"report written to {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

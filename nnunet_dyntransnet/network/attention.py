@@ -1,0 +1,171 @@
+"""Dynamic Multi-Head Self-Attention (D-MSA), paper section 3.1.1.
+
+Per head h::
+
+    A_h = softmax(Q_h K_h^T / sqrt(d_h) + Delta_h) V_h,   Delta_h = ReLU(X W_d^h + b_d^h)
+
+``W_d^h`` is read as a ``C x 1`` projection, so ``Delta_h`` is one input-dependent bias per
+*key* token, broadcast over the queries (see ``../shared/notes/design.md``, section 1). A
+bias per query would cancel in the softmax; a full ``N x N`` bias would tie the weights to
+one token count.
+
+The fused path folds the bias into the dot product, so that the fastest kernels
+(FlashAttention, which takes no mask) still apply:
+``q' = [q, sqrt(d)]``, ``k' = [k, Delta]`` gives ``q'.k' / sqrt(d) = q.k / sqrt(d) + Delta``
+(head dim padded with zeros to a multiple of 8). Passing ``Delta`` as a broadcast float
+``attn_mask`` instead was 3.5x slower than plain attention on an H200 and materialised an
+``N x N`` gradient for it (``benchmarks/results/h200_2026-11-27``).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnunet_dyntransnet.network.rotary import apply_rotary
+
+__all__ = ["DynamicBiasAttention", "PlainSelfAttention", "ATTENTIONS", "attention_with_key_bias", "folded_width"]
+
+
+def folded_width(head_dim: int) -> int:
+    """Head dim of the folded q', k', v': ``head_dim + 1`` rounded up to a multiple of 8 (flash kernels want one)."""
+    return -(-(head_dim + 1) // 8) * 8
+
+
+def attention_with_key_bias(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor], dropout_p: float = 0.0
+) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d) + bias) v`` through ``scaled_dot_product_attention``, bias folded into ``q . k``.
+
+    Args:
+        q, k, v: ``(B, H, N, d)``.
+        bias: ``(B, H, 1, N)``, one value per key, or None.
+    """
+    if bias is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    d = q.shape[-1]
+    width = folded_width(d)
+    zeros = q.new_zeros(*q.shape[:-1], width - d - 1)
+    q = torch.cat((q, q.new_full((*q.shape[:-1], 1), d ** 0.5), zeros), dim=-1)
+    k = torch.cat((k, bias.transpose(-1, -2).to(k.dtype), zeros), dim=-1)
+    v = F.pad(v, (0, width - d))
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=d ** -0.5)[..., :d]
+
+
+class DynamicBiasAttention(nn.Module):
+    """Multi-head self-attention with an input-dependent additive bias per key token.
+
+    Args:
+        dim: token channels ``C``.
+        num_heads: number of heads ``H``; must divide ``dim``.
+        dynamic_bias: if False this is plain multi-head self-attention (the paper's "MSA"
+            ablation): no bias projection is built.
+        qkv_bias: whether the Q, K, V projections have a bias.
+        fused_attn: use :func:`attention_with_key_bias` (``scaled_dot_product_attention``);
+            otherwise the explicit reference path.
+        attn_drop: dropout on the attention weights (training only).
+        proj_drop: dropout after the output projection.
+
+    Shapes:
+        ``forward(x, rotary)``: ``x`` is ``(B, N, C)``; returns ``(B, N, C)``. ``rotary`` is an
+        optional ``(cos, sin)`` pair from :class:`~nnunet_dyntransnet.network.rotary.AxialRotaryEmbedding`
+        applied to queries and keys.
+
+    Example:
+        >>> attn = DynamicBiasAttention(dim=64, num_heads=2)
+        >>> attn(torch.randn(2, 512, 64)).shape
+        torch.Size([2, 512, 64])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        dynamic_bias: bool = True,
+        qkv_bias: bool = True,
+        fused_attn: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_heads < 1 or dim % num_heads != 0:
+            raise ValueError(
+                f"DynamicBiasAttention: dim={dim} must be divisible by num_heads={num_heads} "
+                f"(num_heads >= 1); choose a head count that divides the channel count."
+            )
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.fused_attn = fused_attn
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        # W_d: one output per head, i.e. C x 1 per head (the per-key reading of the paper).
+        self.bias_proj: Optional[nn.Linear] = nn.Linear(dim, num_heads) if dynamic_bias else None
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def saved_elements(self, tokens: int) -> float:
+        """Elements kept for backward per sample for ``tokens`` tokens, on the fused path (the one trained).
+
+        Per token: the qkv projection's input and the output projection's input (``C`` each), one
+        log-sum-exp per head, and q, k, v and the attention output. With the bias these are the folded,
+        padded q', k', v' and output (``H x folded_width``, 25% more than ``C`` at head dim 32) and the
+        bias itself; without it v is a view of the qkv projection's output, which it keeps whole (3 ``C``).
+        Checked against autograd's saved tensors in ``tests/test_memory_model.py``.
+        """
+        c, h = self.proj.in_features, self.num_heads
+        if self.bias_proj is not None:
+            kernel_inputs = 3 * h * folded_width(self.head_dim) + h  # q', k', v' and the bias
+        else:
+            kernel_inputs = 3 * c + 2 * c  # the qkv output (kept whole through v) and the rotated q, k
+        return float((2 * c + kernel_inputs) * tokens) + self.attention_output_elements(tokens)
+
+    def attention_output_elements(self, tokens: int) -> float:
+        """Elements of the fused attention kernel's outputs for ``tokens`` tokens (what selective checkpointing
+        keeps of it): the output, padded to the folded width with the bias, and a log-sum-exp per head."""
+        h = self.num_heads
+        width = folded_width(self.head_dim) if self.bias_proj is not None else self.head_dim
+        return float((h * width + h) * tokens)
+
+    @property
+    def dynamic_bias(self) -> bool:
+        return self.bias_proj is not None
+
+    def key_bias(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The dynamic bias ``Delta``: ``(B, N, C)`` -> ``(B, H, 1, N)``, or None for plain MSA."""
+        if self.bias_proj is None:
+            return None
+        return F.relu(self.bias_proj(x)).transpose(1, 2).unsqueeze(2)
+
+    def forward(self, x: torch.Tensor, rotary: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        bias = self.key_bias(x)
+        drop = self.attn_drop if self.training else 0.0
+        if self.fused_attn:
+            out = attention_with_key_bias(q, k, v, bias, drop)
+        else:
+            scores = (q * self.scale) @ k.transpose(-2, -1)
+            if bias is not None:
+                scores = scores + bias
+            weights = F.dropout(scores.softmax(dim=-1), p=drop)
+            out = weights @ v
+        out = out.transpose(1, 2).reshape(b, n, c)
+        return self.proj_drop(self.proj(out))
+
+
+class PlainSelfAttention(DynamicBiasAttention):
+    """Plain multi-head self-attention, the paper's "MSA" ablation: D-MSA without the bias projection."""
+
+    def __init__(self, dim: int, num_heads: int, fused_attn: bool = True, **kwargs) -> None:
+        super().__init__(dim, num_heads, dynamic_bias=False, fused_attn=fused_attn, **kwargs)
+
+
+# The attention a transformer block uses, by the name DynTransNet's ``attention`` option takes. A new
+# variant is a module with the constructor ``(dim, num_heads, fused_attn=...)``, ``forward(x, rotary)`` and
+# ``saved_elements(tokens)`` (what it keeps for backward, for the memory model), registered here.
+ATTENTIONS = {"dmsa": DynamicBiasAttention, "msa": PlainSelfAttention}

@@ -1,0 +1,107 @@
+"""DynTransNet decoder: at every level, transposed-conv upsampling -> skip fusion (FM-M) -> RM -> 1x1 head."""
+from __future__ import annotations
+
+from typing import Iterator, List, Sequence, Tuple, Type, Union
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+from torch.utils.checkpoint import checkpoint
+
+from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
+from nnunet_dyntransnet.network.stage_layout import StageLayout
+
+__all__ = ["DynTransDecoder", "FUSIONS"]
+
+FUSIONS = {"feature_mix": FeatureMix, "concat": ConcatFusion, "weighted_sum": WeightedSumFusion}
+
+
+class DynTransDecoder(nn.Module):
+    """U-Net decoder over the encoder's skips, with one segmentation head per level.
+
+    Heads are always built (so checkpoints load with deep supervision on or off);
+    ``deep_supervision`` decides what ``forward`` returns. nnU-Net's trainer switches it
+    through ``network.decoder.deep_supervision``.
+
+    Args:
+        conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
+        layout: the encoder's stage layout.
+        num_classes: output channels of each head (logits; no softmax or sigmoid).
+        fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (the paper's ablations).
+        residual_refine: the RM's residual connection at each level (False: the "no RM" ablation,
+            which keeps the two conv units; see :class:`ResidualRefine`).
+        deep_supervision: return every level's logits, not only full resolution.
+
+    Shapes: ``forward(skips)`` with ``skips[i]`` ``(B, C_i, *grid_i)`` returns ``(B, num_classes, *grid_0)``,
+    or with deep supervision a list of ``(B, num_classes, *grid_i)`` for ``i = 0 .. n_stages - 2``,
+    full resolution first (nnU-Net's order).
+    """
+
+    def __init__(
+        self,
+        conv_op: Type[_ConvNd],
+        layout: Sequence[StageLayout],
+        num_classes: int,
+        fusion: str = "feature_mix",
+        residual_refine: bool = True,
+        deep_supervision: bool = True,
+    ) -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion={fusion!r} is not one of {sorted(FUSIONS)}")
+        self.deep_supervision = deep_supervision
+        transp = get_matching_convtransp(conv_op)
+        levels = range(len(layout) - 2, -1, -1)  # deepest decoder level first
+        self.upsample = nn.ModuleList(
+            transp(layout[i + 1].channels, layout[i].channels, layout[i + 1].stride, layout[i + 1].stride) for i in levels
+        )
+        self.fuse = nn.ModuleList(
+            FUSIONS[fusion](conv_op, layout[i].channels, layout[i].channels, layout[i].channels) for i in levels
+        )
+        self.refine = nn.ModuleList(
+            ResidualRefine(conv_op, layout[i].channels, layout[i].kernel, residual=residual_refine) for i in levels
+        )
+        self.heads = nn.ModuleList(conv_op(layout[i].channels, num_classes, 1) for i in levels)
+        # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward
+        # rather than kept (DynTransNet's activation_checkpointing)
+        self.checkpoint_levels: frozenset = frozenset()
+
+    def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.refine[n](self.fuse[n](decoder, skip))
+
+    def _levels(self, voxels: Sequence[int]) -> Iterator[Tuple[int, int, int]]:
+        """``(n, level, voxels)`` for every decoder level: module index, level (0 = full resolution), its voxels."""
+        last = len(self.heads) - 1
+        return ((n, last - n, voxels[last - n]) for n in range(len(self.heads)))
+
+    def _level_elements(self, n: int, voxels: int) -> float:
+        # the fusion's, RM's, and the level's output (kept by its head and the next upsampling)
+        return (self.fuse[n].saved_elements(voxels) + self.refine[n].saved_elements(voxels)
+                + self.heads[n].in_channels * voxels)
+
+    def saved_elements(self, voxels: Sequence[int]) -> float:
+        """Elements kept for backward per sample for ``voxels`` voxels per stage of the layout
+        (``stage_layout.voxels_per_stage``). A checkpointed level keeps only its upsampled input and its output."""
+        return sum(2.0 * self.heads[n].in_channels * v if level in self.checkpoint_levels else self._level_elements(n, v)
+                   for n, level, v in self._levels(voxels))
+
+    def recomputed_elements(self, voxels: Sequence[int]) -> float:
+        """The most elements a checkpointed level holds again at once in backward (0 without checkpointing)."""
+        return max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
+                    if level in self.checkpoint_levels), default=0.0)
+
+    def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
+        x = skips[-1]
+        outputs = []
+        last = len(self.heads) - 1
+        for n, (up, head) in enumerate(zip(self.upsample, self.heads)):
+            level = last - n  # 0 is full resolution
+            if level in self.checkpoint_levels and torch.is_grad_enabled():
+                x = checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], use_reentrant=False)
+            else:
+                x = self._fuse_and_refine(n, up(x), skips[-(n + 2)])
+            if self.deep_supervision or n == last:
+                outputs.append(head(x))
+        outputs.reverse()
+        return outputs if self.deep_supervision else outputs[0]

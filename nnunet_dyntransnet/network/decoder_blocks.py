@@ -1,0 +1,156 @@
+"""Decoder building blocks: the Feature Mix Module (FM-M), its ablation fusions, and the Residual Module (RM).
+
+All take channels-first tensors ``(B, C, *spatial)`` and work in 2D and 3D (``conv_op``).
+
+Each block reports what it keeps for backward, ``saved_elements(voxels)``: elements per sample
+for ``voxels`` voxels at its resolution, counted as autograd saves them (measured with
+``saved_tensors_hooks``; ``tests/test_memory_model.py`` checks the network's total). The
+network sums them for nnU-Net's planners (:mod:`nnunet_dyntransnet.network.units`).
+"""
+from __future__ import annotations
+
+from typing import Sequence, Type
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import get_matching_instancenorm
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+__all__ = ["ConvNormAct", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv (same padding) -> InstanceNorm (affine) -> LeakyReLU(0.01), nnU-Net's conv unit.
+
+    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial)``.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], in_channels: int, out_channels: int, kernel_size: Sequence[int]) -> None:
+        padding = tuple(k // 2 for k in kernel_size)
+        super().__init__(
+            conv_op(in_channels, out_channels, tuple(kernel_size), padding=padding),
+            get_matching_instancenorm(conv_op)(out_channels, eps=1e-5, affine=True),
+            nn.LeakyReLU(0.01, inplace=True),
+        )
+
+    def saved_elements(self, voxels: int) -> float:
+        """The conv output (kept by the norm) and the activation's output (in place, kept by LeakyReLU)."""
+        return 2.0 * self[0].out_channels * voxels
+
+
+class ResidualRefine(nn.Module):
+    """Residual Module (RM, paper Algorithm 3): ``F = X + LReLU(IN(Conv(LReLU(IN(Conv(X))))))``.
+
+    Args:
+        residual: add ``X`` back (the RM). False is the paper's "no RM" ablation as this project
+            reads it: the same two conv units without the residual connection, so a network
+            with and without RM has the same parameters and the ablation measures residual
+            refinement, not decoder capacity (an identity would drop every 3x3 conv of the decoder).
+
+    Shapes: ``(B, C, *spatial)`` -> same.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int], residual: bool = True) -> None:
+        super().__init__()
+        self.residual = residual
+        self.body = nn.Sequential(
+            ConvNormAct(conv_op, channels, channels, kernel_size),
+            ConvNormAct(conv_op, channels, channels, kernel_size),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) if self.residual else self.body(x)
+
+    def saved_elements(self, voxels: int) -> float:
+        """Its input (kept by the first conv) and its two conv units; the residual addition keeps nothing."""
+        return self.body[0][0].in_channels * voxels + sum(unit.saved_elements(voxels) for unit in self.body)
+
+
+class FeatureMix(nn.Module):
+    """Feature Mix Module (FM-M, paper Algorithm 2): an attention gate on the skip, then a 1x1 fusion.
+
+    ``g = W_g D``, ``x = W_x E``, ``psi = sigmoid(W_psi ReLU(g + x))`` (one channel),
+    ``E' = psi * E``, ``F = W_f [D, E']``.
+
+    Args:
+        conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
+        decoder_channels: ``C_d`` of the upsampled decoder map ``D``.
+        encoder_channels: ``C_e`` of the skip ``E``.
+        out_channels: channels of ``F``.
+        gate_channels: channels of ``g`` and ``x`` (default ``max(1, C_e // 2)``, as in Attention U-Net).
+
+    Shapes: ``forward(decoder, skip)``: ``(B, C_d, *s)``, ``(B, C_e, *s)`` -> ``(B, out_channels, *s)``.
+    """
+
+    def __init__(
+        self,
+        conv_op: Type[_ConvNd],
+        decoder_channels: int,
+        encoder_channels: int,
+        out_channels: int,
+        gate_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        gate_channels = gate_channels or max(1, encoder_channels // 2)
+        self.w_g = conv_op(decoder_channels, gate_channels, 1)
+        self.w_x = conv_op(encoder_channels, gate_channels, 1)
+        self.w_psi = conv_op(gate_channels, 1, 1)
+        self.w_f = conv_op(decoder_channels + encoder_channels, out_channels, 1)
+
+    def gate(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """The attention map ``psi``: ``(B, 1, *s)`` in (0, 1)."""
+        return torch.sigmoid(self.w_psi(torch.relu(self.w_g(decoder) + self.w_x(skip))))
+
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.w_f(torch.cat((decoder, self.gate(decoder, skip) * skip), dim=1))
+
+    def saved_elements(self, voxels: int) -> float:
+        """``D`` (kept by ``W_g``), the gate's ReLU output, the concatenation (kept by ``W_f``), and the
+        one-channel map ``psi`` before and after the sigmoid. The skip is the encoder's, counted there."""
+        per_voxel = self.w_g.in_channels + self.w_g.out_channels + self.w_f.in_channels + 2
+        return float(per_voxel * voxels)
+
+
+class ConcatFusion(nn.Module):
+    """Ablation "FM-M as simple concatenation": ``F = W_f [D, E]`` (no gate).
+
+    Shapes: as :class:`FeatureMix`.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], decoder_channels: int, encoder_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.w_f = conv_op(decoder_channels + encoder_channels, out_channels, 1)
+
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.w_f(torch.cat((decoder, skip), dim=1))
+
+    def saved_elements(self, voxels: int) -> float:
+        """The concatenation, kept by ``W_f``."""
+        return float(self.w_f.in_channels * voxels)
+
+
+class WeightedSumFusion(nn.Module):
+    """Ablation "FM-M as weighted sum": ``F = a * D + b * E`` with learnable scalars ``a``, ``b`` (both start at 0.5).
+
+    Needs ``C_d == C_e == out_channels`` (true in this network: the transposed convolution
+    maps to the skip's width).
+
+    Shapes: as :class:`FeatureMix`.
+    """
+
+    def __init__(self, conv_op: Type[_ConvNd], decoder_channels: int, encoder_channels: int, out_channels: int) -> None:
+        super().__init__()
+        if not decoder_channels == encoder_channels == out_channels:
+            raise ValueError(
+                f"WeightedSumFusion needs equal channel counts, got decoder={decoder_channels}, "
+                f"encoder={encoder_channels}, out={out_channels}; use fusion='concat' or 'feature_mix'."
+            )
+        self.weights = nn.Parameter(torch.full((2,), 0.5))
+        self.channels = out_channels
+
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.weights[0] * decoder + self.weights[1] * skip
+
+    def saved_elements(self, voxels: int) -> float:
+        """``D``, kept for the gradient of ``a`` (the skip, kept for ``b``'s, is the encoder's, counted there)."""
+        return float(self.channels * voxels)

@@ -1,0 +1,224 @@
+"""DynTransNet (Zheng et al., Front. Oncol. 2025): D-MSA transformer encoder, FM-M + RM convolutional decoder."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Mapping, Sequence, Union
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import convert_dim_to_conv_op
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from timm.layers import trunc_normal_
+from torch import nn
+
+from nnunet_dyntransnet.network.attention import ATTENTIONS
+from nnunet_dyntransnet.network.decoder import DynTransDecoder
+from nnunet_dyntransnet.network.encoder import DynTransEncoder
+from nnunet_dyntransnet.network.units import in_nnunet_units
+from nnunet_dyntransnet.network.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout, voxels_per_stage
+
+__all__ = ["DynTransNet", "network_defaults", "capped_widths"]
+
+
+class DynTransNet(nn.Module):
+    """U-shaped DynTransNet for 2D or 3D segmentation, configured like nnU-Net's U-Nets.
+
+    Args:
+        input_channels: image channels (modalities).
+        num_classes: output channels (nnU-Net's segmentation heads); the network returns logits.
+        patch_size: planned input size (2 or 3 axes); decides the grids, windows and which
+            stages attend globally.
+        features_per_stage: channels per stage; stage 0 is the full-resolution conv stem.
+        strides: per-stage downsampling (nnU-Net's pooling); ``strides[0]`` must be 1.
+        kernel_sizes: conv kernel for every stage (one int), or one kernel per stage (stem and
+            decoder RM).
+        depths: blocks per stage (stem: conv units; others: transformer blocks).
+        head_dim: target channels per attention head.
+        mlp_ratio: MLP hidden width / channels.
+        window_size: largest local-attention window edge.
+        max_global_tokens: stages with at most this many tokens attend globally.
+        drop_path_rate: stochastic depth at the last transformer block (linear from 0).
+        attention: the transformer blocks' attention, by its name in ``attention.ATTENTIONS``: ``"dmsa"`` (D-MSA)
+            or ``"msa"`` (plain multi-head self-attention, the paper's ablation).
+        fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (paper ablations).
+        residual_refine: RM's residual connection in the decoder (False: the paper's "no RM" ablation,
+            which keeps RM's two conv units, so both variants have the same parameters).
+        deep_supervision: return logits at every decoder level, full resolution first.
+        fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
+        activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
+            keeping their activations: the first transformer stage's blocks and the full-resolution
+            decoder level's fusion and RM. About half the activations kept for backward, for one more forward
+            pass of those parts (see ``memory_model`` and the README's measurements).
+        selective_checkpointing: in every transformer block, recompute only the cheap memory-bound operations
+            in backward and keep the matmuls' and attention's outputs (:mod:`~nnunet_dyntransnet.network.checkpointing`):
+            the blocks keep about half, for a few percent of time. Where ``activation_checkpointing`` is on
+            too, the first stage's blocks are recomputed whole.
+
+    Shapes:
+        ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
+        stride -> ``(B, num_classes, *spatial)``, or a list over decoder levels with deep supervision.
+
+    Example:
+        >>> net = DynTransNet(1, 3, (32, 32, 32), (8, 16, 32), ((1, 1, 1), (2, 2, 2), (2, 2, 2)))
+        >>> [o.shape[2:] for o in net(torch.randn(1, 1, 32, 32, 32))]
+        [torch.Size([32, 32, 32]), torch.Size([16, 16, 16])]
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_classes: int,
+        patch_size: Sequence[int],
+        features_per_stage: Sequence[int],
+        strides: Sequence[IntOrSeq],
+        kernel_sizes: Union[IntOrSeq, Sequence[IntOrSeq]] = 3,
+        depths: Union[int, Sequence[int]] = 2,
+        head_dim: int = 32,
+        mlp_ratio: float = 4.0,
+        window_size: IntOrSeq = 8,
+        max_global_tokens: int = 4096,
+        drop_path_rate: float = 0.0,
+        attention: str = "dmsa",
+        fusion: str = "feature_mix",
+        residual_refine: bool = True,
+        deep_supervision: bool = True,
+        fused_attn: bool = True,
+        activation_checkpointing: bool = False,
+        selective_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if input_channels < 1 or num_classes < 1:
+            raise ValueError(f"input_channels ({input_channels}) and num_classes ({num_classes}) must be >= 1")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
+        self.layout: List[StageLayout] = plan_stage_layout(
+            patch_size, features_per_stage, strides, kernel_sizes, depths, head_dim, window_size, max_global_tokens
+        )
+        self.patch_size = tuple(int(p) for p in patch_size)
+        conv_op = convert_dim_to_conv_op(len(patch_size))
+        self.encoder = DynTransEncoder(
+            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn
+        )
+        self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
+        self.set_activation_checkpointing(activation_checkpointing)
+        for stage in self.encoder.stages:
+            stage.selective_blocks = bool(selective_checkpointing)
+        self.apply(InitWeights_He(1e-2))
+        self.apply(_init_transformer_weights)
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Switch ``activation_checkpointing`` (the constructor's argument) on or off; parameters are the same
+        either way, so a trainer can decide after building the network (``gpu_fit``)."""
+        enabled = bool(enabled) and len(self.encoder.stages) > 0
+        if len(self.encoder.stages):
+            self.encoder.stages[0].checkpoint_blocks = enabled
+        self.decoder.checkpoint_levels = frozenset({0}) if enabled else frozenset()
+
+    @property
+    def activation_checkpointing(self) -> bool:
+        return bool(self.decoder.checkpoint_levels)
+
+    @property
+    def total_stride(self) -> tuple:
+        out = [1] * len(self.patch_size)
+        for s in self.layout:
+            out = [o * v for o, v in zip(out, s.stride)]
+        return tuple(out)
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        spatial = tuple(x.shape[2:])
+        total = self.total_stride
+        if len(spatial) != len(total) or any(s % t for s, t in zip(spatial, total)):
+            raise ValueError(
+                f"input spatial size {list(spatial)} must have {len(total)} axes, each divisible by the "
+                f"network's total stride {list(total)}"
+            )
+        return self.decoder(self.encoder(x))
+
+    def _voxels_per_stage(self, input_size: Sequence[int]) -> List[int]:
+        if len(input_size) != len(self.patch_size):
+            raise ValueError(f"input_size {list(input_size)} must have {len(self.patch_size)} axes (no batch or channel axis)")
+        return voxels_per_stage(self.layout, input_size)
+
+    def saved_activation_elements(self, input_size: Sequence[int]) -> Dict[str, float]:
+        """Elements kept for backward per sample for an input of ``input_size`` voxels, by part (``input``,
+        ``stem``, ``transformer``, ``decoder``), as each block reports them (its ``saved_elements``)."""
+        voxels = self._voxels_per_stage(input_size)
+        return {**self.encoder.saved_elements(voxels), "decoder": self.decoder.saved_elements(voxels)}
+
+    def recomputed_elements(self, input_size: Sequence[int]) -> float:
+        """With activation checkpointing, the most elements per sample alive again at once in backward (one
+        recomputed block, or the recomputed full-resolution level); 0 without. Like nnU-Net's count,
+        :meth:`saved_activation_elements` leaves this transient out; the fit-to-GPU decision adds it."""
+        voxels = self._voxels_per_stage(input_size)
+        return max(self.encoder.recomputed_elements(voxels), self.decoder.recomputed_elements(voxels))
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> int:
+        """Activation memory per sample for an input of ``input_size`` voxels, in the units of nnU-Net's U-Nets.
+
+        nnU-Net's planners compare this number with their reference to size patch and batch;
+        it counts the transformer stages (attention and MLP activations) and the decoder as well
+        as the convolutions. See :mod:`nnunet_dyntransnet.network.units`.
+        """
+        return in_nnunet_units(sum(self.saved_activation_elements(input_size).values()))
+
+    def describe(self) -> str:
+        """Stage table (grid, channels, heads, windows, tokens per attention) and parameter count."""
+        params = sum(p.numel() for p in self.parameters())
+        return f"{format_layout(self.layout)}\nparameters: {params:,}"
+
+    @classmethod
+    def from_plan(
+        cls,
+        configuration_manager: Any,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+        **overrides: Any,
+    ) -> "DynTransNet":
+        """Build from an nnU-Net ``ConfigurationManager`` (or any object with the same attributes).
+
+        Reads ``patch_size`` and, from ``network_arch_init_kwargs``, ``features_per_stage``,
+        ``strides``, ``kernel_sizes`` and ``n_conv_per_stage`` (or ResEnc's
+        ``n_blocks_per_stage``) as depths. ``overrides`` replace any constructor argument.
+        """
+        arch: Mapping[str, Any] = configuration_manager.network_arch_init_kwargs
+        missing = [k for k in ("features_per_stage", "strides", "kernel_sizes") if k not in arch]
+        if missing:
+            raise ValueError(
+                f"the plan's network_arch_init_kwargs lack {missing}; DynTransNet needs a plan made by an "
+                f"nnU-Net U-Net planner (e.g. the default ExperimentPlanner)"
+            )
+        kwargs = dict(
+            input_channels=num_input_channels,
+            num_classes=num_output_channels,
+            patch_size=configuration_manager.patch_size,
+            features_per_stage=arch["features_per_stage"],
+            strides=arch["strides"],
+            kernel_sizes=arch["kernel_sizes"],
+            depths=arch.get("n_conv_per_stage", arch.get("n_blocks_per_stage", 2)),
+            deep_supervision=enable_deep_supervision,
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+def capped_widths(configuration_manager: Any, base: int, cap: int) -> List[int]:
+    """Widths ``base * 2**i`` capped at ``cap``, one per stage of the plan: a narrow network on the plan's
+    stages (the CPU demo and the tests train such networks)."""
+    n = len(configuration_manager.network_arch_init_kwargs["features_per_stage"])
+    return [min(base * 2 ** i, cap) for i in range(n)]
+
+
+def network_defaults() -> Dict[str, Any]:
+    """DynTransNet's constructor defaults, by argument name: the one place they are written down
+    (the planner's memory estimate reads them)."""
+    return {name: p.default for name, p in inspect.signature(DynTransNet.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _init_transformer_weights(module: nn.Module) -> None:
+    # Linear layers get the ViT initialisation; convolutions keep nnU-Net's He init.
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

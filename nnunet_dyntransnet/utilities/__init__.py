@@ -1,0 +1,1 @@
+"""What every command shares: reading volumes safely (``volume_io``) and writing folders safely (``staging``)."""

@@ -1,0 +1,153 @@
+"""Nothing lost, nothing silently wrong: the ONNX pair as a careless or unlucky user runs it (issue 18).
+
+In-process where a subprocess adds nothing; SIGTERM needs a real process. The trained-model
+path (2d and 3d export against nnUNetv2_predict) is in test_nnunet_e2e.py.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_dyntransnet.utilities import staging
+from nnunet_dyntransnet.inference import predict
+
+
+def _write(path: Path, array=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.zeros((4, 8, 8), np.float32) if array is None else array
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """work/imgs (two scans), work/notes.txt, work/other_results/, and nnU-Net's folders beside it."""
+    work = tmp_path / "work"
+    for case in ("a", "b"):
+        _write(work / "imgs" / f"{case}_0000.nii.gz")
+    (work / "notes.txt").write_text("mine")
+    (work / "other_results").mkdir()
+    (work / "other_results" / "r.nii.gz").write_text("mine")
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        (tmp_path / var).mkdir()
+        monkeypatch.setenv(var, str(tmp_path / var))
+    monkeypatch.chdir(tmp_path)
+    return work
+
+
+def _tree(root: Path):
+    return sorted((str(p.relative_to(root)), p.read_bytes() if p.is_file() else None) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("out", ["work", "imgs", "other", "results", "cwd", "model_folder", "afile"])
+def test_predict_onnx_never_replaces_inputs_nnunet_folders_or_foreign_files(work, tmp_path, capsys, out):
+    """Case 1: `-o work --overwrite` with `-i work/imgs` deleted the inputs; case 13: a file as -o."""
+    model = tmp_path / "models" / "m.onnx"
+    model.parent.mkdir()
+    model.write_text("not read: the output is checked first")
+    (tmp_path / "afile.txt").write_text("mine")
+    target = {"work": work, "imgs": work / "imgs", "other": work / "other_results", "results": tmp_path / "nnUNet_results", "cwd": tmp_path,
+              "model_folder": model.parent, "afile": tmp_path / "afile.txt"}[out]
+    before = _tree(tmp_path)
+    code = predict.main(["-i", str(work / "imgs"), "-o", str(target), "-m", str(model), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert {"work": f"contains {work / 'imgs'} (the input folder, -i)", "imgs": f"is {work / 'imgs'}",
+            "other": "holds files this command did not write",
+            "results": "$nnUNet_results", "cwd": "the current folder", "model_folder": "the model's folder",
+            "afile": "is a file"}[out] in err, err
+    assert _tree(tmp_path) == before, "nothing changed"
+
+
+def test_predict_onnx_output_rules_are_the_shared_ones(work, tmp_path):
+    """An empty folder is used; a folder this command wrote is replaced only with --overwrite and only while it holds
+    nothing else (the same rule, from the same code, as dyntransnet_report)."""
+    protected = staging.protected_folders([(work / "imgs", "-i")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert staging.check_output_folder(empty, protected, predict.PREDICTIONS_MARKER, False) == [empty]
+    assert staging.check_output_folder(tmp_path / "new", protected, predict.PREDICTIONS_MARKER, False) == []
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.nii.gz").write_text("prediction")
+    staging.write_marker(mine, predict.PREDICTIONS_MARKER, "dyntransnet_predict_onnx")
+    with pytest.raises(staging.StagingError, match="pass --overwrite"):
+        staging.check_output_folder(mine, protected, predict.PREDICTIONS_MARKER, False)
+    assert staging.check_output_folder(mine, protected, predict.PREDICTIONS_MARKER, True) == [mine]
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(staging.StagingError, match="also holds thesis.tex"):
+        staging.check_output_folder(mine, protected, predict.PREDICTIONS_MARKER, True)
+
+
+def test_predict_onnx_reads_inputs_with_the_checked_reader(tmp_path):
+    """Case 7: a truncated .nii.gz was zero-filled and predicted; a .nii beside .nii.gz was skipped."""
+    folder = tmp_path / "imgs"
+    _write(folder / "a_0000.nii.gz", np.ones((8, 32, 32), np.float32))
+    _write(folder / "b_0000.nii.gz", np.ones((8, 32, 32), np.float32))
+    assert sorted(predict._cases(folder, ".nii.gz", 1)) == ["a", "b"]
+    _write(folder / "c_0000.nii", np.ones((8, 32, 32), np.float32))
+    with pytest.raises(predict.InputError, match="do not end in .nii.gz, e.g. c_0000.nii"):
+        predict._cases(folder, ".nii.gz", 1)
+    (folder / "c_0000.nii").unlink()
+    truncated = folder / "b_0000.nii.gz"
+    truncated.write_bytes(truncated.read_bytes()[:-60])
+    with pytest.raises(predict.InputError, match=f"{truncated}: cannot read"):
+        predict._cases(folder, ".nii.gz", 1)
+
+
+def test_export_refuses_an_unwritable_folder_before_any_work(tmp_path, capsys, monkeypatch):
+    """Case 11: a FileNotFoundError traceback after 20 s of exporting."""
+    from nnunet_dyntransnet.inference.export import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    monkeypatch.delenv("nnUNet_results", raising=False)  # the destination is checked before the model is looked up
+    assert main(["-d", "1", "-o", str(locked / "m.onnx")]) == 2
+    assert f"{locked}: not writable" in capsys.readouterr().err
+
+
+def test_export_leftovers_of_a_killed_run_are_removed(tmp_path):
+    """Case 12: `.NAME.onnx.exporting-PID` stayed beside -o for ever."""
+    out = tmp_path / "m.onnx"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = staging.staging_name(out, "exporting").split("@")[1].rsplit("-", 1)[0]
+    leftover = tmp_path / f".m.onnx.exporting-{dead.pid}@{host}-0123abcd"
+    leftover.write_bytes(b"\0" * 1000)
+    alive = tmp_path / f".m.onnx.exporting-{os.getpid()}@{host}-0123abcd"
+    alive.write_bytes(b"\0")
+    staging.remove_stale_staging(out, "exporting")
+    assert not leftover.exists(), "a dead run's partial model is removed"
+    assert alive.exists(), "a live run's file is kept"
+
+
+def test_predict_onnx_sigterm_exits_143_and_writes_nothing(tmp_path):
+    """Case 12: SIGTERM during prediction exited 1 with tracebacks."""
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from nnunet_dyntransnet.inference import predict\n"
+        "from nnunet_dyntransnet.utilities.staging import staged_folder\n"
+        "def slow(model, images, out, *a, **k):\n"
+        "    with staged_folder(Path(out), tag='predicting') as s:\n"
+        "        (s / 'half.nii.gz').write_text('x'); print('started', flush=True); time.sleep(60)\n"
+        "predict.predict_folder = slow\n"
+        "sys.exit(predict.main(sys.argv[1:]))\n")
+    out = tmp_path / "pred"
+    p = subprocess.Popen([sys.executable, str(script), "-i", str(tmp_path), "-o", str(out), "-m", "m.onnx"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "started"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 143, err
+    assert "Traceback" not in err and "no prediction was written" in err
+    assert not out.exists() and not list(tmp_path.glob(".pred*"))

@@ -1,0 +1,88 @@
+"""FM-M, its ablation fusions and RM against their equations, computed by hand."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
+
+
+def _conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    w = conv.weight.reshape(conv.weight.shape[0], conv.weight.shape[1])
+    return torch.einsum("oc,bc...->bo...", w, x) + conv.bias.reshape(1, -1, *([1] * (x.dim() - 2)))
+
+
+@pytest.mark.parametrize("conv_op,spatial", [(nn.Conv3d, (5, 6, 7)), (nn.Conv2d, (9, 8))])
+def test_feature_mix_matches_algorithm_2(conv_op, spatial):
+    torch.manual_seed(0)
+    fm = FeatureMix(conv_op, decoder_channels=6, encoder_channels=4, out_channels=5)
+    d = torch.randn(2, 6, *spatial)
+    e = torch.randn(2, 4, *spatial)
+    g = _conv1x1(fm.w_g, d)
+    x = _conv1x1(fm.w_x, e)
+    psi = 1 / (1 + torch.exp(-_conv1x1(fm.w_psi, torch.clamp(g + x, min=0))))
+    assert psi.shape == (2, 1, *spatial)
+    expected = _conv1x1(fm.w_f, torch.cat([d, psi * e], dim=1))
+    assert torch.allclose(fm(d, e), expected, atol=1e-5)
+    assert torch.allclose(fm.gate(d, e), psi, atol=1e-6)
+
+
+def test_feature_mix_closed_gate_drops_the_skip():
+    torch.manual_seed(1)
+    fm = FeatureMix(nn.Conv3d, 3, 3, 3)
+    with torch.no_grad():
+        fm.w_psi.bias.fill_(-1e4)
+    d, e = torch.randn(1, 3, 4, 4, 4), torch.randn(1, 3, 4, 4, 4)
+    only_decoder = torch.einsum("oc,bc...->bo...", fm.w_f.weight[:, :3, 0, 0, 0], d) + fm.w_f.bias.view(1, -1, 1, 1, 1)
+    assert torch.allclose(fm(d, e), only_decoder, atol=1e-5)
+
+
+def test_concat_fusion():
+    torch.manual_seed(2)
+    fuse = ConcatFusion(nn.Conv2d, 3, 2, 4)
+    d, e = torch.randn(2, 3, 5, 5), torch.randn(2, 2, 5, 5)
+    assert torch.allclose(fuse(d, e), _conv1x1(fuse.w_f, torch.cat([d, e], 1)), atol=1e-6)
+
+
+def test_weighted_sum_fusion():
+    fuse = WeightedSumFusion(nn.Conv3d, 4, 4, 4)
+    with torch.no_grad():
+        fuse.weights.copy_(torch.tensor([0.25, 2.0]))
+    d, e = torch.randn(1, 4, 3, 3, 3), torch.randn(1, 4, 3, 3, 3)
+    assert torch.allclose(fuse(d, e), 0.25 * d + 2.0 * e)
+    with pytest.raises(ValueError, match="equal channel counts"):
+        WeightedSumFusion(nn.Conv3d, 4, 8, 4)
+
+
+def _instance_norm(y, gamma, beta, eps=1e-5):
+    dims = tuple(range(2, y.dim()))
+    mean = y.mean(dim=dims, keepdim=True)
+    var = ((y - mean) ** 2).mean(dim=dims, keepdim=True)
+    shape = (1, -1) + (1,) * len(dims)
+    return (y - mean) / torch.sqrt(var + eps) * gamma.view(shape) + beta.view(shape)
+
+
+def _leaky(z, slope=0.01):
+    return torch.where(z > 0, z, slope * z)
+
+
+@pytest.mark.parametrize("conv_op,conv_fn,kernel,spatial", [
+    (nn.Conv3d, F.conv3d, (3, 3, 3), (6, 5, 4)),
+    (nn.Conv3d, F.conv3d, (1, 3, 3), (4, 6, 6)),
+    (nn.Conv2d, F.conv2d, (3, 3), (7, 6)),
+])
+def test_residual_refine_matches_algorithm_3(conv_op, conv_fn, kernel, spatial):
+    torch.manual_seed(3)
+    rm = ResidualRefine(conv_op, 4, kernel)
+    with torch.no_grad():  # non-trivial affine parameters
+        for m in rm.modules():
+            if isinstance(m, nn.modules.instancenorm._InstanceNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 4, *spatial)
+    pad = tuple(k // 2 for k in kernel)
+    y = x
+    for unit in rm.body:
+        conv, norm = unit[0], unit[1]
+        y = _leaky(_instance_norm(conv_fn(y, conv.weight, conv.bias, padding=pad), norm.weight, norm.bias))
+    assert torch.allclose(rm(x), x + y, atol=1e-5)

@@ -1,0 +1,142 @@
+"""compute_conv_feature_map_size counts what the network keeps for backward, in nnU-Net's units.
+
+The reference is measured: every tensor autograd saves during a forward pass (through
+``saved_tensors_hooks``), parameters excluded, each storage once.
+"""
+import pytest
+import torch
+
+from nnunet_dyntransnet.benchmark import default_plan
+from nnunet_dyntransnet.network.units import PLAIN_SAVED_PER_COUNTED
+from nnunet_dyntransnet.plans.dyntransnet_planner import plan_feature_map_size
+from nnunet_dyntransnet.network import DynTransNet
+
+
+def saved_elements(model: torch.nn.Module, x: torch.Tensor) -> int:
+    params = {p.data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(t):
+        if t.data_ptr() not in params:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(storages.values())
+
+
+def retained_elements(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Elements of every tensor a forward pass creates that is still alive after it (parameters excluded), each
+    storage once: what autograd keeps for backward, including what selective checkpointing caches outside
+    ``saved_tensors_hooks``' view, plus the outputs."""
+    import gc
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Created(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.refs = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.refs += [weakref.ref(t) for t in (out if isinstance(out, (tuple, list)) else [out])
+                          if isinstance(t, torch.Tensor)]
+            return out
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    created = Created()
+    with created:
+        outputs = model(x)
+    gc.collect()
+    alive = {}
+    for ref in created.refs:
+        t = ref()
+        if t is not None and t.untyped_storage().data_ptr() not in params:
+            alive[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+    del outputs
+    return sum(alive.values())
+
+
+@pytest.mark.parametrize("patch", [[16, 32, 32], [32, 48, 48]])
+def test_nnunet_unit_is_measured_for_its_own_unet(patch):
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    plan = default_plan(patch)
+    net = get_network_from_plans(plan.network_arch_class_name, plan.network_arch_init_kwargs,
+                                 plan.network_arch_init_kwargs_req_import, 1, 3, deep_supervision=True)
+    ratio = saved_elements(net, torch.randn(1, 1, *patch)) / net.compute_conv_feature_map_size(patch)
+    assert ratio == pytest.approx(PLAIN_SAVED_PER_COUNTED, rel=0.01)
+
+
+VARIANTS = [dict(), dict(attention="msa"), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
+            dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
+            dict(activation_checkpointing=True, fusion="concat", residual_refine=False)]
+
+
+@pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),
+                                           ([64, 64], None)])
+@pytest.mark.parametrize("options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "full")
+def test_estimate_matches_saved_tensors(patch, spacing, options):
+    torch.manual_seed(0)
+    net = DynTransNet.from_plan(default_plan(patch, spacing), 1, 3, True, **options)
+    measured = saved_elements(net, torch.randn(1, 1, *patch))
+    estimated = net.compute_conv_feature_map_size(patch) * PLAIN_SAVED_PER_COUNTED
+    assert estimated == pytest.approx(measured, rel=0.05)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(selective_checkpointing=True), dict(selective_checkpointing=True,
+                                     attention="msa", mlp_ratio=2.0), dict(selective_checkpointing=True,
+                                     activation_checkpointing=True)], ids=["plain", "selective", "selective-msa-mlp2",
+                                                                           "selective+full"])
+def test_estimate_matches_retained_memory(options):
+    """Selective checkpointing caches outside saved_tensors_hooks' view: the count against what stays alive."""
+    torch.manual_seed(0)
+    patch = [16, 32, 32]
+    net = DynTransNet.from_plan(default_plan(patch), 1, 3, True, **options)
+    estimated = net.compute_conv_feature_map_size(patch) * PLAIN_SAVED_PER_COUNTED
+    assert estimated == pytest.approx(retained_elements(net, torch.randn(1, 1, *patch)), rel=0.05)
+
+
+def test_estimate_scales_with_input_and_counts_every_part():
+    net = DynTransNet.from_plan(default_plan([32, 64, 64]), 1, 3, True)
+    small, large = net.compute_conv_feature_map_size([32, 64, 64]), net.compute_conv_feature_map_size([64, 128, 128])
+    assert large == pytest.approx(8 * small, rel=0.01)
+    parts = net.saved_activation_elements([32, 64, 64])
+    assert set(parts) == {"input", "stem", "transformer", "decoder"} and all(v > 0 for v in parts.values())
+    with pytest.raises(ValueError, match="axes"):
+        net.compute_conv_feature_map_size([64, 64])
+
+
+@pytest.mark.parametrize("option,patch,measure,fraction", [
+    ("activation_checkpointing", [32, 64, 64], saved_elements, 0.5),  # halves what autograd saves
+    ("selective_checkpointing", [16, 32, 32], retained_elements, 0.9),  # its cache is outside autograd's hooks
+])
+def test_checkpointing_keeps_less_and_changes_nothing_else(option, patch, measure, fraction):
+    torch.manual_seed(0)
+    plain = DynTransNet.from_plan(default_plan(patch), 1, 3, True)
+    ckpt = DynTransNet.from_plan(default_plan(patch), 1, 3, True, **{option: True})
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 1, *patch)
+    assert measure(ckpt, x) < fraction * measure(plain, x)
+    out_a, out_b = plain(x), ckpt(x)
+    assert all(torch.equal(a, b) for a, b in zip(out_a, out_b))
+    sum(o.square().mean() for o in out_a).backward()
+    sum(o.square().mean() for o in out_b).backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
+
+
+def test_planner_estimate_is_the_built_networks():
+    """The planner builds the network on the meta device: the same count as the trained network's."""
+    plan = default_plan([32, 64, 64])
+    options = dict(attention="msa", mlp_ratio=2.0)
+    net = DynTransNet.from_plan(plan, 1, 3, True, **options)
+    for patch in ([32, 64, 64], [16, 64, 64]):
+        assert plan_feature_map_size(patch, 1, 3, plan.network_arch_init_kwargs, options) == \
+            DynTransNet.from_plan(plan, 1, 3, True, patch_size=patch, **options).compute_conv_feature_map_size(patch)
+    assert net.recomputed_elements([32, 64, 64]) == 0
+    net.set_activation_checkpointing(True)
+    assert net.recomputed_elements([32, 64, 64]) > 0

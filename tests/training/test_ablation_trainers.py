@@ -1,0 +1,59 @@
+"""Each paper-row trainer builds the network its row describes, from its one statement of options."""
+from types import SimpleNamespace
+
+import pytest
+from torch import nn
+
+from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
+from nnunet_dyntransnet.trainers import (ABLATION_TRAINERS, nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Baseline,
+                                         nnUNetTrainerDynTransNet_Paper, nnUNetTrainerDynTransNet_RM, ablations)
+
+PLAN = SimpleNamespace(patch_size=[16, 32, 32], network_arch_init_kwargs=dict(
+    features_per_stage=[4, 8, 16], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], kernel_sizes=[[3, 3, 3]] * 3,
+    n_conv_per_stage=[1, 1, 1]))
+FUSION = {"concat": ConcatFusion, "feature_mix": FeatureMix, "weighted_sum": WeightedSumFusion}
+# Table 3's rows as (D-MSA, FM-M, RM), and Table 2's fusion rows
+EXPECTED = {
+    "Baseline": (False, "concat", False), "DMSA": (True, "concat", False), "FMM": (False, "feature_mix", False),
+    "RM": (False, "concat", True), "DMSA_FMM": (True, "feature_mix", False), "DMSA_RM": (True, "concat", True),
+    "FMM_RM": (False, "feature_mix", True), "WeightedSum": (True, "weighted_sum", True),
+}
+
+
+def _describe(net):
+    attn = [m for m in net.modules() if hasattr(m, "bias_proj")]
+    fusions = {type(f) for f in net.decoder.fuse}
+    refine = net.decoder.refine
+    assert len(fusions) == 1 and all(type(r) is ResidualRefine for r in refine)
+    residual = {r.residual for r in refine}
+    assert len(residual) == 1
+    return all(a.bias_proj is not None for a in attn), fusions.pop(), residual.pop()
+
+
+@pytest.mark.parametrize("suffix", sorted(EXPECTED))
+def test_ablation_trainer_builds_its_row(suffix):
+    cls = getattr(ablations, f"nnUNetTrainerDynTransNet_{suffix}")
+    assert issubclass(cls, nnUNetTrainerDynTransNet)
+    dmsa, fusion, rm = EXPECTED[suffix]
+    net = cls.build_network_architecture(None, PLAN, 1, 3, True)
+    assert _describe(net) == (dmsa, FUSION[fusion], rm)
+
+
+def test_full_and_paper_trainers_build_the_full_model():
+    for cls in (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Paper):
+        assert _describe(cls.build_network_architecture(None, PLAN, 1, 3, True)) == (True, FeatureMix, True)
+
+
+def test_every_table_row_has_a_trainer_with_its_options_stated_once():
+    assert sorted(c.__name__.split("_", 1)[1] for c in ABLATION_TRAINERS) == sorted(EXPECTED)
+    for cls in ABLATION_TRAINERS:
+        assert "network_options" in vars(cls), f"{cls.__name__} states its own options"
+    assert isinstance(nnUNetTrainerDynTransNet_Paper.build_network_architecture(None, PLAN, 1, 2, False), nn.Module)
+
+
+def test_no_rm_keeps_the_decoder_convolutions():
+    """'No RM' drops only the residual connection: the same parameters as with RM."""
+    with_rm = nnUNetTrainerDynTransNet_RM.build_network_architecture(None, PLAN, 1, 3, True)
+    without = nnUNetTrainerDynTransNet_Baseline.build_network_architecture(None, PLAN, 1, 3, True)
+    count = lambda net: sum(p.numel() for p in net.decoder.refine.parameters())  # noqa: E731
+    assert count(with_rm) == count(without) > 0

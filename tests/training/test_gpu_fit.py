@@ -1,0 +1,64 @@
+"""The fit-to-GPU decision (``gpu_fit``): the estimate against the GPU measurement it is calibrated on,
+and every branch of the decision with a stubbed free-memory figure (no GPU needed)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from nnunet_dyntransnet.training.gpu_fit import (GiB, DoesNotFitError, checkpointing_mode, decide_checkpointing, fit_to_gpu,
+                                        training_bytes)
+from nnunet_dyntransnet.network import DynTransNet
+
+H200 = Path(__file__).parents[2] / "benchmarks/results/h200_2026-11-28/train_128_bf16.json"
+
+
+@pytest.fixture(scope="module")
+def lits_like():
+    """DynTransNet at the plan of the GPU measurement (128^3, six stages)."""
+    run = json.loads(H200.read_text())
+    return run, DynTransNet(1, 3, run["patch_size"], run["features_per_stage"], run["strides"])
+
+
+def test_estimate_matches_the_gpu_measurement_it_is_calibrated_on(lits_like):
+    run, net = lits_like
+    peaks = {r["network"]: r["peak_memory_gib"] for r in run["results"]}
+    for checkpointing, name in ((False, "DynTransNet"), (True, "DynTransNet, checkpointed")):
+        estimate = training_bytes(net, run["batch_size"], checkpointing) / GiB
+        assert estimate == pytest.approx(peaks[name], rel=0.05), name
+    assert training_bytes(net, 4, False) == pytest.approx(2 * training_bytes(net, 2, False), rel=1e-6)
+
+
+def test_decision_branches():
+    plain, ckpt = 10 * GiB, 6 * GiB
+    assert not decide_checkpointing(plain, ckpt, 40 * GiB).checkpointing
+    on = decide_checkpointing(plain, ckpt, 8 * GiB)
+    assert on.checkpointing and "would not fit" in on.message and "8.0 GiB free" in on.message
+    with pytest.raises(DoesNotFitError, match=r"dyntransnet_plan_and_preprocess -d 501 -gpu_memory_target 4\b"):
+        decide_checkpointing(plain, ckpt, 5 * GiB, dataset="501")
+    # the environment variable wins both ways; the class's own option holds under auto
+    assert decide_checkpointing(plain, ckpt, 40 * GiB, mode="on").checkpointing
+    forced = decide_checkpointing(plain, ckpt, 5 * GiB, mode="off")
+    assert not forced.checkpointing and "may run out of memory" in forced.message
+    assert decide_checkpointing(plain, ckpt, 40 * GiB, class_default=True).checkpointing
+
+
+@pytest.mark.parametrize("raw, mode", [("", "auto"), ("auto", "auto"), ("1", "on"), ("ON", "on"), ("no", "off")])
+def test_environment_variable(monkeypatch, raw, mode):
+    monkeypatch.setenv("DYNTRANSNET_CHECKPOINTING", raw)
+    assert checkpointing_mode() == mode
+
+
+def test_environment_variable_refuses_other_values(monkeypatch):
+    monkeypatch.setenv("DYNTRANSNET_CHECKPOINTING", "sometimes")
+    with pytest.raises(ValueError, match="DYNTRANSNET_CHECKPOINTING='sometimes'.*auto.*on.*off"):
+        checkpointing_mode()
+
+
+def test_decision_is_applied_to_the_network(lits_like):
+    _, net = lits_like
+    need, need_checkpointed = training_bytes(net, 2, False), training_bytes(net, 2, True)
+    assert fit_to_gpu(net, 2, int(need / 0.8), mode="auto").checkpointing is False
+    assert not net.encoder.stages[0].checkpoint_blocks and not net.decoder.checkpoint_levels
+    assert fit_to_gpu(net, 2, int(need_checkpointed / 0.85), mode="auto").checkpointing is True
+    assert net.encoder.stages[0].checkpoint_blocks and net.decoder.checkpoint_levels == {0}
+    assert net.compute_conv_feature_map_size(net.patch_size) < 0.5 * need / 5.2 / 2  # the count follows the switch

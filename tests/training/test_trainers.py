@@ -1,0 +1,250 @@
+"""Every trainer the plugin ships, checked in-process on the shared planned dataset.
+
+For each trainer: nnU-Net finds it by name (``get_trainer_from_args``, the lookup
+``nnUNetv2_train`` uses, through ``nnUNet_extTrainer``), ``initialize()`` builds it on CPU, the
+recipe is asserted (network and its options, optimiser, loss, deep supervision, schedule,
+patch), one real training step runs and gives a finite loss, and the trained weights load into
+the network that ``nnUNetv2_predict`` builds (deep supervision off), which then predicts a case
+with nnU-Net's sliding window. ``test_nnunet_e2e.py`` runs nnU-Net's commands end to end for
+the main trainer and one baseline.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nnunet_dyntransnet.network.attention import ATTENTIONS
+from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, WeightedSumFusion
+from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.trainers import ABLATION_TRAINERS, BASELINE_TRAINERS
+
+pytestmark = pytest.mark.slow  # needs the planned dataset (one nnUNetv2_plan_and_preprocess per test run)
+
+FUSION = {"concat": ConcatFusion, "feature_mix": FeatureMix, "weighted_sum": WeightedSumFusion}
+DYNTRANSNET = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+               "nnUNetTrainerDynTransNet_SelectiveCheckpointed",
+               *(c.__name__ for c in ABLATION_TRAINERS)]
+NETWORK_CLASS = {"SegResNet": "SegResNet", "DynUNet": "DynUNet", "UNETR": "UNETR", "SwinUNETR": "SwinUNETR",
+                 "VNet": "VNet", "AttentionUNet": "AttentionUnet", "DeepLabV3Plus": "DeepLabV3Plus"}
+BASELINES_3D = [c.__name__ for c in BASELINE_TRAINERS if c.baseline != "DeepLabV3Plus"]
+
+
+@pytest.fixture
+def nnunet_in_process(tiny_dataset, tmp_path, monkeypatch):
+    """nnU-Net's variables for this process; results go to a folder of this test's own."""
+    from nnunet_dyntransnet.trainer_search_path import register
+
+    for key, value in tiny_dataset.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
+    register()  # what the installed .pth does at every interpreter start
+    return tiny_dataset
+
+
+def _trainer(name: str, configuration: str = "3d_fullres"):
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args("901", configuration, 0, name, "nnUNetPlans", device=torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+def _one_step(trainer, channels: int = 1) -> float:
+    """A training step on a synthetic batch of the trainer's patch, labels 0-2 (deep-supervised targets if on)."""
+    torch.manual_seed(0)
+    patch = trainer.configuration_manager.patch_size
+    target = torch.randint(0, 3, (2, 1, *patch)).float()
+    if trainer.enable_deep_supervision:
+        scales = trainer._get_deep_supervision_scales()
+        target = [torch.nn.functional.interpolate(target, scale_factor=tuple(s), mode="nearest") for s in scales]
+    loss = trainer.train_step({"data": torch.randn(2, channels, *patch), "target": target})["loss"]
+    assert np.isfinite(loss), f"{type(trainer).__name__}: loss {loss}"
+    return loss
+
+
+def _predicts_with_trained_weights(trainer, name: str) -> None:
+    """The network nnUNetv2_predict builds (class method, deep supervision off) takes the trained weights and
+    predicts a case larger than the patch through nnU-Net's sliding window, at the trainer's patch."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans_manager = PlansManager(_planned(trainer))  # nnU-Net's plans file, before any trainer touched the patch
+    configuration = plans_manager.get_configuration(trainer.configuration_name)  # as the predictor gets it
+    network = type(trainer).build_network_architecture(plans_manager, configuration, 1, 3, enable_deep_supervision=False)
+    network.load_state_dict(trainer.network.state_dict())
+    assert configuration.patch_size == trainer.configuration_manager.patch_size, f"{name}: prediction patch"
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, device=torch.device("cpu"),
+                                perform_everything_on_device=False, allow_tqdm=False)
+    predictor.manual_initialization(network, plans_manager, configuration, None, trainer.dataset_json, name, None)
+    case = [p + p // 2 for p in configuration.patch_size]
+    if len(case) == 2:  # a 2D network predicts a volume slice by slice
+        case = [2, *case]
+    logits = predictor.predict_sliding_window_return_logits(torch.randn(1, *case))
+    assert tuple(logits.shape) == (3, *case) and torch.isfinite(logits).all()
+
+
+def _planned(trainer) -> dict:
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+
+    return load_json(f"{trainer.preprocessed_dataset_folder_base}/{trainer.plans_manager.plans_name}.json")
+
+
+@pytest.mark.parametrize("name", DYNTRANSNET)
+def test_dyntransnet_trainers(nnunet_in_process, name):
+    trainer = _trainer(name)
+    net = trainer.network
+    assert isinstance(net, DynTransNet)
+    options = {**dict(attention="dmsa", fusion="feature_mix", residual_refine=True), **type(trainer).network_options}
+    attn = [m for m in net.modules() if hasattr(m, "bias_proj")]
+    assert attn and all(type(a) is ATTENTIONS[options["attention"]] for a in attn)
+    assert all(type(f) is FUSION[options["fusion"]] for f in net.decoder.fuse)
+    assert all(r.residual == options["residual_refine"] for r in net.decoder.refine)
+    assert net.encoder.stages[0].checkpoint_blocks == options.get("activation_checkpointing", False)
+    assert all(s.selective_blocks == options.get("selective_checkpointing", False) for s in net.encoder.stages)
+    # the shared recipe: AdamW 3e-4 (wd 5e-2), warm-up then poly over 1000 epochs, deep-supervised Dice + CE
+    assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-2
+    assert trainer.enable_deep_supervision and type(trainer.loss).__name__ == "DeepSupervisionWrapper"
+    assert type(trainer.loss.loss).__name__ == "DC_and_CE_loss" and trainer.num_epochs == 1000
+    _one_step(trainer)
+    _predicts_with_trained_weights(trainer, name)
+
+
+def test_paper_trainer_recipe_as_the_paper_states_it(nnunet_in_process):
+    trainer = _trainer("nnUNetTrainerDynTransNet_Paper")
+    assert isinstance(trainer.network, DynTransNet) and not trainer.network.decoder.deep_supervision
+    assert not trainer.enable_deep_supervision
+    assert type(trainer.loss).__name__ == "MemoryEfficientSoftDiceLoss", "Dice loss alone, one output"
+    assert type(trainer.optimizer) is torch.optim.Adam and trainer.initial_lr == 1e-4
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0
+    assert trainer.batch_size == 2 and trainer.num_epochs == 300
+    _one_step(trainer)
+    # an epoch is one pass over this fold's training cases: ceil(cases / 2) iterations
+    trainer.on_train_start()
+    try:
+        train_cases, _ = trainer.do_split()
+        assert trainer.num_iterations_per_epoch == math.ceil(len(train_cases) / 2) > 1
+    finally:
+        trainer.on_train_end()
+
+
+@pytest.mark.parametrize("name", ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Paper"])
+def test_lowres_and_cascade_configurations(nnunet_in_process, name):
+    """The shared dataset's plan has nnU-Net's 3d_lowres and 3d_cascade_fullres (conftest.py): both trainers build
+    from them, the cascade's network takes the image and the previous stage's one-hot segmentation (1 + 2
+    channels), and each trains a step. test_nnunet_e2e.py runs the cascade's commands end to end."""
+    lowres = _trainer(name, "3d_lowres")
+    assert list(lowres.network.patch_size) == list(lowres.configuration_manager.patch_size)
+    assert lowres.configuration_manager.spacing != lowres.plans_manager.get_configuration("3d_fullres").spacing
+    _one_step(lowres)
+    cascade = _trainer(name, "3d_cascade_fullres")
+    assert cascade.is_cascaded and cascade.num_input_channels == 3
+    assert cascade.network.encoder.stem[0][0].in_channels == 3
+    _one_step(cascade, channels=3)
+
+
+@pytest.mark.parametrize("name", BASELINES_3D)
+def test_baseline_trainers_3d(nnunet_in_process, name):
+    from nnunet_dyntransnet.training.baseline_networks import BASELINES
+
+    trainer = _trainer(name)
+    spec = BASELINES[type(trainer).baseline]
+    planned = _planned(trainer)["configurations"]["3d_fullres"]["patch_size"]  # [8, 28, 24]
+    used = trainer.configuration_manager.patch_size
+    multiple = spec.multiple(trainer.configuration_manager)
+    assert all(u % m == 0 and u >= p for u, m, p in zip(used, multiple, planned))
+    assert math.prod(u // m for u, m in zip(used, multiple)) >= spec.min_cells
+    assert all(u - p < m for u, m, p in zip(used, multiple, planned)) or spec.min_cells > 1, "rounded up, no more"
+    assert type(trainer.network).__name__ == NETWORK_CLASS[type(trainer).baseline]
+    assert not trainer.enable_deep_supervision and type(trainer.loss).__name__ == "DC_and_CE_loss"
+    assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
+    if name == "nnUNetTrainerSwinUNETR":
+        return  # trained and predicted through nnU-Net's commands in test_nnunet_e2e.py (40 s more here)
+    _one_step(trainer)
+    _predicts_with_trained_weights(trainer, name)
+
+
+@pytest.mark.parametrize("name", ["nnUNetTrainerUNETR_lr1e4", "nnUNetTrainerSwinUNETR_lr1e4"])
+def test_lr1e4_variants_change_only_the_learning_rate(nnunet_in_process, name):
+    """The same network and trainer as above (trained there); only AdamW's learning rate differs."""
+    trainer = _trainer(name)
+    parent = type(trainer).__mro__[2]  # (_Lr1e4, the baseline trainer)
+    assert parent.__name__ == name[: -len("_lr1e4")] and type(trainer).baseline == parent.baseline
+    assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 1e-4
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-2
+
+
+def test_deeplab_trains_2d_and_refuses_3d(nnunet_in_process):
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    trainer = _trainer("nnUNetTrainerDeepLabV3Plus", "2d")
+    assert type(trainer.network).__name__ == "DeepLabV3Plus"
+    assert all(p % 16 == 0 for p in trainer.configuration_manager.patch_size)
+    _one_step(trainer)
+    _predicts_with_trained_weights(trainer, "nnUNetTrainerDeepLabV3Plus")
+    with pytest.raises(TrainingRefused, match=r"DeepLabV3\+ \(segmentation-models-pytorch\) is a 2D network "
+                                               r"and cannot train the 3D configuration 3d_fullres; train it "
+                                               r"on '2d' instead"):
+        _trainer("nnUNetTrainerDeepLabV3Plus", "3d_fullres")
+
+
+def test_a_3d_baseline_builds_from_the_2d_plan(nnunet_in_process):
+    trainer = _trainer("nnUNetTrainerAttentionUNet", "2d")
+    assert len(trainer.configuration_manager.patch_size) == 2
+    _one_step(trainer)
+
+
+def test_fit_to_gpu_in_the_trainer(nnunet_in_process, monkeypatch):
+    """The decision ``initialize`` makes on CUDA, with a stubbed free-memory figure: off when the plan fits,
+    on when it fits only with checkpointing, a stop naming the planner when it does not fit at all."""
+    from nnunet_dyntransnet.training.gpu_fit import DoesNotFitError, training_bytes
+
+    monkeypatch.delenv("DYNTRANSNET_CHECKPOINTING", raising=False)
+    trainer = _trainer("nnUNetTrainerDynTransNet")
+    net, batch = trainer.network, trainer.batch_size
+    plain, checkpointed = training_bytes(net, batch, False), training_bytes(net, batch, True)
+    assert checkpointed < plain
+    trainer.fit_to_gpu(int(plain / 0.85))
+    assert not net.encoder.stages[0].checkpoint_blocks
+    trainer.fit_to_gpu(int(checkpointed / 0.85))
+    assert net.encoder.stages[0].checkpoint_blocks and net.decoder.checkpoint_levels == {0}
+    with pytest.raises(DoesNotFitError, match="dyntransnet_plan_and_preprocess -d 901 -gpu_memory_target 1"):
+        trainer.fit_to_gpu(checkpointed // 2)
+    trainer.checkpointing_mode = "off"  # what DYNTRANSNET_CHECKPOINTING=off gives when the trainer is created
+    trainer.fit_to_gpu(checkpointed // 2)
+    assert not net.encoder.stages[0].checkpoint_blocks
+    _one_step(trainer)  # the switch holds for training
+
+
+# ---------------------------------------------------------------- issue 18, cases 14 and 15: refusals before any write
+
+@pytest.mark.parametrize("trainer, env, message", [
+    ("nnUNetTrainerDeepLabV3Plus", {}, "cannot train the 3D configuration 3d_fullres; train it on '2d' instead"),
+    ("nnUNetTrainerDynTransNet", {"DYNTRANSNET_TRAIN_MINUTES": "0"}, "DYNTRANSNET_TRAIN_MINUTES='0'"),
+    ("nnUNetTrainerDynTransNet", {"DYNTRANSNET_TRAIN_MINUTES": "abc"}, "as a positive number"),
+    ("nnUNetTrainerSegResNet", {"DYNTRANSNET_TRAIN_MINUTES": "nan"}, "as a positive number"),
+    ("nnUNetTrainerDynTransNet", {"DYNTRANSNET_CHECKPOINTING": "banana"}, "use auto"),
+])
+def test_refused_before_nnunet_creates_the_fold_folder(nnunet_in_process, tmp_path, monkeypatch, trainer, env,
+                                                       message):
+    """A refusal is a message and exit status (SystemExit: nnUNetv2_train prints it without a traceback), and no
+    fold folder or training log is left behind."""
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(TrainingRefused) as refused:
+        _trainer(trainer)
+    assert isinstance(refused.value, SystemExit) and message in str(refused.value.code), refused.value.code
+    assert not (tmp_path / "results").exists(), "nothing written"
+
+
+@pytest.mark.parametrize("mode, expected", [("on", True), ("off", False)])
+def test_checkpointing_variable_is_honoured_on_cpu(nnunet_in_process, monkeypatch, mode, expected):
+    """Case 15: DYNTRANSNET_CHECKPOINTING=on was silently ignored on CPU."""
+    monkeypatch.setenv("DYNTRANSNET_CHECKPOINTING", mode)
+    trainer = _trainer("nnUNetTrainerDynTransNet")
+    assert trainer.network.activation_checkpointing is expected
+    log = open(trainer.log_file).read()
+    assert f"activation checkpointing {mode} (DYNTRANSNET_CHECKPOINTING={mode}" in log
