@@ -1,29 +1,35 @@
-"""Selective activation checkpointing of transformer blocks: recompute the cheap ops, keep the expensive ones.
+"""Selective activation checkpointing: keep what is costly to redo, recompute the cheap operations in backward.
 
 Plain activation checkpointing (``DynTransNet(activation_checkpointing=True)``) keeps only a
-block's input and reruns the whole block in backward, matmuls included. Selective checkpointing
-(``selective_checkpointing=True``) reruns only the memory-bound operations: LayerNorm, GELU,
-the rotary rotation, window partition and reverse, the folded-bias concatenation and padding,
-the residual additions. It keeps, besides the block's input, the outputs of the operations
-that are costly to redo and large to recompute from: the widening matmuls (the qkv projection
-and the MLP's first layer) and the fused attention (its output and log-sum-exp). The narrowing
-matmuls (output projection, MLP's second layer, the D-MSA bias) are recomputed from those; they
-feed only residual additions, which keep nothing. ``torch.utils.checkpoint``'s selective policy
-does this per dispatched operation, on CPU and CUDA alike.
+part's input and reruns the whole part in backward. Selective checkpointing
+(``selective_checkpointing=True``) reruns only the cheap operations, as
+``torch.utils.checkpoint``'s selective policy decides per dispatched operation (CPU and CUDA
+alike):
 
-Measured on this project's CPU at 32x64x64 (``tests/test_memory_model.py`` checks the count
-against what autograd retains): the blocks keep about 9.3 elements per token and channel
-instead of 18.1, for a training step within 3% of the plain one; see the README.
+- in a transformer block (:func:`block_policy`) it keeps the fused attention's outputs (output
+  and log-sum-exp) and the MLP's first matmul; it recomputes LayerNorm, GELU, the rotary
+  rotation, window partition and reverse, the folded-bias concatenation and padding, the
+  residual additions, and the narrow matmuls, the qkv projection among them (3 C x C per token,
+  little beside the attention over a window, and the largest tensor a block would keep);
+- in the convolutional parts, the stem and every decoder level (:func:`conv_policy`), it keeps
+  the outputs of the spatial (3x3x3) convolutions and recomputes the 1x1 convolutions (FM-M's
+  gate and fusion: a concatenation of skip and decoder map is never kept), InstanceNorm,
+  LeakyReLU, the gate's sigmoid and products.
+
+What each part then keeps is counted by its ``saved_elements``; ``tests/network/test_memory_model.py``
+checks the counts against what stays alive after a forward pass, and that outputs and
+gradients equal the plain network's.
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, Callable
 
 import torch
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
-__all__ = ["KEPT_ATTENTION_OPS", "selective_checkpoint"]
+__all__ = ["KEPT_ATTENTION_OPS", "block_policy", "conv_policy", "kept_matmul", "selective_checkpoint"]
 
 aten = torch.ops.aten
 # fused attention kernels whose outputs are kept (one per backend scaled_dot_product_attention picks)
@@ -35,22 +41,41 @@ KEPT_ATTENTION_OPS = frozenset(
 )
 
 
-def _widening_matmul(op: Any, args: tuple) -> bool:
-    """``mm(a, b)`` / ``addmm(bias, a, b)`` (what ``nn.Linear`` dispatches to) with more output than input columns."""
+def kept_matmul(in_features: int, out_features: int) -> bool:
+    """Whether :func:`block_policy` keeps a linear layer's output: a widening one (the MLP's first layer) other than
+    the qkv projection, which is exactly three times as wide (so an MLP ratio of 3 is recomputed too)."""
+    return in_features < out_features != 3 * in_features
+
+
+def _kept_matmul_op(op: Any, args: tuple) -> bool:
+    """``mm(a, b)`` / ``addmm(bias, a, b)`` (what ``nn.Linear`` dispatches to) that :func:`kept_matmul` keeps."""
     if op is aten.addmm.default:
-        return args[2].shape[-1] > args[1].shape[-1]
-    if op is aten.mm.default:
-        return args[1].shape[-1] > args[0].shape[-1]
-    return False
+        a, b = args[1], args[2]
+    elif op is aten.mm.default:
+        a, b = args[0], args[1]
+    else:
+        return False
+    return kept_matmul(a.shape[-1], b.shape[-1])
 
 
-def _policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
-    if op in KEPT_ATTENTION_OPS or _widening_matmul(op, args):
+def _spatial_convolution(op: Any, args: tuple) -> bool:
+    """A convolution whose kernel covers more than one voxel (``aten.convolution(input, weight, ...)``)."""
+    return op is aten.convolution.default and math.prod(args[1].shape[2:]) > 1
+
+
+def block_policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
+    """Transformer blocks: keep the attention kernel's outputs and the MLP's hidden layer."""
+    if op in KEPT_ATTENTION_OPS or _kept_matmul_op(op, args):
         return CheckpointPolicy.MUST_SAVE
     return CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def selective_checkpoint(fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
-    """``fn(*args)``, keeping for backward only what :func:`_policy` saves (and ``args``); the rest is rerun."""
+def conv_policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
+    """Convolutional parts: keep the spatial convolutions' outputs."""
+    return CheckpointPolicy.MUST_SAVE if _spatial_convolution(op, args) else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def selective_checkpoint(fn: Callable[..., torch.Tensor], *args: Any, policy: Callable = block_policy) -> torch.Tensor:
+    """``fn(*args)``, keeping for backward only what ``policy`` saves (and ``args``); the rest is rerun."""
     # a partial, not a closure: torch.compile traces checkpoint's context_fn only in that form
-    return checkpoint(fn, *args, use_reentrant=False, context_fn=partial(create_selective_checkpoint_contexts, _policy))
+    return checkpoint(fn, *args, use_reentrant=False, context_fn=partial(create_selective_checkpoint_contexts, policy))

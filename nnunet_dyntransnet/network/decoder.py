@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.utils.checkpoint import checkpoint
 
+from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
 from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 
@@ -66,6 +67,8 @@ class DynTransDecoder(nn.Module):
         # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward
         # rather than kept (DynTransNet's activation_checkpointing)
         self.checkpoint_levels: frozenset = frozenset()
+        # every other level keeps only its spatial convolutions' outputs (DynTransNet's selective_checkpointing)
+        self.selective_levels = False
 
     def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.refine[n](self.fuse[n](decoder, skip))
@@ -80,16 +83,26 @@ class DynTransDecoder(nn.Module):
         return (self.fuse[n].saved_elements(voxels) + self.refine[n].saved_elements(voxels)
                 + self.heads[n].in_channels * voxels)
 
+    def _selective_level_elements(self, n: int, voxels: int) -> float:
+        # the upsampled input, RM's two spatial convolutions' outputs (FM-M has only 1x1 convolutions), the output
+        channels = self.heads[n].in_channels
+        return (2.0 * channels + sum(unit[0].out_channels for unit in self.refine[n].body)) * voxels
+
     def saved_elements(self, voxels: Sequence[int]) -> float:
         """Elements kept for backward per sample for ``voxels`` voxels per stage of the layout
-        (``stage_layout.voxels_per_stage``). A checkpointed level keeps only its upsampled input and its output."""
-        return sum(2.0 * self.heads[n].in_channels * v if level in self.checkpoint_levels else self._level_elements(n, v)
-                   for n, level, v in self._levels(voxels))
+        (``stage_layout.voxels_per_stage``). A checkpointed level keeps only its upsampled input and its output;
+        a selectively checkpointed one also its spatial convolutions' outputs."""
+        def level_elements(n: int, level: int, v: int) -> float:
+            if level in self.checkpoint_levels:
+                return 2.0 * self.heads[n].in_channels * v
+            return self._selective_level_elements(n, v) if self.selective_levels else self._level_elements(n, v)
+
+        return sum(level_elements(n, level, v) for n, level, v in self._levels(voxels))
 
     def recomputed_elements(self, voxels: Sequence[int]) -> float:
-        """The most elements a checkpointed level holds again at once in backward (0 without checkpointing)."""
+        """The most elements a (selectively) checkpointed level holds again at once in backward (0 without)."""
         return max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
-                    if level in self.checkpoint_levels), default=0.0)
+                    if level in self.checkpoint_levels or self.selective_levels), default=0.0)
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
         x = skips[-1]
@@ -99,6 +112,8 @@ class DynTransDecoder(nn.Module):
             level = last - n  # 0 is full resolution
             if level in self.checkpoint_levels and torch.is_grad_enabled():
                 x = checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], use_reentrant=False)
+            elif self.selective_levels and torch.is_grad_enabled():
+                x = selective_checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], policy=conv_policy)
             else:
                 x = self._fuse_and_refine(n, up(x), skips[-(n + 2)])
             if self.deep_supervision or n == last:

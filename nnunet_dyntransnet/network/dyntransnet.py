@@ -48,10 +48,10 @@ class DynTransNet(nn.Module):
             keeping their activations: the first transformer stage's blocks and the full-resolution
             decoder level's fusion and RM. About half the activations kept for backward, for one more forward
             pass of those parts (see ``memory_model`` and the README's measurements).
-        selective_checkpointing: in every transformer block, recompute only the cheap memory-bound operations
-            in backward and keep the matmuls' and attention's outputs (:mod:`~nnunet_dyntransnet.network.checkpointing`):
-            the blocks keep about half, for a few percent of time. Where ``activation_checkpointing`` is on
-            too, the first stage's blocks are recomputed whole.
+        selective_checkpointing: in the stem, every transformer block and every decoder level, recompute the cheap
+            operations in backward and keep only the spatial convolutions', the attention kernel's and the MLP's
+            hidden outputs (:mod:`~nnunet_dyntransnet.network.checkpointing`). Where ``activation_checkpointing``
+            is on too, the parts it names are recomputed whole.
 
     Shapes:
         ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
@@ -100,8 +100,7 @@ class DynTransNet(nn.Module):
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
         self.set_activation_checkpointing(activation_checkpointing)
-        for stage in self.encoder.stages:
-            stage.selective_blocks = bool(selective_checkpointing)
+        self.set_selective_checkpointing(selective_checkpointing)
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
 
@@ -112,6 +111,18 @@ class DynTransNet(nn.Module):
         if len(self.encoder.stages):
             self.encoder.stages[0].checkpoint_blocks = enabled
         self.decoder.checkpoint_levels = frozenset({0}) if enabled else frozenset()
+
+    def set_selective_checkpointing(self, enabled: bool) -> None:
+        """Switch ``selective_checkpointing`` (the constructor's argument): the stem, every transformer block and
+        every decoder level keep only what :mod:`~nnunet_dyntransnet.network.checkpointing` says. Parameters and
+        outputs are the same either way."""
+        self.encoder.selective_stem = self.decoder.selective_levels = bool(enabled)
+        for stage in self.encoder.stages:
+            stage.selective_blocks = bool(enabled)
+
+    @property
+    def selective_checkpointing(self) -> bool:
+        return self.decoder.selective_levels
 
     @property
     def activation_checkpointing(self) -> bool:

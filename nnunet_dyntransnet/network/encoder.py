@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
 from nnunet_dyntransnet.network.decoder_blocks import ConvNormAct
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 from nnunet_dyntransnet.network.transformer import TransformerStage
@@ -57,9 +58,15 @@ class DynTransEncoder(nn.Module):
             )
             used += s.depth
         self.stages = nn.ModuleList(stages)
+        # keep only the stem convolutions' outputs, recompute the norms and activations in backward
+        # (DynTransNet's selective_checkpointing)
+        self.selective_stem = False
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        skips = [self.stem(x)]
+        if self.selective_stem and torch.is_grad_enabled():
+            skips = [selective_checkpoint(self.stem, x, policy=conv_policy)]
+        else:
+            skips = [self.stem(x)]
         features = x
         for stage in self.stages:
             features = stage(features)
@@ -72,10 +79,17 @@ class DynTransEncoder(nn.Module):
         the stem's conv units, the transformer stages."""
         return {
             "input": float(self.stem[0][0].in_channels * voxels[0]),
-            "stem": sum(unit.saved_elements(voxels[0]) for unit in self.stem),
+            "stem": self._stem_elements(voxels[0], self.selective_stem),
             "transformer": sum(stage.saved_elements(n) for stage, n in zip(self.stages, voxels[1:])),
         }
 
+    def _stem_elements(self, voxels: int, selective: bool) -> float:
+        """Each conv unit's (selective: only its convolution's output), and the stem's output (the skip)."""
+        if not selective:
+            return sum(unit.saved_elements(voxels) for unit in self.stem)
+        return float(sum(unit[0].out_channels for unit in self.stem) + self.stem[-1][0].out_channels) * voxels
+
     def recomputed_elements(self, voxels: Sequence[int]) -> float:
-        """The most elements a checkpointed stage holds again at once in backward (0 without checkpointing)."""
-        return max((stage.recomputed_elements(n) for stage, n in zip(self.stages, voxels[1:])), default=0.0)
+        """The most elements a checkpointed part holds again at once in backward (0 without checkpointing)."""
+        stem = self._stem_elements(voxels[0], False) if self.selective_stem else 0.0
+        return max([stem, *(stage.recomputed_elements(n) for stage, n in zip(self.stages, voxels[1:]))])

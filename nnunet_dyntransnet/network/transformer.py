@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_dyntransnet.network.attention import ATTENTIONS
-from nnunet_dyntransnet.network.checkpointing import selective_checkpoint
+from nnunet_dyntransnet.network.checkpointing import kept_matmul, selective_checkpoint
 from nnunet_dyntransnet.network.rotary import AxialRotaryEmbedding
 from nnunet_dyntransnet.network.windows import fit_window, window_partition, window_reverse
 
@@ -98,11 +98,11 @@ class DynamicTransformerBlock(nn.Module):
         return (3 * dim + 2 * hidden + 4) * tokens + self.attn.saved_elements(tokens)
 
     def selectively_saved_elements(self, tokens: int) -> float:
-        """What the block keeps under selective checkpointing (:mod:`nnunet_dyntransnet.network.checkpointing`): its
-        input, the qkv projection's output, the MLP's hidden layer before the activation, the attention kernel's
-        outputs."""
+        """What the block keeps under selective checkpointing (:func:`~nnunet_dyntransnet.network.checkpointing.block_policy`):
+        its input, the MLP's hidden layer before the activation (:func:`~nnunet_dyntransnet.network.checkpointing.kept_matmul`),
+        the attention kernel's outputs."""
         dim, hidden = self.mlp.fc1.in_features, self.mlp.fc1.out_features
-        return (dim + 3 * dim + hidden) * tokens + self.attn.attention_output_elements(tokens)
+        return (dim + (hidden if kept_matmul(dim, hidden) else 0)) * tokens + self.attn.attention_output_elements(tokens)
 
 
 class TransformerStage(nn.Module):
