@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import platform
+import statistics
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -73,10 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-inference", action="store_true", help="skip the inference measurements")
     p.add_argument("--no-train", action="store_true", help="skip the training step (inference only)")
     p.add_argument("--no-mirroring", action="store_true", help="skip inference with test-time mirroring (8x the work in 3D)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timed training steps per measurement (their median)")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="measure every network this many times, alternating between them (PlainConvUNet, DynTransNet, "
+                        "PlainConvUNet, ...), so that a busy or drifting machine slows both alike; each figure is the "
+                        "median over rounds, each ratio the median of the rounds' ratios (default 3)")
     p.add_argument("--compile", action="store_true", help="torch.compile every network (as nnU-Net does on CUDA)")
     p.add_argument("--attention", action="store_true", help="also time D-MSA against plain attention per stage")
+    p.add_argument("--traffic", action="store_true",
+                   help="also count the bytes the memory-bound operations of a training step move, and the matmuls' "
+                        "FLOPs, on the meta device (benchmark/traffic.py); alone with --no-train --no-inference")
     p.add_argument("--memory-model", type=_parse_shape, nargs="+", metavar="PATCH", default=None,
                    help="also check compute_conv_feature_map_size against peak memory at these patch sizes")
     p.add_argument("--out", help="write the results as JSON here")
@@ -114,33 +122,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             "dtype": args.dtype}
     measures = ([] if args.no_train else ["train"]) + \
         ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
-    if not measures:
-        raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure")
-    rows = []
-    for name in args.networks:
-        row = {"network": name}
-        for m in measures:
-            r = _measure({**base, "network": name, "measure": m})
-            if "error" in r:
-                row.setdefault("errors", {})[m] = r["error"]
-                continue
-            if m == "train":
-                row.update({k: r[k] for k in ("parameters", "forward_gflops_per_sample", "feature_map_size",
-                                              "train_step_s", "peak_memory_gib", "patch")})
-                # forward + backward is about 3 forward passes of arithmetic
-                row["train_tflops"] = 3 * r["forward_gflops_per_sample"] * args.batch / r["train_step_s"] / 1e3
-                if args.peak_tflops:
-                    row["mfu"] = row["train_tflops"] / args.peak_tflops
-                if "peak_rss_gib" in r:
-                    row["peak_rss_gib"] = r["peak_rss_gib"]
-            else:
-                row[f"{m}_s"] = r["inference_s"]
-                row[f"{m}_peak_memory_gib"] = r["peak_memory_gib"]
-        rows.append(row)
-        print(f"measured {name}", flush=True)
-        if args.out:  # so that a run stopped by a time limit keeps what it measured
-            _write(args.out, _summary(args, plan, patch, case, rows, complete=False))
-    result = _summary(args, plan, patch, case, rows, complete=True)
+    if not measures and not args.traffic:
+        raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure (add --traffic)")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    rounds: List[List[dict]] = []
+    for i in range(args.rounds if measures else 1):
+        rounds.append([])
+        for name in args.networks:
+            rounds[-1].append(_measure_row(base, name, measures, args))
+            print(f"round {i + 1} of {args.rounds}: measured {name}", flush=True)
+            if args.out:  # so that a run stopped by a time limit keeps what it measured
+                _write(args.out, _summary(args, plan, patch, case, rounds, complete=False))
+    result = _summary(args, plan, patch, case, rounds, complete=True)
+    if args.traffic:
+        _add_traffic(result["results"], plan, args)
     if args.attention:
         from nnunet_dyntransnet.benchmark.attention_cost import attention_bias_cost
         from nnunet_dyntransnet.network import DynTransNet
@@ -159,21 +155,90 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     return result
 
 
-def _summary(args, plan, patch, case, rows: List[dict], complete: bool) -> Dict:
-    """The result document: run settings, and every row with its ratios against the first (PlainConvUNet)."""
-    ratios = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_mirrored_s": "infer_mirrored_ratio",
-              "peak_memory_gib": "peak_memory_ratio"}
+def _add_traffic(rows: List[dict], plan, args) -> None:
+    """Each row's :func:`~nnunet_dyntransnet.benchmark.traffic.step_traffic` and its ratios to PlainConvUNet's, and
+    its planning estimate (``feature_map_size``, what it keeps for backward in nnU-Net's units) with its ratio."""
+    from nnunet_dyntransnet.benchmark.networks import build_networks, estimate_feature_map_size
+    from nnunet_dyntransnet.benchmark.traffic import step_traffic
+
+    builders = build_networks(plan, 1, args.classes, deep_supervision=True, names=[r["network"] for r in rows])
     for row in rows:
-        for key, ratio in ratios.items():
-            if key in row and key in rows[0]:
-                row[ratio] = row[key] / rows[0][key]
+        with torch.device("meta"):
+            model = builders[row["network"]]()
+        row.setdefault("feature_map_size", estimate_feature_map_size(model, list(plan.patch_size)))
+        row["traffic"] = step_traffic(model, args.batch, 1, args.classes, list(plan.patch_size))
+    for row in rows:
+        row["other_bytes_ratio"] = row["traffic"]["other_bytes"] / rows[0]["traffic"]["other_bytes"]
+        row["flops_ratio"] = row["traffic"]["flops"] / rows[0]["traffic"]["flops"]
+        if row.get("feature_map_size") and rows[0].get("feature_map_size"):
+            row["feature_map_ratio"] = row["feature_map_size"] / rows[0]["feature_map_size"]
+
+
+def _measure_row(base: dict, name: str, measures: Sequence[str], args) -> dict:
+    """One network's measurements (each in a child process of its own)."""
+    row = {"network": name}
+    for m in measures:
+        r = _measure({**base, "network": name, "measure": m})
+        if "error" in r:
+            row.setdefault("errors", {})[m] = r["error"]
+            continue
+        if m == "train":
+            row.update({k: r[k] for k in ("parameters", "forward_gflops_per_sample", "feature_map_size",
+                                          "train_step_s", "peak_memory_gib", "patch")})
+            # forward + backward is about 3 forward passes of arithmetic
+            row["train_tflops"] = 3 * r["forward_gflops_per_sample"] * args.batch / r["train_step_s"] / 1e3
+            if args.peak_tflops:
+                row["mfu"] = row["train_tflops"] / args.peak_tflops
+            if "peak_rss_gib" in r:
+                row["peak_rss_gib"] = r["peak_rss_gib"]
+        else:
+            row[f"{m}_s"] = r["inference_s"]
+            row[f"{m}_peak_memory_gib"] = r["peak_memory_gib"]
+    return row
+
+
+RATIOS = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_mirrored_s": "infer_mirrored_ratio",
+          "peak_memory_gib": "peak_memory_ratio"}
+
+
+def combine_rounds(rounds: Sequence[Sequence[dict]]) -> List[dict]:
+    """One row per network from several rounds of the same networks (each round: PlainConvUNet first).
+
+    A measured figure is the median over the rounds; a ratio against PlainConvUNet is computed within
+    each round (both measured close together) and the median of those is reported, with every
+    round's ratio kept in ``*_ratio_rounds``.
+    """
+    rows = []
+    for i, first in enumerate(rounds[0]):
+        same = [r[i] for r in rounds]
+        row = {k: v for k, v in first.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+        for key in {k for r in same for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}:
+            values = [r[key] for r in same if key in r]
+            row[key] = statistics.median(values)
+        for key, ratio in RATIOS.items():
+            per_round = [r[i][key] / r[0][key] for r in rounds if key in r[i] and key in r[0]]
+            if per_round:
+                row[ratio] = statistics.median(per_round)
+                row[f"{ratio}_rounds"] = per_round
+        errors = {m: e for r in same for m, e in r.get("errors", {}).items()}
+        if errors:
+            row["errors"] = errors
+        rows.append(row)
+    return rows
+
+
+def _summary(args, plan, patch, case, rounds: List[List[dict]], complete: bool) -> Dict:
+    """The result document: run settings, and every network's row with its ratios against the first
+    (PlainConvUNet), combined over the rounds measured so far (:func:`combine_rounds`)."""
+    finished = [r for r in rounds if len(r) == len(rounds[0])] or rounds[:1]
+    rows = combine_rounds(finished) if finished and finished[0] else []
     return {
         "patch_size": patch, "batch_size": args.batch, "case_shape": case, "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__, "compiled": args.compile, "dtype": args.dtype if args.device == "cuda" else "fp32",
         "peak_tflops": args.peak_tflops, "strides": plan.network_arch_init_kwargs["strides"],
         "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "complete": complete,
-        "results": rows,
+        "rounds": len(finished), "alternating": True, "results": rows,
     }
 
 
@@ -190,8 +255,10 @@ def format_table(result: Dict) -> str:
     """Markdown tables of a benchmark result; ratios against PlainConvUNet (the first row)."""
     mem = "peak mem (GiB)" if result["device"] == "cuda" else "peak RSS increase (GiB)"
     head = ["network", "patch", "params (M)", "GFLOP/sample", "train step (s)", "ratio", "TFLOP/s", "MFU",
-            "inference (s)", "ratio", "inference, mirrored (s)", "ratio", f"train {mem}", "ratio"]
-    lines = [f"plan patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
+            "inference (s)", "ratio", "inference, mirrored (s)", "ratio", f"train {mem}", "ratio",
+            "memory-bound GB / step", "ratio"]
+    lines = [f"median of {result.get('rounds', 1)} round(s) alternating between the networks; "
+             f"plan patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
              f"{'x'.join(map(str, result['case_shape']))}, {result['device']} ({result['device_name']}), torch "
              f"{result['torch']}, {result.get('dtype', 'fp16')}{', torch.compile' if result.get('compiled') else ''}"
              + (f"; MFU against {result['peak_tflops']:g} TFLOP/s" if result.get("peak_tflops") else ""), "",
@@ -203,7 +270,8 @@ def format_table(result: Dict) -> str:
                  _cell(r, "train_step_ratio", ".2f"), _cell(r, "train_tflops", ".2f"), _cell(r, "mfu", ".1%"),
                  _cell(r, "infer_s", ".2f"), _cell(r, "infer_ratio", ".2f"),
                  _cell(r, "infer_mirrored_s", ".2f"), _cell(r, "infer_mirrored_ratio", ".2f"),
-                 _cell(r, "peak_memory_gib", ".2f"), _cell(r, "peak_memory_ratio", ".2f")]
+                 _cell(r, "peak_memory_gib", ".2f"), _cell(r, "peak_memory_ratio", ".2f"),
+                 f"{r['traffic']['other_bytes'] / 1e9:.1f}" if "traffic" in r else "-", _cell(r, "other_bytes_ratio", ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
         for m, err in r.get("errors", {}).items():
             lines.append(f"\n{r['network']} {m}: {err}")
