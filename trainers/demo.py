@@ -12,9 +12,8 @@ import os
 import time
 
 import torch
-from torch import nn
 
-from nnunet_dyntransnet.network import DynTransNet, capped_widths
+from nnunet_dyntransnet.network import capped_widths
 from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet
 
@@ -68,11 +67,9 @@ class nnUNetTrainerDynTransNetDemoCPU(nnUNetTrainerDynTransNetDemoGPU):
     network_options = dict(head_dim=16, window_size=4, max_global_tokens=512)
 
     @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision, features_per_stage=capped_widths(configuration_manager, 8, 64),
-                                     **cls.network_options)
+    def network_options_for(cls, configuration_manager) -> dict:
+        return {**super().network_options_for(configuration_manager),
+                "features_per_stage": capped_widths(configuration_manager, 8, 64)}
 
 
 class nnUNetTrainerDynTransNetDemoCPU_Baseline(nnUNetTrainerDynTransNetDemoCPU):

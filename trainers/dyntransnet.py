@@ -1,15 +1,8 @@
 """``nnUNetTrainerDynTransNet``: nnU-Net's pipeline with DynTransNet and nnU-Net's transformer recipe.
 
-A variant states its network once, as the class attribute ``network_options`` (keyword
-arguments of :class:`~nnunet_dyntransnet.network.DynTransNet`); ``build_network_architecture``
-reads it. It is a classmethod so that it can: nnU-Net calls it on the class at inference
-(``trainer_class.build_network_architecture(plans_manager, configuration_manager, ...)``),
-with the same arguments as the static method of nnU-Net's own trainers. nnU-Net also writes
-the attribute into each fold's ``debug.json``, where ``dyntransnet_report`` reads it.
-
-On CUDA, ``initialize`` decides whether the plan's patch and batch fit the GPU and switches
-activation checkpointing on if they fit only with it (``gpu_fit``; ``DYNTRANSNET_CHECKPOINTING``
-overrides), and stops before training if they do not fit at all.
+Every DynTransNet trainer (this one, the ablations, ``_Paper``, the demo's) builds its network
+through :class:`BuildsDynTransNet`: a variant states its network once, as the class attribute
+``network_options``, and the trainer records the options it used in the result folder's plans.
 """
 from __future__ import annotations
 
@@ -23,17 +16,42 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_dyntransnet.training.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
                                         free_gpu_bytes)
-from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.network import DynTransNet, network_defaults
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import TrainingRefused
 
-__all__ = ["FitsTheGPU", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+__all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
 
 
-class FitsTheGPU:
-    """Mixin for a trainer that builds DynTransNet: on CUDA, ``initialize`` switches activation checkpointing on
-    when the plan's patch and batch fit the GPU only with it, and stops when they do not fit at all (``gpu_fit``)."""
+# The plans entry in which a trainer records the options it built DynTransNet with; nnU-Net copies the
+# plans into the result folder, so the folder says which network its checkpoints hold.
+OPTIONS_KEY = "dyntransnet_network_options"
+# Constructor arguments that shape the network beyond the plan; each trainer records all of them.
+ARCHITECTURE_OPTIONS = ("head_dim", "mlp_ratio", "window_size", "max_global_tokens", "drop_path_rate", "attention",
+                        "fusion", "residual_refine", "activation_checkpointing", "selective_checkpointing")
+# Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
+# trained with them, and keeps predicting with them.
+LEGACY_0_1_OPTIONS: Dict[str, Any] = {"head_dim": 32, "mlp_ratio": 4.0, "selective_checkpointing": False}
+
+
+class BuildsDynTransNet:
+    """Mixin for a trainer that builds DynTransNet.
+
+    - ``network_options`` (class attribute): the keyword arguments of
+      :class:`~nnunet_dyntransnet.network.DynTransNet` that make a variant; ``network_options_for`` may add
+      ones that depend on the plan (the CPU demo's widths).
+    - The options, completed with the network's current defaults, are recorded in the plans
+      (``dyntransnet_network_options``), which nnU-Net copies into the result folder; prediction,
+      export and ``--c`` build from the record, so a change of defaults never changes a trained model.
+    - ``build_network_architecture`` is the one builder of every DynTransNet trainer; a classmethod,
+      called with the arguments of nnU-Net's own static method.
+    - ``DYNTRANSNET_CHECKPOINTING`` is read (and checked) when the trainer is created; on CUDA,
+      ``initialize`` switches activation checkpointing on when the plan fits the GPU only with it
+      (``gpu_fit``) and stops when it does not fit at all; elsewhere ``on``/``off`` are applied as given.
+    """
+
+    network_options: ClassVar[Dict[str, Any]] = {}
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -42,9 +60,32 @@ class FitsTheGPU:
         except ValueError as e:
             raise TrainingRefused(str(e)) from None
         super().__init__(plans, configuration, fold, dataset_json, device)
+        defaults = network_defaults()
+        recorded = {**{k: defaults[k] for k in ARCHITECTURE_OPTIONS}, **self.network_options_for(self.configuration_manager)}
+        # the configuration manager holds the plans' dict itself, or for an inheriting configuration a merged copy
+        self.plans_manager.plans["configurations"][configuration][OPTIONS_KEY] = recorded
+        self.configuration_manager.configuration[OPTIONS_KEY] = recorded
+
+    @classmethod
+    def network_options_for(cls, configuration_manager: ConfigurationManager) -> Dict[str, Any]:
+        """The options this trainer builds DynTransNet with for this configuration (default: ``network_options``)."""
+        return dict(cls.network_options)
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        # a ConfigurationManager, or any object with its attributes (then with nothing recorded)
+        recorded = getattr(configuration_manager, "configuration", {}).get(OPTIONS_KEY)
+        options = dict(recorded) if recorded is not None else {**LEGACY_0_1_OPTIONS,
+                                                               **cls.network_options_for(configuration_manager)}
+        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
+                                     enable_deep_supervision, **options)
 
     def environment_recipe(self) -> Dict[str, Any]:
-        return {**super().environment_recipe(), "checkpointing_mode": self.checkpointing_mode}
+        """What environment variables changed in this training (the budget's mixin adds its own)."""
+        inherited = getattr(super(), "environment_recipe", dict)()
+        return {**inherited, "checkpointing_mode": self.checkpointing_mode}
 
     def initialize(self) -> None:
         super().initialize()
@@ -66,33 +107,25 @@ class FitsTheGPU:
         dataset_id = self.plans_manager.dataset_name.split("_")[0].replace("Dataset", "")
         try:
             decision = fit_to_gpu(network, self.batch_size, free_bytes, dataset=dataset_id, mode=self.checkpointing_mode,
-                                  class_default=type(self).network_options.get("activation_checkpointing", False))
+                                  class_default=self.configuration_manager.configuration[OPTIONS_KEY].get(
+                                      "activation_checkpointing", False))
         except DoesNotFitError as e:
             self.print_to_log_file(f"stopped before training: {e}")
             raise
         self.print_to_log_file(decision.message)
 
 
-class nnUNetTrainerDynTransNet(FitsTheGPU, TransformerRecipeTrainer):
+class nnUNetTrainerDynTransNet(BuildsDynTransNet, TransformerRecipeTrainer):
     """DynTransNet built from the plan, trained with nnU-Net's transformer recipe (see ``recipe.py``).
 
     Unlike Primus, DynTransNet has a U-Net decoder with a head per level, so deep supervision
     stays on.
     """
 
-    network_options: ClassVar[Dict[str, Any]] = {}
-
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = True
-
-    @classmethod
-    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
-                                   num_input_channels: int, num_output_channels: int,
-                                   enable_deep_supervision: bool = True) -> nn.Module:
-        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision, **cls.network_options)
 
     def set_deep_supervision_enabled(self, enabled: bool) -> None:
         # AbstractPrimus turns this into a no-op; DynTransNet's decoder has the switch nnU-Net expects.

@@ -9,15 +9,12 @@ listed in the README beside the paper's value.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Dict
 
 import torch
 from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceLoss
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
-from torch import nn
 
-from nnunet_dyntransnet.network import DynTransNet
-from nnunet_dyntransnet.trainers.dyntransnet import FitsTheGPU
+from nnunet_dyntransnet.trainers.dyntransnet import BuildsDynTransNet
 
 __all__ = ["nnUNetTrainerDynTransNet_Paper"]
 
@@ -26,10 +23,9 @@ PAPER_EPOCHS = 300
 PAPER_LR = 1e-4
 
 
-class nnUNetTrainerDynTransNet_Paper(FitsTheGPU, nnUNetTrainerDiceLoss, nnUNetTrainerVanillaAdam):
-    """DynTransNet with Dice loss (nnUNetTrainerDiceLoss) and Adam (nnUNetTrainerVanillaAdam), Table 1's values."""
-
-    network_options: ClassVar[Dict[str, Any]] = {}
+class nnUNetTrainerDynTransNet_Paper(BuildsDynTransNet, nnUNetTrainerDiceLoss, nnUNetTrainerVanillaAdam):
+    """DynTransNet with Dice loss (nnUNetTrainerDiceLoss) and Adam (nnUNetTrainerVanillaAdam), Table 1's values;
+    the network is the main trainer's (the paper states no architecture hyperparameter)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -38,12 +34,6 @@ class nnUNetTrainerDynTransNet_Paper(FitsTheGPU, nnUNetTrainerDiceLoss, nnUNetTr
         self.weight_decay = 0.0  # nnUNetTrainerVanillaAdam passes nnU-Net's 3e-5; the paper names none
         self.num_epochs = PAPER_EPOCHS
         self.enable_deep_supervision = False  # the paper's network has one head
-
-    @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision, **cls.network_options)
 
     def _set_batch_size_and_oversample(self):
         # the paper's batch size, whatever the plan says; nnU-Net then splits it over DDP workers

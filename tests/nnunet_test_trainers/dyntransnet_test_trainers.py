@@ -9,7 +9,7 @@ import os
 import torch
 
 from nnunet_dyntransnet.training.baseline_networks import adapt_configuration
-from nnunet_dyntransnet.network import DynTransNet, capped_widths
+from nnunet_dyntransnet.network import capped_widths
 from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet, nnUNetTrainerSwinUNETR
 
 
@@ -38,11 +38,9 @@ class nnUNetTrainerDynTransNetTest(_Short, nnUNetTrainerDynTransNet):
     network_options = dict(depths=1, head_dim=4, window_size=4, max_global_tokens=128)
 
     @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
-                                   num_output_channels, enable_deep_supervision=True):
-        return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
-                                     enable_deep_supervision, features_per_stage=capped_widths(configuration_manager, 4, 16),
-                                     **cls.network_options)
+    def network_options_for(cls, configuration_manager):
+        return {**super().network_options_for(configuration_manager),
+                "features_per_stage": capped_widths(configuration_manager, 4, 16)}
 
 
 class nnUNetTrainerSwinUNETRTest(_Short, nnUNetTrainerSwinUNETR):
