@@ -23,13 +23,21 @@ def test_compiled_training_step_matches_eager(selective):
     net = DynTransNet(1, 2, (8, 16, 16), (4, 8, 8), [(1, 1, 1), (2, 2, 2), (2, 2, 2)], head_dim=4, max_global_tokens=8,
                       window_size=2, selective_checkpointing=selective)
     x = torch.randn(2, 1, 8, 16, 16)
-    eager_out = net(x)
-    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
-    out = compiled(x)
+    weights = [torch.randn_like(o) for o in net(x)]  # a loss whose gradient differs per output element
+
+    def gradients(model):
+        net.zero_grad(set_to_none=True)
+        outputs = model(x)
+        sum((o * w).sum() for o, w in zip(outputs, weights)).backward()
+        return outputs, {name: p.grad.clone() for name, p in net.named_parameters()}
+
+    eager_out, eager_grads = gradients(net)
+    out, grads = gradients(torch.compile(net, backend="aot_eager", fullgraph=True))
     for a, b in zip(out, eager_out):
         assert torch.allclose(a, b, atol=1e-5)
-    sum(o.sum() for o in out).backward()
-    assert all(p.grad is not None for p in net.parameters())
+    assert set(grads) == set(eager_grads)
+    for name, g in grads.items():
+        assert torch.allclose(g, eager_grads[name], rtol=1e-4, atol=1e-6), name
 
 
 def test_training_steps_do_not_recompile():

@@ -52,12 +52,50 @@ def test_positions_break_permutation_equivariance():
     assert not torch.allclose(attn(x[:, perm], rotary), attn(x, rotary)[:, perm], atol=1e-3)
 
 
+def _rotations(head_dim, window, base=100.0):
+    """One (head_dim x head_dim) rotation per token of ``window``, built from the documented rule alone: pair p
+    turns channels (2p, 2p+1) about axis p % dims by coordinate * base ** (-(p // dims) / n_axis), where n_axis
+    counts the pairs of that axis."""
+    import itertools
+    import math
+
+    dims, pairs = len(window), head_dim // 2
+    per_axis = [sum(1 for p in range(pairs) if p % dims == a) for a in range(dims)]
+    mats = []
+    for coord in itertools.product(*[range(w) for w in window]):  # window_partition's order: last axis fastest
+        r = torch.eye(head_dim)
+        for p in range(pairs):
+            axis = p % dims
+            angle = coord[axis] * base ** (-(p // dims) / per_axis[axis])
+            c, s = math.cos(angle), math.sin(angle)
+            r[2 * p:2 * p + 2, 2 * p:2 * p + 2] = torch.tensor([[c, -s], [s, c]])
+        mats.append(r)
+    return torch.stack(mats)  # (N, d, d)
+
+
 @pytest.mark.parametrize("fused", [True, False])
-def test_rotary_applies_on_both_paths(fused):
+def test_rotary_attention_matches_rotated_paper_equation(fused):
+    """D-MSA with rotary positions on both paths against the paper's equation with queries and keys rotated by
+    explicit rotation matrices (per head: q_n -> R_n q_n, k_m -> R_m k_m)."""
     torch.manual_seed(2)
-    a = DynamicBiasAttention(16, 2, fused_attn=True)
-    b = DynamicBiasAttention(16, 2, fused_attn=fused)
-    b.load_state_dict(a.state_dict())
-    rotary = AxialRotaryEmbedding(8, 3)((2, 3, 2))
+    attn = DynamicBiasAttention(16, 2, fused_attn=fused)
+    with torch.no_grad():
+        attn.bias_proj.weight.normal_(0, 0.5)
+    window = (2, 3, 2)
     x = torch.randn(2, 12, 16)
-    assert torch.allclose(a(x, rotary), b(x, rotary), atol=1e-5)
+    rot = _rotations(8, window)
+    c, d = 16, 8
+    wq, wk, wv = attn.qkv.weight.split(c, dim=0)
+    bq, bk, bv = attn.qkv.bias.split(c, dim=0)
+    heads = []
+    for h in range(2):
+        rows = slice(h * d, (h + 1) * d)
+        q = torch.einsum("nij,bnj->bni", rot, x @ wq[rows].T + bq[rows])
+        k = torch.einsum("nij,bnj->bni", rot, x @ wk[rows].T + bk[rows])
+        v = x @ wv[rows].T + bv[rows]
+        delta = torch.relu(x @ attn.bias_proj.weight[h] + attn.bias_proj.bias[h])
+        heads.append(torch.softmax(q @ k.transpose(-2, -1) / d ** 0.5 + delta[:, None, :], dim=-1) @ v)
+    expected = torch.cat(heads, dim=-1) @ attn.proj.weight.T + attn.proj.bias
+    got = attn(x, AxialRotaryEmbedding(8, 3)(window))
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    assert not torch.allclose(attn(x), expected, atol=1e-3), "the rotation changes the result"

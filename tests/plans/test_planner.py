@@ -72,22 +72,31 @@ def test_presets_grow_with_memory(lits_like):
 
 @pytest.mark.parametrize("plans,gb", [("nnUNetDynTransNetMPlans", 8), ("nnUNetDynTransNetLPlans", 24),
                                       ("nnUNetDynTransNetXLPlans", 40)])
-def test_planned_network_fits_its_target(lits_like, plans, gb):
-    """The network nnUNetTrainerDynTransNet builds from the plan is within the scaled reference of nnU-Net's planner."""
-    from types import SimpleNamespace
+def test_planned_network_fits_its_target(lits_like, plans, gb, monkeypatch):
+    """The network nnUNetTrainerDynTransNet builds from the plan (a real one with the options the trainer records,
+    not the planner's meta-device estimate) is within nnU-Net's reference for the target, read from nnU-Net's
+    planner."""
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_dyntransnet.network import DynTransNet
+    from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet
 
-    reference = 560_000_000 * gb / 8  # nnU-Net's ExperimentPlanner.UNet_reference_val_3d at 8 GB, scaled
+    for key, value in nnunet_env(lits_like.parent.parent).items():
+        monkeypatch.setenv(key, value)
+    nnunet = ExperimentPlanner(LITS_LIKE, gb)
+    reference = nnunet.UNet_reference_val_3d * gb / nnunet.UNet_reference_val_corresp_GB
+    manager = PlansManager(json.loads((lits_like / f"{plans}.json").read_text()))
     for configuration in ("3d_lowres", "3d_fullres"):
-        c = _config(lits_like, plans, configuration)
-        cm = SimpleNamespace(patch_size=c["patch_size"], network_arch_init_kwargs=c["architecture"]["arch_kwargs"])
-        net = DynTransNet.from_plan(cm, 1, 3, True)
-        per_sample = net.compute_conv_feature_map_size(c["patch_size"])
+        cm = manager.get_configuration(configuration)
+        net = DynTransNet.from_plan(cm, 1, 3, True, **nnUNetTrainerDynTransNet.network_options_for(cm))
+        per_sample = net.compute_conv_feature_map_size(cm.patch_size)
         assert per_sample <= reference, configuration
-    # the leftover memory went to the batch (nnU-Net: round(reference / estimate * 2), at least 2)
-    assert c["batch_size"] == max(2, min(round(reference / per_sample * 2),
-                                         round(20 * 430 * 512 * 512 * 0.05 / prod(c["patch_size"]))))
+    # the leftover memory went to the batch, by nnU-Net's rule (at least its reference batch, at most 5% of the
+    # dataset's voxels per batch)
+    ref_bs = nnunet.UNet_reference_val_corresp_bs_3d
+    cap = round(20 * 430 * 512 * 512 * nnunet.max_dataset_covered / prod(cm.patch_size))
+    assert cm.batch_size == max(ref_bs, min(round(reference / per_sample * ref_bs), cap))
 
 
 def test_plan_names_and_bad_target(tmp_path):

@@ -51,15 +51,24 @@ def _trainer(name: str, configuration: str = "3d_fullres"):
 
 
 def _one_step(trainer, channels: int = 1) -> float:
-    """A training step on a synthetic batch of the trainer's patch, labels 0-2 (deep-supervised targets if on)."""
+    """A training step on a synthetic batch of the trainer's patch, labels 0-2 (deep-supervised targets if on):
+    the loss it reports is the trainer's loss of the network's output, and the step moves the weights."""
     torch.manual_seed(0)
     patch = trainer.configuration_manager.patch_size
     target = torch.randint(0, 3, (2, 1, *patch)).float()
     if trainer.enable_deep_supervision:
         scales = trainer._get_deep_supervision_scales()
         target = [torch.nn.functional.interpolate(target, scale_factor=tuple(s), mode="nearest") for s in scales]
-    loss = trainer.train_step({"data": torch.randn(2, channels, *patch), "target": target})["loss"]
-    assert np.isfinite(loss), f"{type(trainer).__name__}: loss {loss}"
+    data = torch.randn(2, channels, *patch)
+    before = {name: p.detach().clone() for name, p in trainer.network.named_parameters()}
+    with torch.no_grad():
+        expected = trainer.loss(trainer.network(data), target).item()
+    loss = trainer.train_step({"data": data, "target": target})["loss"]
+    name = type(trainer).__name__
+    assert np.isfinite(loss), f"{name}: loss {loss}"
+    assert loss == pytest.approx(expected, rel=1e-4, abs=1e-5), f"{name}: the step's loss is not the trainer's loss"
+    moved = [n for n, p in trainer.network.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert len(moved) >= 0.9 * len(before), f"{name}: the step moved {len(moved)} of {len(before)} weights"
     return loss
 
 
@@ -69,7 +78,13 @@ def _predicts_with_trained_weights(trainer, name: str) -> None:
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    plans_manager = PlansManager(_planned(trainer))  # nnU-Net's plans file, before any trainer touched the patch
+    from nnunet_dyntransnet.trainers.dyntransnet import OPTIONS_KEY
+
+    planned = _planned(trainer)  # nnU-Net's plans file, before any trainer touched the patch
+    recorded = trainer.configuration_manager.configuration.get(OPTIONS_KEY)
+    if recorded is not None:  # what the result folder's plans.json holds besides: the network the trainer built
+        planned["configurations"][trainer.configuration_name][OPTIONS_KEY] = recorded
+    plans_manager = PlansManager(planned)
     configuration = plans_manager.get_configuration(trainer.configuration_name)  # as the predictor gets it
     network = type(trainer).build_network_architecture(plans_manager, configuration, 1, 3, enable_deep_supervision=False)
     network.load_state_dict(trainer.network.state_dict())
