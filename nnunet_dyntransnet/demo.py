@@ -100,6 +100,24 @@ def _trained_for(fold_dir: Path) -> Optional[tuple]:
         return (float("nan"), 0)  # an older demo's model: train again
 
 
+def _must_train(fold_dir: Path, out: Path, minutes: float, iterations: int) -> bool:
+    """Whether the demo trains: not if ``fold_dir`` holds a model trained for this budget and epoch length. One
+    trained for another is deleted first when it lies under ``out`` (the demo's own); elsewhere it is refused."""
+    trained = _trained_for(fold_dir)
+    if trained == (minutes, iterations):
+        _log(f"reusing the model in {fold_dir}, trained for the same budget (delete it to train again)")
+        return False
+    if trained is not None:
+        if out not in fold_dir.parents:
+            raise SystemExit(f"dyntransnet_demo: error: {fold_dir} was trained for {trained[0]:g} minutes in epochs "
+                             f"of {trained[1]} steps, not {minutes:g} / {iterations}; it lies outside --out, so "
+                             f"the demo does not delete it: move it away, or pass the same --minutes and --iterations")
+        _log(f"{fold_dir} was trained for {trained[0]:g} minutes in epochs of {trained[1]} steps: training again "
+             f"for {minutes:g} / {iterations}")
+        shutil.rmtree(fold_dir)
+    return True
+
+
 def _training_summary(epoch_s: Sequence[float], steps_per_epoch: int, minutes: float, device: str) -> Dict:
     """Epochs and steps trained, against the steps a quiet machine trains in the budget (CPU only: a GPU's
     speed varies too much to plan for), and a plain sentence when too few were trained to mean much."""
@@ -186,19 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     env["DYNTRANSNET_TRAIN_MINUTES"] = str(minutes)
     _log(f"training for {minutes:g} minutes (DYNTRANSNET_TRAIN_MINUTES), epochs of {args.iterations} steps")
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
-    trained = _trained_for(fold_dir)
-    if trained is not None and trained != (minutes, args.iterations):
-        if out not in fold_dir.parents:
-            raise SystemExit(f"dyntransnet_demo: error: {fold_dir} was trained for {trained[0]:g} minutes in epochs "
-                             f"of {trained[1]} steps, not {minutes:g} / {args.iterations}; it lies outside --out, so "
-                             f"the demo does not delete it: move it away, or pass the same --minutes and --iterations")
-        _log(f"{fold_dir} was trained for {trained[0]:g} minutes in epochs of {trained[1]} steps: training again "
-             f"for {minutes:g} / {args.iterations}")
-        shutil.rmtree(fold_dir)
-        trained = None
-    if trained is not None:
-        _log(f"reusing the model in {fold_dir}, trained for the same budget (delete it to train again)")
-    else:
+    if _must_train(fold_dir, out, minutes, args.iterations):
         _run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", args.device], env)
     preds = out / "predictions"
     # a previous run's predictions are replaced only once the new ones are complete

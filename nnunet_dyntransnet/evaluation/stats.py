@@ -9,8 +9,8 @@ samples (``None`` where a statistic is undefined, rather than NaN or a warning):
   difference at all, 0 for a constant non-zero difference (scipy gives NaN there).
 * ``wilcoxon_signed_rank``: two-sided ``scipy.stats.wilcoxon`` on the non-zero differences
   (Wilcoxon's convention: zero differences are dropped); scipy chooses the exact null
-  distribution for small samples without ties, else the normal approximation (no continuity
-  correction). None if no non-zero difference remains.
+  distribution over sign patterns for small samples (tied ranks kept), the normal approximation
+  (no continuity correction) for large ones. None if no non-zero difference remains.
 """
 from __future__ import annotations
 
