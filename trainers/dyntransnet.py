@@ -28,11 +28,12 @@ __all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUN
 # plans into the result folder, so the folder says which network its checkpoints hold.
 OPTIONS_KEY = "dyntransnet_network_options"
 # Constructor arguments that shape the network beyond the plan; each trainer records all of them.
-ARCHITECTURE_OPTIONS = ("head_dim", "mlp_ratio", "window_size", "max_global_tokens", "drop_path_rate", "attention",
+ARCHITECTURE_OPTIONS = ("transformer_depth", "head_dim", "mlp_ratio", "window_size", "max_global_tokens", "drop_path_rate", "attention",
                         "fusion", "residual_refine", "activation_checkpointing", "selective_checkpointing")
 # Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
 # trained with them, and keeps predicting with them.
-LEGACY_0_1_OPTIONS: Dict[str, Any] = {"head_dim": 32, "mlp_ratio": 4.0, "selective_checkpointing": False}
+LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,
+                                       "selective_checkpointing": False}
 
 
 class BuildsDynTransNet:

@@ -95,7 +95,7 @@ def trainer_modules(name: str) -> Optional[dict]:
 
 
 def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str:
-    """``mean ± SD (CI)`` of one statistics entry; ``spread=False`` gives the mean alone."""
+    """``mean ± SD [CI low, CI high]`` of one statistics entry; ``spread=False`` gives the mean alone."""
     if entry["mean"] is None:
         return "n/a"
     k = 100.0 if metric in PERCENT else 1.0
@@ -103,7 +103,8 @@ def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str
     if spread and entry["sd"] is not None:
         text += f" ± {entry['sd'] * k:.2f}"
         if ci:
-            text += f" ({entry['ci_low'] * k:.2f}-{entry['ci_high'] * k:.2f})"
+            # brackets and a comma: "(-0.20-0.47)" reads as a range or a subtraction when a bound is negative
+            text += f" [{entry['ci_low'] * k:.2f}, {entry['ci_high'] * k:.2f}]"
     return text
 
 

@@ -79,9 +79,10 @@ class DynTransDecoder(nn.Module):
         return ((n, last - n, voxels[last - n]) for n in range(len(self.heads)))
 
     def _level_elements(self, n: int, voxels: int) -> float:
-        # the fusion's, RM's, and the level's output (kept by its head and the next upsampling)
-        return (self.fuse[n].saved_elements(voxels) + self.refine[n].saved_elements(voxels)
-                + self.heads[n].in_channels * voxels)
+        # the fusion's, RM's, and the level's output (kept by its head and the next upsampling); without RM's
+        # residual addition the output is RM's last activation, which RM already counts
+        output = self.heads[n].in_channels * voxels if self.refine[n].residual else 0.0
+        return self.fuse[n].saved_elements(voxels) + self.refine[n].saved_elements(voxels) + output
 
     def _selective_level_elements(self, n: int, voxels: int) -> float:
         # the upsampled input, RM's two spatial convolutions' outputs (FM-M has only 1x1 convolutions), the output

@@ -97,9 +97,10 @@ def test_lits_like_layout():
         1, 3, (128, 128, 128), (32, 64, 128, 256, 320, 320), [(1, 1, 1)] + [(2, 2, 2)] * 5,
     )
     assert [(s.kind, s.heads, s.tokens_per_attention) for s in net.layout] == [
-        ("conv", 0, 0), ("local", 2, 512), ("local", 4, 512), ("global", 8, 4096), ("global", 10, 512),
+        ("conv", 0, 0), ("local", 2, 64), ("local", 4, 64), ("global", 8, 4096), ("global", 10, 512),
         ("global", 10, 64),
     ]
+    assert [s.depth for s in net.layout] == [2, 1, 1, 1, 1, 1], "the stem's two conv units, one block per stage"
 
 
 def test_from_plan_reads_nnunet_arch_kwargs():
@@ -110,8 +111,9 @@ def test_from_plan_reads_nnunet_arch_kwargs():
             kernel_sizes=[[1, 3, 3], [3, 3, 3], [3, 3, 3]], n_conv_per_stage=[2, 1, 3],
         ),
     )
-    net = DynTransNet.from_plan(plan, 1, 4, enable_deep_supervision=False, head_dim=4)
+    net = DynTransNet.from_plan(plan, 1, 4, enable_deep_supervision=False, head_dim=4, transformer_depth=None)
     assert [s.depth for s in net.layout] == [2, 1, 3]
+    assert [s.depth for s in DynTransNet.from_plan(plan, 1, 4, head_dim=4).layout] == [2, 1, 1]
     assert [s.heads for s in net.layout] == [0, 2, 4]
     assert net.layout[0].kernel == (1, 3, 3)
     assert net(torch.randn(1, 1, 16, 32, 32)).shape == (1, 4, 16, 32, 32)
