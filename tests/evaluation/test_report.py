@@ -328,3 +328,11 @@ def test_cost_columns_from_a_benchmark_json(fake_results, tmp_path, monkeypatch,
     assert main([*map(str, tdirs), "--out", str(tmp_path / "r2"), "--benchmark", str(bench), "-np", "1"]) == 2
     assert "not a dyntransnet_benchmark --out JSON" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_confidence_intervals_print_unambiguously():
+    """"(-0.20-0.47)" read as a range or a subtraction when a bound is negative; brackets and a comma do not."""
+    from nnunet_dyntransnet.evaluation.tables import _fmt
+
+    entry = {"mean": 0.0013, "sd": 0.0031, "ci_low": -0.0020, "ci_high": 0.0047}
+    assert _fmt(entry, "dice", ci=True) == "0.13 ± 0.31 [-0.20, 0.47]"
