@@ -62,11 +62,8 @@ class DynamicBiasAttention(nn.Module):
         num_heads: number of heads ``H``; must divide ``dim``.
         dynamic_bias: if False this is plain multi-head self-attention (the paper's "MSA"
             ablation): no bias projection is built.
-        qkv_bias: whether the Q, K, V projections have a bias.
         fused_attn: use :func:`attention_with_key_bias` (``scaled_dot_product_attention``);
             otherwise the explicit reference path.
-        attn_drop: dropout on the attention weights (training only).
-        proj_drop: dropout after the output projection.
 
     Shapes:
         ``forward(x, rotary)``: ``x`` is ``(B, N, C)``; returns ``(B, N, C)``. ``rotary`` is an
@@ -84,10 +81,7 @@ class DynamicBiasAttention(nn.Module):
         dim: int,
         num_heads: int,
         dynamic_bias: bool = True,
-        qkv_bias: bool = True,
         fused_attn: bool = True,
-        attn_drop: float = 0.0,
-        proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads != 0:
@@ -99,12 +93,10 @@ class DynamicBiasAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
         self.fused_attn = fused_attn
-        self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = nn.Linear(dim, 3 * dim)
         # W_d: one output per head, i.e. C x 1 per head (the per-key reading of the paper).
         self.bias_proj: Optional[nn.Linear] = nn.Linear(dim, num_heads) if dynamic_bias else None
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
 
     def saved_elements(self, tokens: int) -> float:
         """Elements kept for backward per sample for ``tokens`` tokens, on the fused path (the one trained).
@@ -145,17 +137,15 @@ class DynamicBiasAttention(nn.Module):
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         bias = self.key_bias(x)
-        drop = self.attn_drop if self.training else 0.0
         if self.fused_attn:
-            out = attention_with_key_bias(q, k, v, bias, drop)
+            out = attention_with_key_bias(q, k, v, bias)
         else:
             scores = (q * self.scale) @ k.transpose(-2, -1)
             if bias is not None:
                 scores = scores + bias
-            weights = F.dropout(scores.softmax(dim=-1), p=drop)
-            out = weights @ v
+            out = scores.softmax(dim=-1) @ v
         out = out.transpose(1, 2).reshape(b, n, c)
-        return self.proj_drop(self.proj(out))
+        return self.proj(out)
 
 
 class PlainSelfAttention(DynamicBiasAttention):

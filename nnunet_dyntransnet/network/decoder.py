@@ -1,7 +1,7 @@
 """DynTransNet decoder: at every level, transposed-conv upsampling -> skip fusion (FM-M) -> RM -> 1x1 head."""
 from __future__ import annotations
 
-from typing import Iterator, List, Sequence, Tuple, Type, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp
@@ -10,6 +10,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
+from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 
@@ -33,6 +34,9 @@ class DynTransDecoder(nn.Module):
         residual_refine: the RM's residual connection at each level (False: the "no RM" ablation,
             which keeps the two conv units; see :class:`ResidualRefine`).
         deep_supervision: return every level's logits, not only full resolution.
+        conv_unit: the layers of RM's conv units (the plan's; default nnU-Net's).
+        units_per_level: RM's conv units per level in nnU-Net's order, deepest level first (the plan's
+            ``n_conv_per_stage_decoder``; default 2 everywhere, the paper's RM).
 
     Shapes: ``forward(skips)`` with ``skips[i]`` ``(B, C_i, *grid_i)`` returns ``(B, num_classes, *grid_0)``,
     or with deep supervision a list of ``(B, num_classes, *grid_i)`` for ``i = 0 .. n_stages - 2``,
@@ -47,6 +51,8 @@ class DynTransDecoder(nn.Module):
         fusion: str = "feature_mix",
         residual_refine: bool = True,
         deep_supervision: bool = True,
+        conv_unit: Optional[ConvUnitSpec] = None,
+        units_per_level: Sequence[int] = (),
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -60,8 +66,15 @@ class DynTransDecoder(nn.Module):
         self.fuse = nn.ModuleList(
             FUSIONS[fusion](conv_op, layout[i].channels, layout[i].channels, layout[i].channels) for i in levels
         )
+        conv_unit = conv_unit or ConvUnitSpec(conv_op)
+        units = list(units_per_level) or [2] * (len(layout) - 1)
+        if len(units) != len(layout) - 1:
+            raise ValueError(f"n_conv_per_stage_decoder has {len(units)} entries; this plan has {len(layout) - 1} "
+                             f"decoder levels")
         self.refine = nn.ModuleList(
-            ResidualRefine(conv_op, layout[i].channels, layout[i].kernel, residual=residual_refine) for i in levels
+            ResidualRefine(conv_unit, layout[i].channels, layout[i].kernel, residual=residual_refine,
+                           units=int(units[len(layout) - 2 - i]))
+            for i in levels
         )
         self.heads = nn.ModuleList(conv_op(layout[i].channels, num_classes, 1) for i in levels)
         # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward

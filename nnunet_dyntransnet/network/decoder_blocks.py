@@ -12,34 +12,20 @@ from __future__ import annotations
 from typing import Sequence, Type
 
 import torch
-from dynamic_network_architectures.building_blocks.helper import get_matching_instancenorm
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["ConvNormAct", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
+from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 
-
-class ConvNormAct(nn.Sequential):
-    """Conv (same padding) -> InstanceNorm (affine) -> LeakyReLU(0.01), nnU-Net's conv unit.
-
-    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial)``.
-    """
-
-    def __init__(self, conv_op: Type[_ConvNd], in_channels: int, out_channels: int, kernel_size: Sequence[int]) -> None:
-        padding = tuple(k // 2 for k in kernel_size)
-        super().__init__(
-            conv_op(in_channels, out_channels, tuple(kernel_size), padding=padding),
-            get_matching_instancenorm(conv_op)(out_channels, eps=1e-5, affine=True),
-            nn.LeakyReLU(0.01, inplace=True),
-        )
-
-    def saved_elements(self, voxels: int) -> float:
-        """The conv output (kept by the norm) and the activation's output (in place, kept by LeakyReLU)."""
-        return 2.0 * self[0].out_channels * voxels
+__all__ = ["FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
 
 
 class ResidualRefine(nn.Module):
     """Residual Module (RM, paper Algorithm 3): ``F = X + LReLU(IN(Conv(LReLU(IN(Conv(X))))))``.
+
+    The conv units are the plan's (:class:`~nnunet_dyntransnet.network.conv_unit.ConvUnitSpec`: InstanceNorm
+    and LeakyReLU unless the plan names others), as many as the plan's ``n_conv_per_stage_decoder`` (2 in
+    nnU-Net's plans, the paper's two blocks).
 
     Args:
         residual: add ``X`` back (the RM). False is the paper's "no RM" ablation as this project
@@ -50,13 +36,13 @@ class ResidualRefine(nn.Module):
     Shapes: ``(B, C, *spatial)`` -> same.
     """
 
-    def __init__(self, conv_op: Type[_ConvNd], channels: int, kernel_size: Sequence[int], residual: bool = True) -> None:
+    def __init__(self, spec: ConvUnitSpec, channels: int, kernel_size: Sequence[int], residual: bool = True,
+                 units: int = 2) -> None:
         super().__init__()
+        if units < 1:
+            raise ValueError(f"RM needs at least one conv unit, got n_conv_per_stage_decoder={units}")
         self.residual = residual
-        self.body = nn.Sequential(
-            ConvNormAct(conv_op, channels, channels, kernel_size),
-            ConvNormAct(conv_op, channels, channels, kernel_size),
-        )
+        self.body = nn.Sequential(*(ConvNormAct(spec, channels, channels, kernel_size) for _ in range(units)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x) if self.residual else self.body(x)
@@ -77,7 +63,8 @@ class FeatureMix(nn.Module):
         decoder_channels: ``C_d`` of the upsampled decoder map ``D``.
         encoder_channels: ``C_e`` of the skip ``E``.
         out_channels: channels of ``F``.
-        gate_channels: channels of ``g`` and ``x`` (default ``max(1, C_e // 2)``, as in Attention U-Net).
+
+    The gate works in ``max(1, C_e // 2)`` channels (``g`` and ``x``), as Attention U-Net's does.
 
     Shapes: ``forward(decoder, skip)``: ``(B, C_d, *s)``, ``(B, C_e, *s)`` -> ``(B, out_channels, *s)``.
     """
@@ -88,10 +75,9 @@ class FeatureMix(nn.Module):
         decoder_channels: int,
         encoder_channels: int,
         out_channels: int,
-        gate_channels: int | None = None,
     ) -> None:
         super().__init__()
-        gate_channels = gate_channels or max(1, encoder_channels // 2)
+        gate_channels = max(1, encoder_channels // 2)
         self.w_g = conv_op(decoder_channels, gate_channels, 1)
         self.w_x = conv_op(encoder_channels, gate_channels, 1)
         self.w_psi = conv_op(gate_channels, 1, 1)

@@ -11,10 +11,12 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from nnunet_dyntransnet.network.attention import ATTENTIONS
+from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder import DynTransDecoder
 from nnunet_dyntransnet.network.encoder import DynTransEncoder
 from nnunet_dyntransnet.network.units import in_nnunet_units
-from nnunet_dyntransnet.network.stage_layout import IntOrSeq, StageLayout, format_layout, plan_stage_layout, voxels_per_stage
+from nnunet_dyntransnet.network.stage_layout import (IntOrSeq, StageLayout, format_layout, plan_stage_layout, total_stride,
+                                                      voxels_per_stage)
 
 __all__ = ["DynTransNet", "network_defaults", "capped_widths"]
 
@@ -88,6 +90,8 @@ class DynTransNet(nn.Module):
         fused_attn: bool = True,
         activation_checkpointing: bool = False,
         selective_checkpointing: bool = False,
+        conv_unit: Optional[ConvUnitSpec] = None,
+        decoder_units: Union[int, Sequence[int]] = 2,
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -104,10 +108,14 @@ class DynTransNet(nn.Module):
         )
         self.patch_size = tuple(int(p) for p in patch_size)
         conv_op = convert_dim_to_conv_op(len(patch_size))
+        conv_unit = conv_unit or ConvUnitSpec(conv_op)
+        levels = len(self.layout) - 1
+        units = [decoder_units] * levels if isinstance(decoder_units, int) else list(decoder_units)
         self.encoder = DynTransEncoder(
-            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn
+            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn, conv_unit
         )
-        self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision)
+        self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision,
+                                       conv_unit, units)
         self.set_activation_checkpointing(activation_checkpointing)
         self.set_selective_checkpointing(selective_checkpointing)
         self.apply(InitWeights_He(1e-2))
@@ -139,10 +147,7 @@ class DynTransNet(nn.Module):
 
     @property
     def total_stride(self) -> tuple:
-        out = [1] * len(self.patch_size)
-        for s in self.layout:
-            out = [o * v for o, v in zip(out, s.stride)]
-        return tuple(out)
+        return total_stride([s.stride for s in self.layout], len(self.patch_size))
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         spatial = tuple(x.shape[2:])
@@ -198,8 +203,13 @@ class DynTransNet(nn.Module):
         """Build from an nnU-Net ``ConfigurationManager`` (or any object with the same attributes).
 
         Reads ``patch_size`` and, from ``network_arch_init_kwargs``, ``features_per_stage``,
-        ``strides``, ``kernel_sizes`` and ``n_conv_per_stage`` (or ResEnc's
-        ``n_blocks_per_stage``) as depths. ``overrides`` replace any constructor argument.
+        ``strides``, ``kernel_sizes``, ``n_conv_per_stage`` (or ResEnc's ``n_blocks_per_stage``) as
+        depths, ``n_conv_per_stage_decoder`` as RM's conv units, and the conv units' layers
+        (``conv_op``, ``conv_bias``, ``norm_op``, ``norm_op_kwargs``, ``nonlin``, ``nonlin_kwargs``;
+        ``dropout_op`` must be null). ``overrides`` replace any constructor argument.
+
+        Raises:
+            ValueError: an entry the network cannot honour, named.
         """
         arch: Mapping[str, Any] = configuration_manager.network_arch_init_kwargs
         missing = [k for k in ("features_per_stage", "strides", "kernel_sizes") if k not in arch]
@@ -216,6 +226,8 @@ class DynTransNet(nn.Module):
             strides=arch["strides"],
             kernel_sizes=arch["kernel_sizes"],
             depths=arch.get("n_conv_per_stage", arch.get("n_blocks_per_stage", 2)),
+            decoder_units=arch.get("n_conv_per_stage_decoder", 2),
+            conv_unit=ConvUnitSpec.from_plan(convert_dim_to_conv_op(len(configuration_manager.patch_size)), arch),
             deep_supervision=enable_deep_supervision,
         )
         kwargs.update(overrides)
@@ -231,7 +243,7 @@ def capped_widths(configuration_manager: Any, base: int, cap: int) -> List[int]:
 
 def network_defaults() -> Dict[str, Any]:
     """DynTransNet's constructor defaults, by argument name: the one place they are written down
-    (the planner's memory estimate reads them)."""
+    (the trainers record them with their options; the report reads which ablation a trainer builds)."""
     return {name: p.default for name, p in inspect.signature(DynTransNet.__init__).parameters.items()
             if p.default is not inspect.Parameter.empty}
 

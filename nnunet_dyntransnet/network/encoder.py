@@ -1,14 +1,14 @@
 """DynTransNet encoder: a full-resolution convolutional stem, then hierarchical D-MSA transformer stages."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Type
+from typing import Dict, List, Optional, Sequence, Type
 
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
-from nnunet_dyntransnet.network.decoder_blocks import ConvNormAct
+from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 from nnunet_dyntransnet.network.transformer import TransformerStage
 
@@ -36,13 +36,15 @@ class DynTransEncoder(nn.Module):
         drop_path_rate: float,
         attention: str,
         fused_attn: bool,
+        conv_unit: Optional[ConvUnitSpec] = None,
     ) -> None:
         super().__init__()
         self.layout = tuple(layout)
         stem = layout[0]
+        conv_unit = conv_unit or ConvUnitSpec(conv_op)
         self.stem = nn.Sequential(
-            ConvNormAct(conv_op, input_channels, stem.channels, stem.kernel),
-            *(ConvNormAct(conv_op, stem.channels, stem.channels, stem.kernel) for _ in range(stem.depth - 1)),
+            ConvNormAct(conv_unit, input_channels, stem.channels, stem.kernel),
+            *(ConvNormAct(conv_unit, stem.channels, stem.channels, stem.kernel) for _ in range(stem.depth - 1)),
         )
         blocks = sum(s.depth for s in layout[1:])
         # plain floats, not torch.linspace: the network must also build on the meta device (the planner's estimate)

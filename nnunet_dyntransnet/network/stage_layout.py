@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple, Union
 
 from nnunet_dyntransnet.network.windows import fit_window
 
-__all__ = ["StageLayout", "plan_stage_layout", "expand_per_stage", "format_layout", "voxels_per_stage"]
+__all__ = ["total_stride", "StageLayout", "plan_stage_layout", "expand_per_stage", "format_layout", "voxels_per_stage"]
 
 IntOrSeq = Union[int, Sequence[int]]
 
@@ -78,6 +78,15 @@ def heads_for(channels: int, head_dim: int) -> int:
     return heads
 
 
+def total_stride(strides: Sequence[IntOrSeq], dims: int) -> Tuple[int, ...]:
+    """Per axis, the product of the per-stage strides (an int is every axis'): what a patch must be divisible by."""
+    out = [1] * dims
+    for s in strides:
+        s = [s] * dims if isinstance(s, int) else s
+        out = [o * int(v) for o, v in zip(out, s)]
+    return tuple(out)
+
+
 def plan_stage_layout(
     patch_size: Sequence[int],
     features_per_stage: Sequence[int],
@@ -134,7 +143,7 @@ def plan_stage_layout(
             raise ValueError(f"kernel_sizes[{i}]={list(k)} must be odd and >= 1 on every axis")
     if any(int(d) < 1 for d in depths):
         raise ValueError(f"depths must be >= 1 per stage, got {list(depths)}")
-    total = [prod(s[a] for s in strides) for a in range(dims)]
+    total = list(total_stride(strides, dims))
     if any(p % t for p, t in zip(patch_size, total)):
         raise ValueError(
             f"patch_size {list(patch_size)} must be divisible by the total stride {total} on every axis; "

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
 
 
@@ -73,7 +74,7 @@ def _leaky(z, slope=0.01):
 ])
 def test_residual_refine_matches_algorithm_3(conv_op, conv_fn, kernel, spatial):
     torch.manual_seed(3)
-    rm = ResidualRefine(conv_op, 4, kernel)
+    rm = ResidualRefine(ConvUnitSpec(conv_op), 4, kernel)
     with torch.no_grad():  # non-trivial affine parameters
         for m in rm.modules():
             if isinstance(m, nn.modules.instancenorm._InstanceNorm):

@@ -71,7 +71,8 @@ def test_nnunet_unit_is_measured_for_its_own_unet(patch):
     assert ratio == pytest.approx(PLAIN_SAVED_PER_COUNTED, rel=0.01)
 
 
-VARIANTS = [dict(), dict(attention="msa"), dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
+VARIANTS = [dict(), dict(attention="msa"),
+            dict(conv_unit="batchnorm-gelu"),  # a plan's other layers: a nonlinearity that keeps its input dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
             dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
             dict(activation_checkpointing=True, fusion="concat", residual_refine=False)]
 
@@ -81,6 +82,13 @@ VARIANTS = [dict(), dict(attention="msa"), dict(fusion="concat", residual_refine
 @pytest.mark.parametrize("options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "full")
 def test_estimate_matches_saved_tensors(patch, spacing, options):
     torch.manual_seed(0)
+    if options.get("conv_unit") == "batchnorm-gelu":
+        from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
+
+        conv_op = torch.nn.Conv3d if len(patch) == 3 else torch.nn.Conv2d
+        norm = torch.nn.BatchNorm3d if len(patch) == 3 else torch.nn.BatchNorm2d
+        options = dict(conv_unit=ConvUnitSpec(conv_op, norm_op=norm, norm_op_kwargs={}, nonlin=torch.nn.GELU,
+                                              nonlin_kwargs={}))
     net = DynTransNet.from_plan(default_plan(patch, spacing), 1, 3, True, **options)
     measured = saved_elements(net, torch.randn(1, 1, *patch))
     estimated = net.compute_conv_feature_map_size(patch) * PLAIN_SAVED_PER_COUNTED

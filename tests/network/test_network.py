@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from nnunet_dyntransnet.network import DynTransNet
 
@@ -155,3 +156,38 @@ def test_forward_rejects_indivisible_input():
     net = DynTransNet(1, 2, (16, 16), (4, 8, 16), ((1, 1), (2, 2), (2, 2)))
     with pytest.raises(ValueError, match=r"input spatial size \[18, 16\]"):
         net(torch.randn(1, 1, 18, 16))
+
+
+def _plan_with(**entries):
+    arch = dict(features_per_stage=[4, 8, 16], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], kernel_sizes=[[3, 3, 3]] * 3,
+                n_conv_per_stage=[2, 2, 2], **entries)
+    return SimpleNamespace(patch_size=[16, 32, 32], network_arch_init_kwargs=arch)
+
+
+def test_the_plans_layer_entries_are_honoured():
+    """A plan edited as nnU-Net's documentation shows (BatchNorm, another nonlinearity, no conv bias, three conv
+    units per decoder level) builds exactly that; nnU-Net's own entries (dotted paths) build its default unit."""
+    net = DynTransNet.from_plan(_plan_with(
+        conv_op="torch.nn.modules.conv.Conv3d", conv_bias=False, norm_op="torch.nn.BatchNorm3d",
+        norm_op_kwargs={"eps": 1e-3, "momentum": 0.2}, nonlin="torch.nn.GELU", nonlin_kwargs={},
+        n_conv_per_stage_decoder=[1, 3], dropout_op=None), 1, 3, head_dim=4)
+    units = [*net.encoder.stem, *(u for r in net.decoder.refine for u in r.body)]
+    assert all(isinstance(u[1], nn.BatchNorm3d) and u[1].eps == 1e-3 and u[1].momentum == 0.2 for u in units)
+    assert all(isinstance(u[2], nn.GELU) and u[0].bias is None for u in units)
+    # nnU-Net's order is deepest first: the deepest level gets 1 unit, full resolution 3
+    assert [len(r.body) for r in net.decoder.refine] == [1, 3]
+    default = DynTransNet.from_plan(_plan_with(norm_op="torch.nn.modules.instancenorm.InstanceNorm3d",
+                                               norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin="torch.nn.LeakyReLU",
+                                               nonlin_kwargs={"inplace": True}), 1, 3, head_dim=4)
+    assert isinstance(default.encoder.stem[0][1], nn.InstanceNorm3d) and default.encoder.stem[0][1].affine
+
+
+@pytest.mark.parametrize("entries, message", [
+    (dict(dropout_op="torch.nn.Dropout3d"), "dropout_op"),
+    (dict(conv_op="torch.nn.Conv2d"), "does not match"),
+    (dict(norm_op="torch.nn.NoSuchNorm"), "names no importable class"),
+    (dict(n_conv_per_stage_decoder=[2, 2, 2]), "decoder levels"),
+])
+def test_plan_entries_it_cannot_honour_are_refused(entries, message):
+    with pytest.raises(ValueError, match=message):
+        DynTransNet.from_plan(_plan_with(**entries), 1, 3, head_dim=4)

@@ -1,0 +1,87 @@
+"""The convolution unit of the stem and of RM, built from the plan's layer entries as nnU-Net's U-Nets are.
+
+nnU-Net's plans name the layers of every conv unit (``conv_op``, ``conv_bias``, ``norm_op`` with
+``norm_op_kwargs``, ``nonlin`` with ``nonlin_kwargs``, ``dropout_op``), and
+dynamic_network_architectures builds its units from them, so a plan edited to BatchNorm trains
+with BatchNorm. :class:`ConvUnitSpec` carries those entries; :class:`ConvNormAct` is the unit.
+An entry DynTransNet cannot honour is refused with a ``ValueError`` that names it.
+"""
+from __future__ import annotations
+
+import pydoc
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence, Type
+
+from dynamic_network_architectures.building_blocks.helper import get_matching_instancenorm
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+__all__ = ["ConvUnitSpec", "ConvNormAct"]
+
+
+def _locate(value: Any, key: str) -> Any:
+    """A class named by its dotted path in the plan (``"torch.nn.BatchNorm3d"``), or the class itself."""
+    if value is None or not isinstance(value, str):
+        return value
+    located = pydoc.locate(value)
+    if located is None:
+        raise ValueError(f"the plan's {key} {value!r} names no importable class; fix the plans file")
+    return located
+
+
+@dataclass(frozen=True)
+class ConvUnitSpec:
+    """The layers of a conv unit: conv (same padding) -> norm -> nonlinearity; nnU-Net's defaults if not given.
+
+    Shapes: none (a description); :meth:`from_plan` reads it from ``network_arch_init_kwargs``.
+    """
+
+    conv_op: Type[_ConvNd]
+    conv_bias: bool = True
+    norm_op: Optional[Type[nn.Module]] = None  # None: InstanceNorm of conv_op's dimensionality
+    norm_op_kwargs: Mapping[str, Any] = field(default_factory=lambda: {"eps": 1e-5, "affine": True})
+    nonlin: Optional[Type[nn.Module]] = nn.LeakyReLU
+    nonlin_kwargs: Mapping[str, Any] = field(default_factory=lambda: {"inplace": True})
+
+    @classmethod
+    def from_plan(cls, conv_op: Type[_ConvNd], arch: Mapping[str, Any]) -> "ConvUnitSpec":
+        """The plan's entries; refuses a ``conv_op`` of another dimensionality and a ``dropout_op``."""
+        planned = _locate(arch.get("conv_op"), "conv_op")
+        if planned is not None and planned is not conv_op:
+            raise ValueError(f"the plan's conv_op {planned.__name__} does not match its {conv_op.__name__[-2:]} "
+                             f"patch; DynTransNet takes the convolution's dimensionality from the patch")
+        if _locate(arch.get("dropout_op"), "dropout_op") is not None:
+            raise ValueError(f"the plan's dropout_op {arch['dropout_op']!r}: DynTransNet's conv units have no dropout; "
+                             f"set dropout_op to null in the plans file")
+        kwargs = {}
+        for key in ("conv_bias", "norm_op", "norm_op_kwargs", "nonlin", "nonlin_kwargs"):
+            if key in arch:
+                kwargs[key] = _locate(arch[key], key)
+        kwargs = {k: ({} if v is None and k.endswith("_kwargs") else v) for k, v in kwargs.items()}
+        return cls(conv_op=conv_op, **kwargs)
+
+    @property
+    def nonlin_in_place(self) -> bool:
+        return self.nonlin is not None and bool(self.nonlin_kwargs.get("inplace", False))
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv (same padding) -> norm -> nonlinearity, as the plan names them (default: InstanceNorm, LeakyReLU).
+
+    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial)``.
+    """
+
+    def __init__(self, spec: ConvUnitSpec, in_channels: int, out_channels: int, kernel_size: Sequence[int]) -> None:
+        padding = tuple(k // 2 for k in kernel_size)
+        norm_op = spec.norm_op or get_matching_instancenorm(spec.conv_op)
+        layers = [spec.conv_op(in_channels, out_channels, tuple(kernel_size), padding=padding, bias=spec.conv_bias),
+                  norm_op(out_channels, **spec.norm_op_kwargs)]
+        if spec.nonlin is not None:
+            layers.append(spec.nonlin(**spec.nonlin_kwargs))
+        super().__init__(*layers)
+        self.in_place = spec.nonlin_in_place or spec.nonlin is None
+
+    def saved_elements(self, voxels: int) -> float:
+        """The conv output (kept by the norm), the norm's output when the nonlinearity keeps its input (not in
+        place), and the unit's output (kept by whatever follows)."""
+        return (2.0 if self.in_place else 3.0) * self[0].out_channels * voxels
