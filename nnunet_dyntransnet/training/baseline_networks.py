@@ -20,8 +20,10 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from torch import nn
 
+from nnunet_dyntransnet.network.stage_layout import total_stride
+
 __all__ = ["BaselineSpec", "BASELINES", "BaselineConfigurationError", "adapted_patch", "adapt_configuration",
-           "build_baseline", "baseline_names"]
+           "build_baseline"]
 
 
 class BaselineConfigurationError(ValueError):
@@ -34,12 +36,7 @@ def _arch(cm) -> Dict[str, Any]:
 
 def _stride_product(cm) -> Tuple[int, ...]:
     """Per axis, the product of the plan's strides: the plan's own divisibility."""
-    dim = len(cm.patch_size)
-    out = [1] * dim
-    for s in _arch(cm)["strides"]:
-        s = [s] * dim if isinstance(s, int) else s
-        out = [o * int(v) for o, v in zip(out, s)]
-    return tuple(out)
+    return total_stride(_arch(cm)["strides"], len(cm.patch_size))
 
 
 def _fixed(n: int) -> Callable[[Any], Tuple[int, ...]]:
@@ -141,10 +138,6 @@ BASELINES: Dict[str, BaselineSpec] = {
     "DeepLabV3Plus": BaselineSpec("DeepLabV3+", "segmentation-models-pytorch", (2,), _fixed(16), _deeplab_v3_plus,
                                   "Table 5"),
 }
-
-
-def baseline_names() -> List[str]:
-    return list(BASELINES)
 
 
 def adapted_patch(patch: Sequence[int], multiple: Sequence[int], min_cells: int = 1) -> List[int]:

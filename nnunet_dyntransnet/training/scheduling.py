@@ -49,7 +49,6 @@ class Training:
     fold: int
     fold_dir: Path
     device: str = "cuda"
-    plans: str = "nnUNetPlans"
 
     @property
     def name(self) -> str:
@@ -68,8 +67,7 @@ class Training:
             extra = ["--val"]
         elif resume or (resume is None and (self.fold_dir / "checkpoint_latest.pth").is_file()):
             extra = ["--c"]
-        plans = ["-p", self.plans] if self.plans != "nnUNetPlans" else []
-        return ["nnUNetv2_train", str(self.dataset), self.configuration, str(self.fold), "-tr", self.trainer, *plans,
+        return ["nnUNetv2_train", str(self.dataset), self.configuration, str(self.fold), "-tr", self.trainer,
                 "-device", self.device, *extra]
 
 
@@ -350,7 +348,7 @@ def trainer_epochs(training: Training) -> Optional[int]:
         cls = find_trainer_class(training.trainer)
         pre = Path(os.environ["nnUNet_preprocessed"]) / convert_id_to_dataset_name(training.dataset)
         # nnUNetv2_train adds continue_training to the plans before it builds the trainer (nnunetv2 2.8)
-        plans = {**json.loads((pre / f"{training.plans}.json").read_text()), "continue_training": False}
+        plans = {**json.loads((pre / "nnUNetPlans.json").read_text()), "continue_training": False}
         dataset_json = json.loads((pre / "dataset.json").read_text())
         saved = os.environ.get("nnUNet_results")
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
