@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU measurement in one call of about 9 minutes (on an H100/H200), from the repository root:
+# Every GPU measurement in one call (its steps' time limits add to 530 s; on an H100/H200), from the
+# repository root:
 #
 #   bash benchmarks/run_gpu.sh [OUT_DIR]        # default benchmarks/results/gpu_<date>
 #
@@ -11,10 +12,10 @@
 # 1. gpu_check.py: attention paths under fp32/fp16/bf16, autocast and torch.compile on the network
 #    (graph breaks), and plain / float-mask / folded-bias attention at a LiTS-like plan's token counts;
 # 2. training step at nnU-Net's LiTS plan (128^3 at 1 x 0.77 x 0.77 mm), bf16 autocast, with model FLOP
-#    utilisation against 989 TFLOP/s (H100/H200 SXM dense bf16): PlainConvUNet, ResEnc M, Primus-S,
-#    DynTransNet, its plain-MSA ablation and its checkpointed variant; peak memory; the dynamic bias's
-#    cost per attention stage at head dims 32 and 64; then (2b) the cost issue's variants: selective
-#    activation checkpointing alone and with full checkpointing, MLP ratio 2 with head dim 64;
+#    utilisation against 989 TFLOP/s (H100/H200 SXM dense bf16), two rounds alternating between the
+#    networks: PlainConvUNet, DynTransNet (the defaults), the 0.1 network (2 blocks, MLP 4, 8-token
+#    windows) and the defaults with selective checkpointing; peak memory; the memory-bound traffic; the
+#    dynamic bias's cost per attention stage at head dims 32 and 64;
 # 3. the paper's 3D baselines (MONAI SegResNet, DynUNet, UNETR, SwinUNETR, VNet, Attention U-Net),
 #    training step on the same plan (a non-finite loss under mixed precision is reported as an error);
 # 4. nnU-Net's sliding-window inference of a 320x532x532 case (a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm,
@@ -27,13 +28,11 @@ BENCH=(python3 -m nnunet_dyntransnet.benchmark --patch 128x128x128 --spacing 1 0
        --dtype bf16 --peak-tflops 989)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
 timeout 40 python3 benchmarks/gpu_check.py "$OUT" > "$OUT/gpu_check.log" 2>&1
-timeout 150 "${BENCH[@]}" --no-inference --attention --repeats 3 --warmup 1 \
+timeout 200 "${BENCH[@]}" --networks PlainConvUNet DynTransNet "DynTransNet[transformer_depth=None,mlp_ratio=4,window_size=8]" \
+    "DynTransNet[selective_checkpointing=True]" --no-inference --attention --traffic --rounds 2 --repeats 3 --warmup 1 \
     --out "$OUT/train_128.json" > "$OUT/train_128.md" 2>&1
-timeout 90 "${BENCH[@]}" --networks PlainConvUNet "DynTransNet[selective_checkpointing=True]" \
-    "DynTransNet[selective_checkpointing=True,activation_checkpointing=True]" "DynTransNet[mlp_ratio=2,head_dim=64]" \
-    --no-inference --repeats 2 --warmup 1 --out "$OUT/variants_train_128.json" > "$OUT/variants_train_128.md" 2>&1
 timeout 140 "${BENCH[@]}" --networks PlainConvUNet SegResNet DynUNet UNETR SwinUNETR VNet "Attention U-Net" \
-    --no-inference --repeats 2 --warmup 1 --out "$OUT/baselines_train_128.json" > "$OUT/baselines_train_128.md" 2>&1
-timeout 150 "${BENCH[@]}" --networks PlainConvUNet DynTransNet "ResEnc M" Primus-S --no-train --no-mirroring \
+    --no-inference --rounds 1 --repeats 2 --warmup 1 --out "$OUT/baselines_train_128.json" > "$OUT/baselines_train_128.md" 2>&1
+timeout 150 "${BENCH[@]}" --networks PlainConvUNet DynTransNet "ResEnc M" Primus-S --no-train --no-mirroring --rounds 1 \
     --out "$OUT/inference_128.json" > "$OUT/inference_128.md" 2>&1
 ls -l "$OUT"
