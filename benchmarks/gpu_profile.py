@@ -26,7 +26,7 @@ def save():
 def step(net, x, y, opt, scaler):
     opt.zero_grad(set_to_none=True)
     with torch.autocast("cuda"):
-        loss = measure._loss(net(x), y)
+        loss = measure.deep_supervised_loss(net(x), y)
     scaler.scale(loss).backward()
     scaler.step(opt)
     scaler.update()

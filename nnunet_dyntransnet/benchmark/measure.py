@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ["time_train_step", "time_inference", "forward_flops", "run_in_child", "rss_gib"]
+__all__ = ["deep_supervised_loss", "time_train_step", "time_inference", "forward_flops", "run_in_child", "rss_gib"]
 
 
 def rss_gib(peak: bool) -> float:
@@ -33,7 +33,8 @@ def rss_gib(peak: bool) -> float:
     return kib / 2 ** 20
 
 
-def _loss(outputs, target: torch.Tensor) -> torch.Tensor:
+def deep_supervised_loss(outputs, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the outputs (deep supervision), the target resized to each."""
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     total = 0.0
     for out in outputs:
@@ -68,7 +69,7 @@ def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes:
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=cuda):
-            loss = _loss(model(x), y)
+            loss = deep_supervised_loss(model(x), y)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -30,6 +30,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from nnunet_dyntransnet.benchmark.measure import deep_supervised_loss
+
 __all__ = ["step_traffic"]
 
 aten = torch.ops.aten
@@ -90,15 +92,6 @@ def _fused_attention() -> Iterator[None]:
         F.scaled_dot_product_attention = original
 
 
-def _loss(outputs, target: torch.Tensor) -> torch.Tensor:
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    total = 0.0
-    for out in outputs:
-        t = nn.functional.interpolate(target[:, None].float(), size=out.shape[2:], mode="nearest")[:, 0].long()
-        total = total + nn.functional.cross_entropy(out.float(), t)
-    return total
-
-
 def step_traffic(model: nn.Module, batch: int, in_channels: int, num_classes: int, patch: Sequence[int]) -> Dict[str, float]:
     """Bytes moved and FLOPs of one training step of ``model`` (built on, or moved to, the meta device).
 
@@ -111,9 +104,9 @@ def step_traffic(model: nn.Module, batch: int, in_channels: int, num_classes: in
     y = torch.zeros(batch, *patch, dtype=torch.long, device="meta")
     traffic, flops = _Traffic(), FlopCounterMode(display=False)
     with _fused_attention(), traffic:
-        _loss(model(x), y).backward()
+        deep_supervised_loss(model(x), y).backward()
     with flops:  # torch's flop counter knows the unfused attention's matmuls, not the CPU flash kernel
-        _loss(model(x), y).backward()
+        deep_supervised_loss(model(x), y).backward()
     total = flops.get_total_flops()
     top = sorted(traffic.by_op.items(), key=lambda kv: -kv[1])[:8]
     return {"matmul_bytes": float(traffic.bytes["matmul"]), "other_bytes": float(traffic.bytes["other"]),
