@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_dyntransnet.training.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
-                                        free_gpu_bytes)
+                                                free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet, network_defaults
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import TrainingRefused
@@ -28,8 +28,9 @@ __all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUN
 # plans into the result folder, so the folder says which network its checkpoints hold.
 OPTIONS_KEY = "dyntransnet_network_options"
 # Constructor arguments that shape the network beyond the plan; each trainer records all of them.
-ARCHITECTURE_OPTIONS = ("transformer_depth", "head_dim", "mlp_ratio", "window_size", "max_global_tokens", "drop_path_rate", "attention",
-                        "fusion", "residual_refine", "activation_checkpointing", "selective_checkpointing")
+ARCHITECTURE_OPTIONS = ("transformer_depth", "head_dim", "mlp_ratio", "window_size", "max_global_tokens",
+                        "drop_path_rate", "attention", "fusion", "residual_refine", "activation_checkpointing",
+                        "selective_checkpointing")
 # Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,
@@ -43,8 +44,9 @@ class BuildsDynTransNet:
       :class:`~nnunet_dyntransnet.network.DynTransNet` that make a variant; ``network_options_for`` may add
       ones that depend on the plan (the CPU demo's widths).
     - The options, completed with the network's current defaults, are recorded in the plans
-      (``dyntransnet_network_options``), which nnU-Net copies into the result folder; prediction,
-      export and ``--c`` build from the record, so a change of defaults never changes a trained model.
+      (``dyntransnet_network_options``), which nnU-Net copies into the result folder; prediction and
+      export build from the record, so a change of defaults never changes a trained model (``--c``
+      rebuilds from the current defaults, as nnU-Net re-creates the trainer from the preprocessed plans).
     - ``build_network_architecture`` is the one builder of every DynTransNet trainer; a classmethod,
       called with the arguments of nnU-Net's own static method.
     - ``DYNTRANSNET_CHECKPOINTING`` is read (and checked) when the trainer is created; on CUDA,
