@@ -140,8 +140,9 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
         "Classes: liver = label 1, tumor = label 2, whole liver = labels 1 and 2. Dice, precision and recall as in "
         "the paper (section 4.2), in percent; HD95 and ASD (average symmetric surface distance) in mm at each "
         "case's own voxel spacing.",
-        f"Baseline for the p-values: {baseline}. Tests are paired by case: a trainer and the baseline are compared "
-        f"over the cases both predicted and for which both have the metric defined (n pairs).",
+        (f"Baseline for the p-values: {baseline}. Tests are paired by case: a trainer and the baseline are compared "
+         f"over the cases both predicted and for which both have the metric defined (n pairs)." if len(results) > 1
+         else "One result, so no p-values (they compare a trainer with a baseline)."),
     ]
     missing = {r.name: r.missing for r in results}
     if any(missing.values()):

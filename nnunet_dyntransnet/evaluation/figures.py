@@ -26,18 +26,18 @@ def _pyplot():
 
 
 def box_plots(scores: Dict[str, Dict[str, dict]], path: Path) -> Path:
-    """One panel per class: the per-case Dice of every trainer."""
+    """One panel per class: the per-case Dice of every trainer, in percent (as the report's tables)."""
     plt = _pyplot()
     trainers = list(scores)
     fig, axes = plt.subplots(1, len(REPORT_CLASSES), figsize=(4 + 1.2 * len(trainers) * len(REPORT_CLASSES), 4.5),
                              squeeze=False)
     for ax, cls in zip(axes[0], REPORT_CLASSES):
-        data = [list(values(scores[t], cls, "dice").values()) for t in trainers]
+        data = [[100.0 * v for v in values(scores[t], cls, "dice").values()] for t in trainers]
         ax.boxplot([d if d else [np.nan] for d in data], showmeans=True)
         ax.set_xticks(range(1, len(trainers) + 1), [t.replace("nnUNetTrainer", "") or t for t in trainers],
                       rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{cls} Dice")
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{cls} Dice (%)")
+        ax.set_ylim(-2, 102)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -119,11 +119,12 @@ def overlays(result: TrainerResult, per_case: Dict[str, dict], images: Path, pat
         if area.max() == 0:
             area = (truth >= 1).reshape(truth.shape[0], -1).sum(1)
         z = int(np.argmax(area))
-        dice = ", ".join(f"{c} {per_case[case][c]['dice']:.2f}" for c in REPORT_CLASSES
+        dice = ", ".join(f"{c} {100 * per_case[case][c]['dice']:.1f}" for c in REPORT_CLASSES
                          if per_case[case][c]["dice"] is not None)
         _overlay(axes[row, 0], image[z], None, f"{which}: {case}, slice {z}")
         _overlay(axes[row, 1], image[z], truth[z], "ground truth")
-        _overlay(axes[row, 2], image[z], pred[z], f"prediction (Dice {dice})")
+        # the Dice values on a line of their own: in the panel's width they were cut off at the right
+        _overlay(axes[row, 2], image[z], pred[z], f"prediction\nDice (%): {dice}")
     fig.suptitle(f"{result.name} (green: liver, red: tumor)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

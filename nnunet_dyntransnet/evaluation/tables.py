@@ -147,8 +147,9 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
     ablation = [t for t in trainers if modules[t] is not None and modules[t]["fusion"] != "weighted_sum"]
     if ablation:
         out += ["## Submodule ablation (layout of the paper's Table 3)", "",
-                f"Dice as mean ± SD (95% CI); p-values of the paired t-test and Wilcoxon signed-rank test of Dice "
-                f"against {baseline or 'no baseline'}, over the cases where both have a defined Dice. "
+                f"Dice as mean ± SD [95% CI]; "
+                + (f"p-values of the paired t-test and Wilcoxon signed-rank test of Dice against {baseline}, over the "
+                   f"cases where both have a defined Dice. " if baseline else "no p-values (one result). ") +
                 f"\"FM-M -\" is simple concatenation.", ""]
         for cls in classes:
             rows = []
@@ -157,7 +158,7 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
                 rows.append([t, "✓" if m["dmsa"] else "-", "✓" if m["fusion"] == "feature_mix" else "-",
                              "✓" if m["rm"] else "-", _fmt(s["dice"], "dice", ci=True), _p(s["dice"]["p_ttest"]),
                              _p(s["dice"]["p_wilcoxon"]), _fmt(s["precision"], "precision"), _fmt(s["recall"], "recall")])
-            out += [f"### {cls}", "", _table(["Model", "D-MSA", "FM-M", "RM", "Dice (± SD, 95% CI)", "p (t-test)",
+            out += [f"### {cls}", "", _table(["Model", "D-MSA", "FM-M", "RM", "Dice (± SD [95% CI])", "p (t-test)",
                                               "p (Wilcoxon)", "Precision", "Recall"], rows), ""]
 
     fusion = [t for t in trainers if modules[t] is not None and modules[t]["dmsa"] and modules[t]["rm"]]
@@ -210,7 +211,7 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
             rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in METRICS] +
                         [_p(s["dice"]["p_ttest"]), _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
     out += ["## Every metric", "",
-            "Mean ± SD (95% CI) over the cases where the metric is defined; p-values compare Dice with the baseline "
+            "Mean ± SD [95% CI] over the cases where the metric is defined; p-values compare Dice with the baseline "
             "over the paired cases (n pairs).", "",
             _table(["trainer", "class"] + [LABEL[m] for m in METRICS] + ["p Dice (t-test)", "p Dice (Wilcoxon)", "n pairs"],
                    rows), ""]

@@ -251,6 +251,8 @@ def test_predictions_folder_with_labels(fake_results, tmp_path):
     assert sorted(summary["per_case"]["mine"]) == cases[0::2]
     assert summary["missing"]["mine"] == cases[1::2]  # half the references have no prediction: stated
     assert (tmp_path / "r" / "figures" / "overlays_mine.png").is_file()
+    md = (tmp_path / "r" / "report.md").read_text()  # one result: no baseline is named, and no p-values claimed
+    assert "One result, so no p-values" in md and "Baseline for the p-values" not in md and "no baseline" not in md
 
 
 def test_lesion_detection_by_hand():
