@@ -143,12 +143,13 @@ def run_on_gpus(trainings: Sequence[Training], gpus: Sequence[str], protocol_dir
         raise ValueError(f"GPUs {list(gpus)}: give each GPU once (see parse_gpus)")
     waiting, codes = [], {}
     for t in trainings:
+        pid = None if t.finished or dry_run else alive_elsewhere(protocol_dir, t)
         if t.finished:
             print(f"# {t.fold_dir} is trained", flush=True)
             codes[t.name] = 0
-        elif not dry_run and alive_elsewhere(protocol_dir, t):
-            print(f"# {t.name} is running already (pid {alive_elsewhere(protocol_dir, t)} on this host, see its "
-                  f"status file): not started again", flush=True)
+        elif pid:
+            print(f"# {t.name} is running already (pid {pid} on this host, see its status file): not started again",
+                  flush=True)
             codes[t.name] = -1
         else:
             waiting.append(t)
