@@ -45,8 +45,9 @@ class BuildsDynTransNet:
       ones that depend on the plan (the CPU demo's widths).
     - The options, completed with the network's current defaults, are recorded in the plans
       (``dyntransnet_network_options``), which nnU-Net copies into the result folder; prediction and
-      export build from the record, so a change of defaults never changes a trained model (``--c``
-      rebuilds from the current defaults, as nnU-Net re-creates the trainer from the preprocessed plans).
+      export build from the record, so a change of defaults never changes a trained model. ``--c`` rebuilds
+      from the current options (nnU-Net re-creates the trainer from the preprocessed plans) and refuses a
+      checkpoint whose recorded network differs.
     - ``build_network_architecture`` is the one builder of every DynTransNet trainer; a classmethod,
       called with the arguments of nnU-Net's own static method.
     - ``DYNTRANSNET_CHECKPOINTING`` is read (and checked) when the trainer is created; on CUDA,
@@ -84,6 +85,18 @@ class BuildsDynTransNet:
                                                                **cls.network_options_for(configuration_manager)}
         return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, **options)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        if isinstance(filename_or_checkpoint, str):  # --c: the checkpoint's network must be the one this trainer builds
+            saved = torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False)
+            planned = saved.get("init_args", {}).get("plans", {}).get("configurations", {}).get(self.configuration_name, {})
+            recorded, now = planned.get(OPTIONS_KEY), self.configuration_manager.configuration[OPTIONS_KEY]
+            if recorded != now:
+                was = "version 0.1's network (it recorded no options)" if recorded is None else f"the options {recorded}"
+                raise TrainingRefused(f"{filename_or_checkpoint} was trained with {was}; this trainer builds {now}, so "
+                                      f"--c cannot continue it. Continue it with the version that started it, or train "
+                                      f"a new fold (predicting with it works: prediction builds the recorded network)")
+        super().load_checkpoint(filename_or_checkpoint)
 
     def environment_recipe(self) -> Dict[str, Any]:
         """What environment variables changed in this training (the budget's mixin adds its own)."""

@@ -8,6 +8,7 @@ the network that ``nnUNetv2_predict`` builds (deep supervision off), which then 
 with nnU-Net's sliding window. ``test_nnunet_e2e.py`` runs nnU-Net's commands end to end for
 the main trainer and one baseline.
 """
+import json
 import math
 
 import numpy as np
@@ -268,3 +269,22 @@ def test_checkpointing_variable_is_honoured_on_cpu(nnunet_in_process, monkeypatc
     assert trainer.network.activation_checkpointing is expected
     log = open(trainer.log_file).read()
     assert f"activation checkpointing {mode} (DYNTRANSNET_CHECKPOINTING={mode}" in log
+
+
+def test_continuing_a_fold_of_another_network_is_refused(nnunet_in_process, tmp_path):
+    """--c rebuilds the network from today's options; a checkpoint of another network (version 0.1's, which recorded
+    none) is refused with a message instead of nnU-Net's state-dict mismatch."""
+    from nnunet_dyntransnet.trainers.dyntransnet import OPTIONS_KEY
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    trainer = _trainer("nnUNetTrainerDynTransNet")
+    plans = json.loads(json.dumps(trainer.plans_manager.plans))
+    current = tmp_path / "current.pth"
+    torch.save({"init_args": {"plans": plans}}, current)
+    del plans["configurations"]["3d_fullres"][OPTIONS_KEY]
+    old = tmp_path / "old.pth"
+    torch.save({"init_args": {"plans": plans}}, old)
+    with pytest.raises(TrainingRefused, match="version 0.1's network"):
+        trainer.load_checkpoint(str(old))
+    with pytest.raises(KeyError):  # past the check: nnU-Net's own loading of this stand-in fails on its keys
+        trainer.load_checkpoint(str(current))
