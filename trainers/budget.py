@@ -36,7 +36,7 @@ from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.lr_scheduler.warmup import Lin_incr_LRScheduler, PolyLRScheduler_offset
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
 __all__ = ["BUDGET_ENV", "WallClockBudget", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit",
            "first_epoch_warmup_factor"]
@@ -96,7 +96,7 @@ class _BudgetSpent(Exception):
     """Raised after the last epoch that fits; ``run_training`` ends the training as nnU-Net does."""
 
 
-class WallClockBudget:
+class WallClockBudget(ChecksResume):
     """Mixin for an nnU-Net trainer: train for ``DYNTRANSNET_TRAIN_MINUTES`` (module docstring)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -118,16 +118,16 @@ class WallClockBudget:
         with _checkpoints_carry({"dyntransnet_recipe": self.environment_recipe()}):
             super().save_checkpoint(filename)
 
-    def load_checkpoint(self, filename_or_checkpoint) -> None:
-        if isinstance(filename_or_checkpoint, str):  # --c: the budget must be the one the training began with
-            saved = torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False).get("dyntransnet_recipe")
-            if saved is not None and saved.get("train_minutes") != self.train_minutes:
-                was = "unset" if saved.get("train_minutes") is None else f"{saved['train_minutes']:g}"
-                now = "unset" if self.train_minutes is None else f"{self.train_minutes:g}"
-                raise TrainingRefused(f"{filename_or_checkpoint} was trained with {BUDGET_ENV} {was}, and it is "
-                                      f"{now} now; --c continues a training only under its own budget (its schedule "
-                                      f"was sized to it). Set {BUDGET_ENV} as before, or train a new fold")
-        super().load_checkpoint(filename_or_checkpoint)
+    def check_resumable(self, checkpoint: Dict[str, Any], path: str) -> None:
+        """``--c`` continues a training only under the budget it began with."""
+        saved = checkpoint.get("dyntransnet_recipe")
+        if saved is not None and saved.get("train_minutes") != self.train_minutes:
+            was = "unset" if saved.get("train_minutes") is None else f"{saved['train_minutes']:g}"
+            now = "unset" if self.train_minutes is None else f"{self.train_minutes:g}"
+            raise TrainingRefused(f"{path} was trained with {BUDGET_ENV} {was}, and it is {now} now; --c continues a "
+                                  f"training only under its own budget (its schedule was sized to it). Set "
+                                  f"{BUDGET_ENV} as before, or train a new fold")
+        super().check_resumable(checkpoint, path)
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()

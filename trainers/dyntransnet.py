@@ -18,7 +18,7 @@ from nnunet_dyntransnet.training.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitEr
                                                 free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet, network_defaults
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
-from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
 __all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
@@ -37,7 +37,7 @@ LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32,
                                        "selective_checkpointing": False}
 
 
-class BuildsDynTransNet:
+class BuildsDynTransNet(ChecksResume):
     """Mixin for a trainer that builds DynTransNet.
 
     - ``network_options`` (class attribute): the keyword arguments of
@@ -86,17 +86,16 @@ class BuildsDynTransNet:
         return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, **options)
 
-    def load_checkpoint(self, filename_or_checkpoint) -> None:
-        if isinstance(filename_or_checkpoint, str):  # --c: the checkpoint's network must be the one this trainer builds
-            saved = torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False)
-            planned = saved.get("init_args", {}).get("plans", {}).get("configurations", {}).get(self.configuration_name, {})
-            recorded, now = planned.get(OPTIONS_KEY), self.configuration_manager.configuration[OPTIONS_KEY]
-            if recorded != now:
-                was = "version 0.1's network (it recorded no options)" if recorded is None else f"the options {recorded}"
-                raise TrainingRefused(f"{filename_or_checkpoint} was trained with {was}; this trainer builds {now}, so "
-                                      f"--c cannot continue it. Continue it with the version that started it, or train "
-                                      f"a new fold (predicting with it works: prediction builds the recorded network)")
-        super().load_checkpoint(filename_or_checkpoint)
+    def check_resumable(self, checkpoint: Dict[str, Any], path: str) -> None:
+        """``--c``: the checkpoint's network must be the one this trainer builds."""
+        planned = checkpoint.get("init_args", {}).get("plans", {}).get("configurations", {}).get(self.configuration_name, {})
+        recorded, now = planned.get(OPTIONS_KEY), self.configuration_manager.configuration[OPTIONS_KEY]
+        if recorded != now:
+            was = "version 0.1's network (it recorded no options)" if recorded is None else f"the options {recorded}"
+            raise TrainingRefused(f"{path} was trained with {was}; this trainer builds {now}, so --c cannot continue "
+                                  f"it. Continue it with the version that started it, or train a new fold (predicting "
+                                  f"with it works: prediction builds the recorded network)")
+        super().check_resumable(checkpoint, path)
 
     def environment_recipe(self) -> Dict[str, Any]:
         """What environment variables changed in this training (the budget's mixin adds its own)."""

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from nnunet_dyntransnet.utilities.staging import pid_alive
+
 __all__ = ["Training", "parse_gpus", "alive_elsewhere", "run_on_gpus", "slurm_scripts", "write_slurm_scripts", "submit_slurm", "progress", "format_progress",
            "epoch_times"]
 
@@ -96,23 +98,13 @@ def parse_gpus(text: str, available: Optional[int] = None) -> List[str]:
     return gpus
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def alive_elsewhere(protocol_dir: Path, training: Training) -> Optional[int]:
     """The pid of a live process on this host that the status file says runs ``training`` (another runner, or an
     orphan of a killed one), else None: such a training must not be started a second time."""
     status = _status_file(protocol_dir, training)
     recorded = status.read_text().split() if status.is_file() else []
     if len(recorded) == 3 and recorded[0] == "running" and recorded[1] == socket.gethostname() \
-            and recorded[2].isdigit() and int(recorded[2]) != os.getpid() and _pid_alive(int(recorded[2])):
+            and recorded[2].isdigit() and int(recorded[2]) != os.getpid() and pid_alive(int(recorded[2])):
         return int(recorded[2])
     return None
 
@@ -388,7 +380,7 @@ def progress(trainings: Sequence[Training], protocol_dir: Path) -> List[Dict[str
         times = epoch_times(t.fold_dir)
         planned = _planned_epochs(t, by_trainer)
         dead_here = (len(recorded) == 3 and recorded[1] == socket.gethostname() and recorded[2].isdigit()
-                     and not _pid_alive(int(recorded[2])))
+                     and not pid_alive(int(recorded[2])))
         if t.finished:
             state = "done"
         elif recorded[:1] == ["running"] and not dead_here:

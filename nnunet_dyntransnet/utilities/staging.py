@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Type
 
 __all__ = ["StagingError", "Terminated", "staged_folder", "remove_stale_staging", "check_removable", "exit_code_of",
-           "protected_folders", "staging_name", "check_output_folder", "write_marker", "sigterm_raises"]
+           "protected_folders", "staging_name", "pid_alive", "check_output_folder", "write_marker", "sigterm_raises"]
 
 _REPLACED = "replaced"  # tag of an old folder moved aside during a replace
 
@@ -55,7 +55,8 @@ def staging_name(target: Path, tag: str) -> str:
     return f".{target.name}.{tag}-{os.getpid()}@{_host()}-{uuid.uuid4().hex[:8]}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id exists on this host (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -78,7 +79,7 @@ def _leftovers(target: Path, tag: str) -> List[Tuple[Path, str]]:
             continue
         pid, host = m.group(2), m.group(3)
         # a name without a pid is an old-style leftover (no process can still be writing it)
-        if pid is None or (host == _host() and not _pid_alive(int(pid))):
+        if pid is None or (host == _host() and not pid_alive(int(pid))):
             found.append((p, m.group(1)))
     return found
 
