@@ -80,6 +80,8 @@ class ConvNormAct(nn.Sequential):
             layers.append(spec.nonlin(**spec.nonlin_kwargs))
         super().__init__(*layers)
         self.in_place = spec.nonlin_in_place or spec.nonlin is None
+        # an in-place nonlinearity keeps its result for backward: the unit's output is kept whoever follows
+        self.keeps_own_output = spec.nonlin_in_place
 
     def saved_elements(self, voxels: int) -> float:
         """The conv output (kept by the norm), the norm's output when the nonlinearity keeps its input (not in

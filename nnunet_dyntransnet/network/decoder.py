@@ -114,9 +114,12 @@ class DynTransDecoder(nn.Module):
         return sum(level_elements(n, level, v) for n, level, v in self._levels(voxels))
 
     def recomputed_elements(self, voxels: Sequence[int]) -> float:
-        """The most elements a (selectively) checkpointed level holds again at once in backward (0 without)."""
-        return max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
-                    if level in self.checkpoint_levels or self.selective_levels), default=0.0)
+        """The most elements a (selectively) checkpointed level, or FM-M's recomputation, holds again at once in
+        backward."""
+        whole = max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
+                     if level in self.checkpoint_levels or self.selective_levels), default=0.0)
+        fusion = max(getattr(self.fuse[n], "recomputed_elements", lambda v: 0.0)(v) for n, _, v in self._levels(voxels))
+        return max(whole, fusion)
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
         x = skips[-1]

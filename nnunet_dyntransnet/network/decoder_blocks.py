@@ -14,6 +14,7 @@ from typing import Sequence, Type
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
+from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 
@@ -48,8 +49,12 @@ class ResidualRefine(nn.Module):
         return x + self.body(x) if self.residual else self.body(x)
 
     def saved_elements(self, voxels: int) -> float:
-        """Its input (kept by the first conv) and its two conv units; the residual addition keeps nothing."""
-        return self.body[0][0].in_channels * voxels + sum(unit.saved_elements(voxels) for unit in self.body)
+        """Its input (kept by the first conv) and its conv units. The residual addition keeps nothing, so the last
+        unit's output is kept only by an in-place nonlinearity (which keeps its result); otherwise it is not."""
+        units = sum(unit.saved_elements(voxels) for unit in self.body)
+        if self.residual and not self.body[-1].keeps_own_output:
+            units -= self.body[-1][0].out_channels * voxels
+        return self.body[0][0].in_channels * voxels + units
 
 
 class FeatureMix(nn.Module):
@@ -82,19 +87,36 @@ class FeatureMix(nn.Module):
         self.w_x = conv_op(encoder_channels, gate_channels, 1)
         self.w_psi = conv_op(gate_channels, 1, 1)
         self.w_f = conv_op(decoder_channels + encoder_channels, out_channels, 1)
+        # recompute the module in backward instead of keeping its intermediates (same outputs and gradients)
+        self.recompute = True
 
     def gate(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """The attention map ``psi``: ``(B, 1, *s)`` in (0, 1)."""
         return torch.sigmoid(self.w_psi(torch.relu(self.w_g(decoder) + self.w_x(skip))))
 
-    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    def mix(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``W_f [D, psi * E]``, every intermediate kept by autograd."""
         return self.w_f(torch.cat((decoder, self.gate(decoder, skip) * skip), dim=1))
 
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        if self.recompute and torch.is_grad_enabled():
+            # FM-M has only 1x1 convolutions and elementwise operations (about 2 C^2 multiply-adds per voxel, against
+            # RM's 54 C^2), yet kept 3.5 C + 2 elements per voxel, the concatenation the largest: recomputing it in
+            # backward keeps only D (the skip is kept by the encoder anyway)
+            return checkpoint(self.mix, decoder, skip, use_reentrant=False)
+        return self.mix(decoder, skip)
+
     def saved_elements(self, voxels: int) -> float:
-        """``D`` (kept by ``W_g``), the gate's ReLU output, the concatenation (kept by ``W_f``), and the
-        one-channel map ``psi`` before and after the sigmoid. The skip is the encoder's, counted there."""
-        per_voxel = self.w_g.in_channels + self.w_g.out_channels + self.w_f.in_channels + 2
-        return float(per_voxel * voxels)
+        """Recomputed (the default): ``D``, kept as the recomputation's input. Kept: ``D`` (by ``W_g``), the gate's
+        ReLU output, the concatenation (by ``W_f``), and the one-channel ``psi`` before and after the sigmoid.
+        The skip is the encoder's, counted there."""
+        return float(self.w_g.in_channels * voxels) if self.recompute else self.recomputed_elements(voxels, always=True)
+
+    def recomputed_elements(self, voxels: int, always: bool = False) -> float:
+        """What the recomputation holds again in backward (0 when not recomputed; ``always``: in any case)."""
+        if not (self.recompute or always):
+            return 0.0
+        return float((self.w_g.in_channels + self.w_g.out_channels + self.w_f.in_channels + 2) * voxels)
 
 
 class ConcatFusion(nn.Module):
