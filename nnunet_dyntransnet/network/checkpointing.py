@@ -1,10 +1,11 @@
 """Selective activation checkpointing: keep what is costly to redo, recompute the cheap operations in backward.
 
 Plain activation checkpointing (``DynTransNet(activation_checkpointing=True)``) keeps only a
-part's input and reruns the whole part in backward. Selective checkpointing
-(``selective_checkpointing=True``) reruns only the cheap operations, as
-``torch.utils.checkpoint``'s selective policy decides per dispatched operation (CPU and CUDA
-alike):
+part's input and reruns the whole part in backward. FM-M is always rerun that way
+(:class:`~nnunet_dyntransnet.network.decoder_blocks.FeatureMix`: 1x1 convolutions and elementwise
+operations only). Selective checkpointing (``selective_checkpointing=True``, or the parts named,
+``"transformer+decoder"``) reruns only the cheap operations, as ``torch.utils.checkpoint``'s
+selective policy decides per dispatched operation (CPU and CUDA alike):
 
 - in a transformer block (:func:`block_policy`) it keeps the fused attention's outputs (output
   and log-sum-exp) and the MLP's first matmul; it recomputes LayerNorm, GELU, the rotary

@@ -18,7 +18,26 @@ from nnunet_dyntransnet.network.units import in_nnunet_units
 from nnunet_dyntransnet.network.stage_layout import (IntOrSeq, StageLayout, format_layout, plan_stage_layout, total_stride,
                                                       voxels_per_stage)
 
-__all__ = ["DynTransNet", "network_defaults", "capped_widths"]
+__all__ = ["DynTransNet", "SELECTIVE_PARTS", "network_defaults", "capped_widths", "selective_parts"]
+
+# the parts selective checkpointing can cover, in the order a network's forward pass meets them
+SELECTIVE_PARTS = ("stem", "transformer", "decoder")
+
+
+def selective_parts(option: Union[bool, str]) -> tuple:
+    """``selective_checkpointing`` as a tuple of :data:`SELECTIVE_PARTS`: True is all, False (or ``""``) none, a
+    string names parts joined with ``+``. Raises ValueError naming an unknown part."""
+    if isinstance(option, bool) or option is None:
+        return SELECTIVE_PARTS if option else ()
+    if not isinstance(option, str):
+        raise ValueError(f"selective_checkpointing={option!r}: give True, False or parts joined with '+' "
+                         f"from {'/'.join(SELECTIVE_PARTS)}")
+    named = {p.strip() for p in option.split("+") if p.strip()}
+    unknown = sorted(named - set(SELECTIVE_PARTS))
+    if unknown:
+        raise ValueError(f"selective_checkpointing={option!r}: unknown part(s) {unknown}; the parts are "
+                         f"{'+'.join(SELECTIVE_PARTS)}")
+    return tuple(p for p in SELECTIVE_PARTS if p in named)
 
 
 class DynTransNet(nn.Module):
@@ -53,10 +72,12 @@ class DynTransNet(nn.Module):
             keeping their activations: the first transformer stage's blocks and the full-resolution
             decoder level's fusion and RM. About half the activations kept for backward, for one more forward
             pass of those parts (see ``memory_model`` and the README's measurements).
-        selective_checkpointing: in the stem, every transformer block and every decoder level, recompute the cheap
+        selective_checkpointing: in the stem, every transformer block and every decoder level (True), or in the
+            parts named (``"transformer"``, ``"stem+decoder"``; :data:`SELECTIVE_PARTS`), recompute the cheap
             operations in backward and keep only the spatial convolutions', the attention kernel's and the MLP's
             hidden outputs (:mod:`~nnunet_dyntransnet.network.checkpointing`). Where ``activation_checkpointing``
-            is on too, the parts it names are recomputed whole.
+            is on too, the parts it names are recomputed whole. FM-M is recomputed in backward in any case
+            (:class:`~nnunet_dyntransnet.network.decoder_blocks.FeatureMix`).
 
     Shapes:
         ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
@@ -89,7 +110,7 @@ class DynTransNet(nn.Module):
         deep_supervision: bool = True,
         fused_attn: bool = True,
         activation_checkpointing: bool = False,
-        selective_checkpointing: bool = False,
+        selective_checkpointing: Union[bool, str] = "transformer+decoder",
         conv_unit: Optional[ConvUnitSpec] = None,
         decoder_units: Union[int, Sequence[int]] = 2,
     ) -> None:
@@ -129,17 +150,24 @@ class DynTransNet(nn.Module):
             self.encoder.stages[0].checkpoint_blocks = enabled
         self.decoder.checkpoint_levels = frozenset({0}) if enabled else frozenset()
 
-    def set_selective_checkpointing(self, enabled: bool) -> None:
-        """Switch ``selective_checkpointing`` (the constructor's argument): the stem, every transformer block and
-        every decoder level keep only what :mod:`~nnunet_dyntransnet.network.checkpointing` says. Parameters and
-        outputs are the same either way."""
-        self.encoder.selective_stem = self.decoder.selective_levels = bool(enabled)
+    def set_selective_checkpointing(self, enabled: Union[bool, str]) -> None:
+        """Switch ``selective_checkpointing`` (the constructor's argument): True or False for every part, or the
+        parts by name joined with ``+`` (``"transformer"``, ``"stem+decoder"``; :data:`SELECTIVE_PARTS`). Each
+        part keeps only what :mod:`~nnunet_dyntransnet.network.checkpointing` says. Parameters and outputs are the
+        same either way."""
+        parts = selective_parts(enabled)
+        self.encoder.selective_stem = "stem" in parts
+        self.decoder.selective_levels = "decoder" in parts
         for stage in self.encoder.stages:
-            stage.selective_blocks = bool(enabled)
+            stage.selective_blocks = "transformer" in parts
+        self._selective_parts = parts
 
     @property
-    def selective_checkpointing(self) -> bool:
-        return self.decoder.selective_levels
+    def selective_checkpointing(self) -> Union[bool, str]:
+        """As the constructor takes it: False, True (every part) or the parts joined with ``+``."""
+        if not self._selective_parts:
+            return False
+        return True if self._selective_parts == SELECTIVE_PARTS else "+".join(self._selective_parts)
 
     @property
     def activation_checkpointing(self) -> bool:

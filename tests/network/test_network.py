@@ -191,3 +191,18 @@ def test_the_plans_layer_entries_are_honoured():
 def test_plan_entries_it_cannot_honour_are_refused(entries, message):
     with pytest.raises(ValueError, match=message):
         DynTransNet.from_plan(_plan_with(**entries), 1, 3, head_dim=4)
+
+
+def test_selective_checkpointing_by_part():
+    tiny = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32),
+                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2)))
+    net = DynTransNet(**tiny, selective_checkpointing="decoder+transformer")
+    assert (net.encoder.selective_stem, net.decoder.selective_levels) == (False, True)
+    assert all(stage.selective_blocks for stage in net.encoder.stages)
+    assert net.selective_checkpointing == "transformer+decoder"  # in the parts' order
+    net.set_selective_checkpointing(True)
+    assert net.selective_checkpointing is True and net.encoder.selective_stem
+    net.set_selective_checkpointing("")
+    assert net.selective_checkpointing is False and not net.decoder.selective_levels
+    with pytest.raises(ValueError, match="banana"):
+        DynTransNet(**tiny, selective_checkpointing="transformer+banana")
