@@ -12,9 +12,12 @@ from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, n
                                               nnUNetTrainerDynTransNetDemoGPU)
 from nnunet_dyntransnet.trainers.dyntransnet import (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed,
                                                      nnUNetTrainerDynTransNet_SelectiveCheckpointed)
+from nnunet_dyntransnet.trainers.no_mirroring import *  # noqa: F401,F403 - the comparison's four, without mirroring
+from nnunet_dyntransnet.trainers.no_mirroring import __all__ as _no_mirroring
 from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
 
 __all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed", "nnUNetTrainerDynTransNet_Paper",
            "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
-           "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines]
+           "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines,
+           *[name for name in _no_mirroring if name != "NoMirroring"]]

@@ -16,13 +16,15 @@ import torch
 from nnunet_dyntransnet.network import capped_widths
 from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet
+from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
 
 __all__ = ["nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline"]
 
 
-class nnUNetTrainerDynTransNetDemoGPU(nnUNetTrainerDynTransNet):
+class nnUNetTrainerDynTransNetDemoGPU(NoMirroring, nnUNetTrainerDynTransNet):
     """The real network, trained for the budget (or ``DYNTRANSNET_DEMO_EPOCHS`` epochs) of
-    ``DYNTRANSNET_DEMO_ITERATIONS`` (50) steps (warm-up: a tenth)."""
+    ``DYNTRANSNET_DEMO_ITERATIONS`` (50) steps (warm-up: a tenth), without mirroring: the phantom's liver
+    lies on the patient's right, as in real scans (:class:`~nnunet_dyntransnet.trainers.no_mirroring.NoMirroring`)."""
 
     PROGRESS_EVERY_S = 15.0
 
@@ -49,14 +51,6 @@ class nnUNetTrainerDynTransNetDemoGPU(nnUNetTrainerDynTransNet):
                 line += f", {max(0.0, left) / 60:.1f} of {self.train_minutes:g} minutes left"
             self.print_to_log_file(line)
         return result
-
-    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        # The phantom's liver always lies on the patient's right, as in real scans: mirroring would
-        # hide that cue, and test-time mirroring costs 8 forward passes per patch (nnU-Net's
-        # nnUNetTrainerNoMirroring makes the same choice for such data).
-        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        self.inference_allowed_mirroring_axes = None
-        return rotation, dummy_2d, initial_patch_size, None
 
 
 class nnUNetTrainerDynTransNetDemoCPU(nnUNetTrainerDynTransNetDemoGPU):
