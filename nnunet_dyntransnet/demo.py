@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nnunet_dyntransnet.evaluation.threshold_baseline import CLASSES
+from nnunet_dyntransnet.evaluation.threshold_baseline import CLASSES, OVERLAP
 
 DATASET_ID = 990
 DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
@@ -80,11 +80,12 @@ def _overlays(out: Path, cases: Sequence[str], images: Path, truths: Path, preds
 
 
 def _table(results: Dict) -> str:
-    lines = ["| method | class | Dice | precision | recall |", "|---|---|---|---|---|"]
+    # in percent, as dyntransnet_report prints the same metrics (results.json keeps the fractions)
+    lines = ["| method | class | Dice (%) | precision (%) | recall (%) |", "|---|---|---|---|---|"]
     for method in ("DynTransNet", "threshold baseline"):
         for cls in CLASSES:
             m = results[method][cls]
-            fmt = [f"{m[k]:.3f}" if m[k] is not None else "n/a" for k in ("dice", "precision", "recall")]
+            fmt = [f"{100 * m[k]:.2f}" if m[k] is not None else "n/a" for k in OVERLAP]
             lines.append(f"| {method} | {cls} | " + " | ".join(fmt) + " |")
     return "\n".join(lines)
 

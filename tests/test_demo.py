@@ -34,6 +34,7 @@ def test_demo_runs_and_writes_its_report(tmp_path):
 
     assert results["steps"] == 3 and results["steps_planned"] == int(0.1 * 60 / QUIET_CPU_SECONDS_PER_STEP)
     assert "Trained 1 epoch(s) of 3 steps = 3 steps" in md and results["representative"] is False
+    assert "| method | class | Dice (%) | precision (%) | recall (%) |" in md, "percent, as the report prints them"
     assert "scores are not representative of DynTransNet" in md and "not representative" in proc.stdout
     assert json.loads((out / "nnUNet_results" / "Dataset990_LiverPhantomCT" /
                        "nnUNetTrainerDynTransNetDemoCPU__nnUNetPlans__3d_fullres" / "fold_0" /

@@ -1,9 +1,10 @@
-"""Overlap metrics for the demo's two classes, and an intensity-threshold baseline segmenter.
+"""The demo's intensity-threshold baseline segmenter, and the demo's scores of it and of the network.
 
-The classes are the report's (:data:`nnunet_dyntransnet.evaluation.metrics.REPORT_CLASSES`, one
-table for both): "whole liver" (labels 1 and 2, the LiTS challenge's "liver") and "tumor"
-(label 2). Dice, precision and recall are the paper's (section 4.2), computed by the report's
-:func:`~nnunet_dyntransnet.evaluation.metrics.overlap_metrics`.
+The scores are the report's, for two of its classes (:data:`nnunet_dyntransnet.evaluation.metrics.REPORT_CLASSES`):
+"whole liver" (labels 1 and 2, the LiTS challenge's "liver") and "tumor" (label 2); Dice, precision and
+recall (the paper's section 4.2) come from the report's
+:func:`~nnunet_dyntransnet.evaluation.metrics.overlap_metrics`, as fractions, and are shown in percent as
+the report shows them.
 """
 from __future__ import annotations
 
@@ -14,21 +15,10 @@ import numpy as np
 
 from nnunet_dyntransnet.evaluation.metrics import overlap_metrics, report_class_masks
 
-__all__ = ["CLASSES", "class_masks", "overlap", "ThresholdBaseline", "summarize", "evaluate_cases"]
+__all__ = ["CLASSES", "OVERLAP", "ThresholdBaseline", "summarize", "evaluate_cases"]
 
 CLASSES = ("whole liver", "tumor")  # of REPORT_CLASSES: what the LiTS challenge reports
-
-
-def class_masks(label: np.ndarray) -> Dict[str, np.ndarray]:
-    """``{"whole liver": label in (1, 2), "tumor": label == 2}``."""
-    masks = report_class_masks(label)
-    return {c: masks[c] for c in CLASSES}
-
-
-def overlap(pred: np.ndarray, gt: np.ndarray) -> Dict[str, Optional[float]]:
-    """Dice, precision, recall of two boolean masks; a metric whose denominator is 0 is None (undefined)."""
-    m = overlap_metrics(pred, gt)
-    return {k: m[k] for k in ("dice", "precision", "recall")}
+OVERLAP = ("dice", "precision", "recall")
 
 
 def summarize(per_case: Sequence[Dict[str, Dict[str, Optional[float]]]]) -> Dict[str, Dict[str, Optional[float]]]:
@@ -36,7 +26,7 @@ def summarize(per_case: Sequence[Dict[str, Dict[str, Optional[float]]]]) -> Dict
     out = {}
     for cls in CLASSES:
         out[cls] = {}
-        for metric in ("dice", "precision", "recall"):
+        for metric in OVERLAP:
             values = [c[cls][metric] for c in per_case if c[cls][metric] is not None]
             out[cls][metric] = float(np.mean(values)) if values else None
             out[cls][f"{metric}_n"] = len(values)
@@ -85,9 +75,11 @@ class ThresholdBaseline:
 
 
 def evaluate_cases(pairs: Iterable[Tuple[str, np.ndarray, np.ndarray]]) -> List[Dict]:
-    """``(case_id, prediction, truth)`` label arrays -> per-case metrics per class."""
+    """``(case_id, prediction, truth)`` label arrays -> per case, the report's overlap metrics per class (fractions;
+    None where undefined)."""
     rows = []
     for case_id, pred, gt in pairs:
-        pm, gm = class_masks(pred), class_masks(gt)
-        rows.append({"case": case_id, **{c: overlap(pm[c], gm[c]) for c in CLASSES}})
+        pm, gm = report_class_masks(pred), report_class_masks(gt)
+        rows.append({"case": case_id, **{c: {k: v for k, v in overlap_metrics(pm[c], gm[c]).items() if k in OVERLAP}
+                                          for c in CLASSES}})
     return rows

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from nnunet_dyntransnet.evaluation.threshold_baseline import ThresholdBaseline, class_masks, evaluate_cases, overlap, summarize
+from nnunet_dyntransnet.evaluation.threshold_baseline import ThresholdBaseline, evaluate_cases, summarize
 from nnunet_dyntransnet.dataset_conversion.phantom import TISSUE, PhantomSpec, main, make_case
 
 
@@ -52,14 +52,16 @@ def test_thresholds_cannot_solve_it():
     assert scores["tumor"]["dice"] < 0.4
 
 
-def test_overlap_metrics_by_hand():
-    pred = np.zeros(10, bool)
-    gt = np.zeros(10, bool)
-    pred[:4] = True
-    gt[2:8] = True  # tp 2, |P| 4, |G| 6
-    assert overlap(pred, gt) == {"dice": 0.4, "precision": 0.5, "recall": 2 / 6}
-    assert overlap(np.zeros(3, bool), np.zeros(3, bool)) == {"dice": None, "precision": None, "recall": None}
-    assert class_masks(np.array([0, 1, 2]))["whole liver"].tolist() == [False, True, True]
+def test_demo_scores_are_the_reports_overlap_metrics_by_hand():
+    pred = np.zeros(10, np.uint8)
+    gt = np.zeros(10, np.uint8)
+    pred[:4] = 2
+    gt[2:8] = 1  # whole liver: tp 2, |P| 4, |G| 6; no tumor in the truth
+    (row,) = evaluate_cases([("a", pred, gt)])
+    assert row["whole liver"] == {"dice": 0.4, "precision": 0.5, "recall": 2 / 6}
+    assert row["tumor"] == {"dice": 0.0, "precision": 0.0, "recall": None}
+    (empty,) = evaluate_cases([("b", np.zeros(3, np.uint8), np.zeros(3, np.uint8))])
+    assert empty["tumor"] == {"dice": None, "precision": None, "recall": None}
 
 
 def test_make_phantom_command(tmp_path, monkeypatch, capsys):
