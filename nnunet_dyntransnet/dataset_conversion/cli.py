@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from nnunet_dyntransnet.dataset_conversion.layouts import find_atlas_cases, find_lits_cases
 from nnunet_dyntransnet.dataset_conversion.raw_dataset import Case, ConversionError, write_raw_dataset
-from nnunet_dyntransnet.utilities.staging import exit_code_of
+from nnunet_dyntransnet.utilities.command import run_command
 
 __all__ = ["convert_lits_entry", "convert_atlas_entry"]
 
@@ -48,7 +47,8 @@ def _main(kind: str, argv: Optional[Sequence[str]]) -> int:
     args = parser.parse_args(argv)
     if args.replace_other_name and not args.overwrite:
         parser.error("--replace_other_name only works together with --overwrite")
-    try:
+
+    def convert() -> str:
         training, test, layout = spec["finder"](args.src)
         print(f"{args.src}: {layout} layout, {len(training)} training and {len(test)} test cases")
         for folder, counts in _cases_per_folder(args.src, training, test).items():
@@ -58,14 +58,9 @@ def _main(kind: str, argv: Optional[Sequence[str]]) -> int:
             replace_other_name=args.replace_other_name, num_processes=args.np, description=spec["description"],
             reference=spec["reference"], license=spec["license"],
         )
-    except ConversionError as e:
-        print(f"dyntransnet_convert_{kind}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"dyntransnet_convert_{kind}: {e or 'interrupted'}; nothing was written", file=sys.stderr)
-        return exit_code_of(e)
-    print(f"wrote {target}\nnext: nnUNetv2_plan_and_preprocess -d {args.d} --verify_dataset_integrity")
-    return 0
+        return f"wrote {target}\nnext: nnUNetv2_plan_and_preprocess -d {args.d} --verify_dataset_integrity"
+
+    return run_command(f"dyntransnet_convert_{kind}", convert, (ConversionError,))
 
 
 def _cases_per_folder(src: Path, training: Sequence[Case], test: Sequence[Case]) -> Dict[str, List[int]]:

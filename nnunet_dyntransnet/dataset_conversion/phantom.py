@@ -11,7 +11,6 @@ Every case is reproducible from ``(seed, index)``.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -176,7 +175,7 @@ def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.dataset_conversion.raw_dataset import ConversionError
-    from nnunet_dyntransnet.utilities.staging import exit_code_of
+    from nnunet_dyntransnet.utilities.command import run_command
 
     parser = argparse.ArgumentParser(prog="dyntransnet_make_phantom", description=__doc__.split("\n\n")[0])
     parser.add_argument("-d", type=int, default=990, help="dataset id (default 990)")
@@ -192,14 +191,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"-n must be >= 1 and --test >= 0, got -n {args.n} --test {args.test}")
     if args.replace_other_name and not args.overwrite:
         parser.error("--replace_other_name only works together with --overwrite")
-    try:
+
+    def write() -> str:
         target = write_phantom_dataset(args.d, args.n, args.test, args.modality, args.seed, overwrite=args.overwrite,
                                        replace_other_name=args.replace_other_name)
-    except ConversionError as e:
-        print(f"dyntransnet_make_phantom: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"dyntransnet_make_phantom: {e or 'interrupted'}; nothing was written", file=sys.stderr)
-        return exit_code_of(e)
-    print(f"wrote {target}")
-    return 0
+        return f"wrote {target}"
+
+    return run_command("dyntransnet_make_phantom", write, (ConversionError,))

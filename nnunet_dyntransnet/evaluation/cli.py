@@ -196,11 +196,13 @@ def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> Li
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.evaluation.results import ReportError, find_results
-    from nnunet_dyntransnet.utilities.staging import StagingError, exit_code_of, remove_stale_staging, staged_folder
+    from nnunet_dyntransnet.utilities.command import run_command
+    from nnunet_dyntransnet.utilities.staging import StagingError, remove_stale_staging, staged_folder
 
     args = _parser().parse_args(argv)
     out = args.out.resolve()
-    try:
+
+    def report() -> str:
         results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
         costs = read_costs(args.benchmark, results) if args.benchmark else None
         remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
@@ -208,14 +210,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with staged_folder(out, replace=replace, tag="report") as staging:
             build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs)
             (staging / REPORT_MARKER).write_text("written by dyntransnet_report; --overwrite may replace this folder\n")
-    except (ReportError, StagingError) as e:
-        print(f"dyntransnet_report: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"dyntransnet_report: {e or 'interrupted'}; no report was written", file=sys.stderr)
-        return exit_code_of(e)
-    print(f"report written to {out / 'report.md'}")
-    return 0
+        return f"report written to {out / 'report.md'}"
+
+    return run_command("dyntransnet_report", report, (ReportError, StagingError), "no report was written")
 
 
 if __name__ == "__main__":

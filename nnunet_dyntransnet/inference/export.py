@@ -23,7 +23,8 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from nnunet_dyntransnet.inference.sidecar import FORMAT, file_sha256, sidecar_path
-from nnunet_dyntransnet.utilities.staging import exit_code_of, remove_stale_staging, sigterm_raises, staging_name
+from nnunet_dyntransnet.utilities.command import run_command
+from nnunet_dyntransnet.utilities.staging import remove_stale_staging, sigterm_raises, staging_name
 
 __all__ = ["ExportError", "export_fold", "main"]
 
@@ -220,19 +221,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.f != "all" and not args.f.isdigit():
         _parser().error(f"-f {args.f}: one fold, a number or 'all'")
-    try:
+
+    def export() -> str:  # interrupted, the hidden files are removed: nothing was written
         sidecar = export_fold(args.d, args.c, args.f, args.tr, args.p, args.chk, args.o, args.overwrite)
-    except ExportError as e:
-        print(f"dyntransnet_export_onnx: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the hidden files are gone, nothing was written
-        print(f"dyntransnet_export_onnx: {e or 'interrupted'}; nothing was written", file=sys.stderr)
-        return exit_code_of(e)
-    check = sidecar["onnx"]["verification"]
-    print(f"wrote {args.o} and {sidecar_path(args.o)}: {sidecar['trainer']} {sidecar['configuration']} fold "
-          f"{sidecar['fold']}, patch {sidecar['patch_size']}, batch axis dynamic; onnxruntime agrees with PyTorch "
-          f"to {check['max_abs_logit_difference']:.2g} (tolerance {check['tolerance']:.2g})")
-    return 0
+        check = sidecar["onnx"]["verification"]
+        return (f"wrote {args.o} and {sidecar_path(args.o)}: {sidecar['trainer']} {sidecar['configuration']} fold "
+                f"{sidecar['fold']}, patch {sidecar['patch_size']}, batch axis dynamic; onnxruntime agrees with "
+                f"PyTorch to {check['max_abs_logit_difference']:.2g} (tolerance {check['tolerance']:.2g})")
+
+    return run_command("dyntransnet_export_onnx", export, (ExportError,))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from nnunet_dyntransnet.inference.sidecar import SidecarError, read_sidecar
-from nnunet_dyntransnet.utilities.staging import StagingError, exit_code_of
+from nnunet_dyntransnet.utilities.command import run_command
+from nnunet_dyntransnet.utilities.staging import StagingError
 
 __all__ = ["OnnxNetwork", "InputError", "PREDICTIONS_MARKER", "predict_folder", "main"]
 
@@ -150,17 +151,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if not 0 < args.step_size <= 1:
         _parser().error(f"-step_size {args.step_size}: a fraction of the patch in (0, 1]")
-    try:
+
+    def predict() -> str:
         cases = predict_folder(args.m, args.i, args.o, args.disable_tta, args.device, args.step_size, args.npp,
                                args.nps, args.overwrite)
-    except (SidecarError, InputError, StagingError) as e:
-        print(f"dyntransnet_predict_onnx: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (staged_folder raises Terminated): nothing was written
-        print(f"dyntransnet_predict_onnx: {e or 'interrupted'}; no prediction was written", file=sys.stderr)
-        return exit_code_of(e)
-    print(f"predicted {len(cases)} case(s) into {args.o}")
-    return 0
+        return f"predicted {len(cases)} case(s) into {args.o}"
+
+    return run_command("dyntransnet_predict_onnx", predict, (SidecarError, InputError, StagingError),
+                       "no prediction was written")
 
 
 if __name__ == "__main__":
