@@ -38,6 +38,30 @@ def _write(array: np.ndarray, path: Path) -> None:
     sitk.WriteImage(img, str(path))
 
 
+def write_volume(path: Path, array: np.ndarray, spacing=(0.8, 0.8, 2.5), origin=None, direction=None) -> None:
+    """A NIfTI (or any SimpleITK format) of ``array`` (z, y, x); spacing (x, y, z), cut to the array's axes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(tuple(spacing)[: array.ndim])
+    if origin is not None:
+        img.SetOrigin(origin)
+    if direction is not None:
+        img.SetDirection(direction)
+    sitk.WriteImage(img, str(path))
+
+
+def write_lits_source(src: Path, pairs, test_volume: Optional[np.ndarray] = None) -> Path:
+    """LiTS as it is downloaded: ``volume-i.nii`` and ``segmentation-i.nii`` in "Training Batch 1" (cases 0 and 1)
+    and "Training Batch 2"; ``pairs`` yields ``(image, label, direction, origin)``; a ``Test`` volume if given."""
+    for i, (image, label, direction, origin) in enumerate(pairs):
+        batch = "Training Batch 1" if i < 2 else "Training Batch 2"
+        write_volume(src / batch / f"volume-{i}.nii", image, direction=direction, origin=origin)
+        write_volume(src / batch / f"segmentation-{i}.nii", label, direction=direction, origin=origin)
+    if test_volume is not None:
+        write_volume(src / "Test" / "test-volume-0.nii", test_volume)
+    return src
+
+
 def write_tiny_dataset(raw: Path, dataset_id: int, n_train: int = 6, n_test: int = 2, seed: int = 0) -> Path:
     """Write ``DatasetXXX_Tiny`` in nnU-Net's raw format; returns its folder."""
     rng = np.random.default_rng(seed)

@@ -19,17 +19,9 @@ import SimpleITK as sitk
 from nnunet_dyntransnet.utilities import staging
 from nnunet_dyntransnet.dataset_conversion.cli import convert_lits_entry
 from nnunet_dyntransnet.evaluation import cli as report_cli
+from nnunet_helpers import write_lits_source, write_volume as _write
 
 SHAPE = (6, 12, 14)
-
-
-def _write(path: Path, array: np.ndarray, spacing=(0.8, 0.8, 2.5), direction=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = sitk.GetImageFromArray(array)
-    img.SetSpacing(spacing[: array.ndim])
-    if direction is not None:
-        img.SetDirection(direction)
-    sitk.WriteImage(img, str(path))
 
 
 def _write_4d(path: Path, array: np.ndarray):
@@ -57,12 +49,8 @@ def raw(tmp_path, monkeypatch):
 @pytest.fixture
 def lits(tmp_path):
     rng = np.random.default_rng(0)
-    src = tmp_path / "LiTS"
-    for i in range(3):
-        batch = "Training Batch 1" if i < 2 else "Training Batch 2"
-        _write(src / batch / f"volume-{i}.nii", rng.integers(-500, 500, SHAPE).astype(np.int16))
-        _write(src / batch / f"segmentation-{i}.nii", _label())
-    return src
+    return write_lits_source(tmp_path / "LiTS", [(rng.integers(-500, 500, SHAPE).astype(np.int16), _label(), None, None)
+                                                 for _ in range(3)])
 
 
 def _hidden(folder: Path):

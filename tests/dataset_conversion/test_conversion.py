@@ -12,18 +12,9 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_dyntransnet.dataset_conversion.cli import convert_atlas_entry, convert_lits_entry
+from nnunet_helpers import write_lits_source, write_volume as _write
 
 SHAPE = (6, 10, 12)  # z, y, x
-
-
-def _write(path: Path, array: np.ndarray, spacing=(0.8, 0.8, 2.5), origin=(0.0, 0.0, 0.0), direction=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = sitk.GetImageFromArray(array)
-    img.SetSpacing(spacing)
-    img.SetOrigin(origin)
-    if direction is not None:
-        img.SetDirection(direction)
-    sitk.WriteImage(img, str(path))
 
 
 def _pair(rng, i):
@@ -40,14 +31,8 @@ def _pair(rng, i):
 @pytest.fixture
 def lits(tmp_path):
     rng = np.random.default_rng(0)
-    src = tmp_path / "LiTS"
-    for i in range(4):
-        batch = "Training Batch 1" if i < 2 else "Training Batch 2"
-        image, label, direction, origin = _pair(rng, i)
-        _write(src / batch / f"volume-{i}.nii", image, direction=direction, origin=origin)
-        _write(src / batch / f"segmentation-{i}.nii", label, direction=direction, origin=origin)
-    _write(src / "Test" / "test-volume-0.nii", rng.integers(-1000, 1000, SHAPE).astype(np.int16))
-    return src
+    pairs = [_pair(rng, i) for i in range(4)]
+    return write_lits_source(tmp_path / "LiTS", pairs, rng.integers(-1000, 1000, SHAPE).astype(np.int16))
 
 
 @pytest.fixture
