@@ -156,9 +156,9 @@ class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
 
 
 class nnUNetTrainerDynTransNet_SelectiveCheckpointed(nnUNetTrainerDynTransNet):
-    """The same network and recipe with selective activation checkpointing in every transformer block
-    (``nnunet_dyntransnet.network.checkpointing``): the cheap operations are recomputed in backward, the matmuls' and
-    attention's outputs kept; the blocks keep about half, for a few percent of time (README). The fit-to-GPU
-    decision can still add full checkpointing at the highest resolution."""
+    """The same network and recipe with selective activation checkpointing in every part, the stem too
+    (``nnunet_dyntransnet.network.checkpointing``; the default covers the transformer blocks and the decoder): 0.81x
+    the U-Net's count at the LiTS plan against the default's 0.88x, for about a fifth more CPU step time
+    (docs/speed_and_memory.md). The fit-to-GPU decision can still add full checkpointing at the highest resolution."""
 
     network_options = dict(selective_checkpointing=True)
