@@ -147,6 +147,8 @@ class WallClockBudget(ChecksResume):
         return super().train_step(batch)
 
     def _epoch_durations(self) -> List[float]:
+        # nnU-Net's own epoch timestamps, in the running trainer; its "Epoch time" log lines are the same numbers,
+        # which training.scheduling.epoch_times reads for finished folders (the demo, the report, the protocol)
         starts = self.logger.get_value("epoch_start_timestamps", step=None)
         ends = self.logger.get_value("epoch_end_timestamps", step=None)
         return [end - start for start, end in zip(starts, ends)]
