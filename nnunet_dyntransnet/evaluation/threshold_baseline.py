@@ -55,7 +55,7 @@ class ThresholdBaseline:
             fg = np.zeros(bins)
             everything = np.zeros(bins)
             for im, lb in zip(images, labels):
-                fg += np.histogram(im[class_masks(lb)[name]], edges)[0]
+                fg += np.histogram(im[report_class_masks(lb)[name]], edges)[0]
                 everything += np.histogram(im, edges)[0]
             cfg, call = np.concatenate([[0], np.cumsum(fg)]), np.concatenate([[0], np.cumsum(everything)])
             a, b = np.triu_indices(bins + 1, k=1)  # interval = bins a .. b-1
