@@ -87,3 +87,34 @@ def test_residual_refine_matches_algorithm_3(conv_op, conv_fn, kernel, spatial):
         conv, norm = unit[0], unit[1]
         y = _leaky(_instance_norm(conv_fn(y, conv.weight, conv.bias, padding=pad), norm.weight, norm.bias))
     assert torch.allclose(rm(x), x + y, atol=1e-5)
+
+
+def test_feature_mix_recomputed_in_backward_keeps_only_the_decoder_map_and_changes_nothing_else():
+    torch.manual_seed(0)
+    kept, recomputed = (FeatureMix(nn.Conv3d, 8, 8, 8) for _ in range(2))
+    recomputed.load_state_dict(kept.state_dict())
+    kept.recompute = False
+    d, e = torch.randn(2, 8, 4, 6, 6), torch.randn(2, 8, 4, 6, 6)
+    outs, grads, saved = [], [], []
+    for fm in (kept, recomputed):
+        storages = {}
+        skip = {d.untyped_storage().data_ptr(), e.untyped_storage().data_ptr()} | {
+            p.untyped_storage().data_ptr() for p in fm.parameters()}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in skip:
+                storages[t.untyped_storage().data_ptr()] = t.numel()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = fm(d, e)
+        out.square().mean().backward()
+        outs.append(out)
+        grads.append([p.grad for p in fm.parameters()])
+        saved.append(sum(storages.values()))
+    assert torch.equal(outs[0], outs[1])
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(*grads))
+    voxels = 4 * 6 * 6
+    assert kept.saved_elements(voxels) == (8 + 4 + 16 + 2) * voxels and recomputed.saved_elements(voxels) == 8 * voxels
+    # what autograd keeps besides the inputs: the intermediates when kept, none when recomputed
+    assert saved[1] == 0 < saved[0]
