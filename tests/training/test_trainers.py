@@ -17,7 +17,8 @@ import torch
 
 from nnunet_dyntransnet.network.attention import ATTENTIONS
 from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, WeightedSumFusion
-from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.network import DynTransNet, network_defaults
+from nnunet_dyntransnet.network.dyntransnet import selective_parts
 from nnunet_dyntransnet.trainers import ABLATION_TRAINERS, BASELINE_TRAINERS
 
 pytestmark = pytest.mark.slow  # needs the planned dataset (one nnUNetv2_plan_and_preprocess per test run)
@@ -116,13 +117,15 @@ def test_dyntransnet_trainers(nnunet_in_process, name):
     trainer = _trainer(name)
     net = trainer.network
     assert isinstance(net, DynTransNet)
-    options = {**dict(attention="dmsa", fusion="feature_mix", residual_refine=True), **type(trainer).network_options}
+    options = {**network_defaults(), **type(trainer).network_options}
     attn = [m for m in net.modules() if hasattr(m, "bias_proj")]
     assert attn and all(type(a) is ATTENTIONS[options["attention"]] for a in attn)
     assert all(type(f) is FUSION[options["fusion"]] for f in net.decoder.fuse)
     assert all(r.residual == options["residual_refine"] for r in net.decoder.refine)
     assert net.encoder.stages[0].checkpoint_blocks == options.get("activation_checkpointing", False)
-    assert all(s.selective_blocks == options.get("selective_checkpointing", False) for s in net.encoder.stages)
+    parts = selective_parts(options["selective_checkpointing"])
+    assert all(s.selective_blocks == ("transformer" in parts) for s in net.encoder.stages)
+    assert (net.encoder.selective_stem, net.decoder.selective_levels) == ("stem" in parts, "decoder" in parts)
     # the shared recipe: AdamW 3e-4 (wd 5e-2), warm-up then poly over 1000 epochs, deep-supervised Dice + CE
     assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-2
