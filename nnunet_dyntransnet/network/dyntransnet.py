@@ -160,14 +160,16 @@ class DynTransNet(nn.Module):
         self.decoder.selective_levels = "decoder" in parts
         for stage in self.encoder.stages:
             stage.selective_blocks = "transformer" in parts
-        self._selective_parts = parts
 
     @property
     def selective_checkpointing(self) -> Union[bool, str]:
         """As the constructor takes it: False, True (every part) or the parts joined with ``+``."""
-        if not self._selective_parts:
+        on = (self.encoder.selective_stem, any(s.selective_blocks for s in self.encoder.stages),
+              self.decoder.selective_levels)
+        parts = tuple(part for part, is_on in zip(SELECTIVE_PARTS, on) if is_on)
+        if not parts:
             return False
-        return True if self._selective_parts == SELECTIVE_PARTS else "+".join(self._selective_parts)
+        return True if parts == SELECTIVE_PARTS else "+".join(parts)
 
     @property
     def activation_checkpointing(self) -> bool:
