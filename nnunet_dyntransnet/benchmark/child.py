@@ -16,12 +16,13 @@ from nnunet_dyntransnet.benchmark.networks import build_networks, default_plan, 
 
 def run(task: dict) -> dict:
     """``task``: plan (``plan_file`` + ``configuration``, or ``patch`` + ``spacing``), ``network``,
-    ``measure`` (``train``, ``infer``, or ``infer_mirrored``), ``batch``, ``device``, ``repeats``,
+    ``measure`` (``train``, ``train_memory``: the peak of two training steps alone, ``infer``, or
+    ``infer_mirrored``), ``batch``, ``device``, ``repeats``,
     ``warmup``, ``compile``, ``case_shape``, ``in_channels``, ``classes``."""
     plan = plan_from_file(task["plan_file"], task["configuration"]) if task.get("plan_file") \
         else default_plan(task["patch"], task.get("spacing"))
     device = torch.device(task["device"])
-    training = task["measure"] == "train"
+    training = task["measure"] in ("train", "train_memory")
     builder = build_networks(plan, task["in_channels"], task["classes"], deep_supervision=training,
                              names=[task["network"]])[task["network"]]
     rss_before = measure.rss_gib(peak=False)
@@ -29,7 +30,7 @@ def run(task: dict) -> dict:
     model = builder()
     patch = list(plan.patch_size)  # after building: a baseline may have rounded it up to what it needs
     out = {"network": task["network"], "measure": task["measure"], "rss_before_gib": rss_before, "patch": patch}
-    if training:
+    if task["measure"] == "train":
         out["parameters"] = sum(p.numel() for p in model.parameters())
         out["feature_map_size"] = estimate_feature_map_size(model, patch)
         out["forward_gflops_per_sample"] = measure.forward_flops(model.to(device), task["in_channels"], patch) / 1e9
@@ -38,8 +39,10 @@ def run(task: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     if training:
+        # the memory child: the second step is the first to hold the optimizer's state throughout
+        repeats, warmup = (task["repeats"], task["warmup"]) if task["measure"] == "train" else (1, 1)
         out.update(measure.time_train_step(model, task["batch"], task["in_channels"], task["classes"], patch, device,
-                                           task["repeats"], task["warmup"], task.get("dtype", "fp16")))
+                                           repeats, warmup, task.get("dtype", "fp16")))
     else:
         with torch.no_grad():
             out.update(measure.time_inference(model, plan, task["in_channels"], task["classes"], task["case_shape"],

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from nnunet_dyntransnet.benchmark.measure import run_in_child
+from nnunet_dyntransnet.benchmark.measure import LIVE_MEMORY_ENV, run_in_child
 from nnunet_dyntransnet.benchmark.networks import (BASELINE_NETWORKS, NETWORKS, baselines_for, default_plan, plan_from_file,
                                                    variant_options)
 
@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _measure(task: dict) -> dict:
     try:
-        return run_in_child(task)
+        return run_in_child(task, env=LIVE_MEMORY_ENV if task["measure"] == "train_memory" else None)
     except RuntimeError as e:
         lines = [line for line in str(e).splitlines() if line.strip()]
         return {"network": task["network"], "measure": task["measure"], "error": lines[-1] if lines else str(e)}
@@ -120,7 +120,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             "device": args.device, "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
             "compile": args.compile, "case_shape": case, "in_channels": 1, "classes": args.classes,
             "dtype": args.dtype}
-    measures = ([] if args.no_train else ["train"]) + \
+    # on CPU the training step's peak memory is measured apart, under LIVE_MEMORY_ENV (measure.py says why)
+    measures = ([] if args.no_train else ["train"] + (["train_memory"] if args.device == "cpu" else [])) + \
         ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
     if not measures and not args.traffic:
         raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure (add --traffic)")
@@ -184,13 +185,18 @@ def _measure_row(base: dict, name: str, measures: Sequence[str], args) -> dict:
             continue
         if m == "train":
             row.update({k: r[k] for k in ("parameters", "forward_gflops_per_sample", "feature_map_size",
-                                          "train_step_s", "peak_memory_gib", "patch")})
+                                          "train_step_s", "patch")})
+            # on CPU the peak that follows the tensors comes from the memory child; this one is glibc's heap
+            row["peak_memory_gib" if args.device == "cuda" else "default_malloc_peak_memory_gib"] = r["peak_memory_gib"]
             # forward + backward is about 3 forward passes of arithmetic
             row["train_tflops"] = 3 * r["forward_gflops_per_sample"] * args.batch / r["train_step_s"] / 1e3
             if args.peak_tflops:
                 row["mfu"] = row["train_tflops"] / args.peak_tflops
             if "peak_rss_gib" in r:
                 row["peak_rss_gib"] = r["peak_rss_gib"]
+        elif m == "train_memory":
+            row["peak_memory_gib"] = r["peak_memory_gib"]
+            row["peak_rss_gib"] = r["peak_rss_gib"]
         else:
             row[f"{m}_s"] = r["inference_s"]
             row[f"{m}_peak_memory_gib"] = r["peak_memory_gib"]
@@ -198,7 +204,7 @@ def _measure_row(base: dict, name: str, measures: Sequence[str], args) -> dict:
 
 
 RATIOS = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_mirrored_s": "infer_mirrored_ratio",
-          "peak_memory_gib": "peak_memory_ratio"}
+          "peak_memory_gib": "peak_memory_ratio", "default_malloc_peak_memory_gib": "default_malloc_peak_memory_ratio"}
 
 
 def combine_rounds(rounds: Sequence[Sequence[dict]]) -> List[dict]:
@@ -253,10 +259,11 @@ def _cell(row: dict, key: str, fmt: str) -> str:
 
 def format_table(result: Dict) -> str:
     """Markdown tables of a benchmark result; ratios against PlainConvUNet (the first row)."""
-    mem = "peak mem (GiB)" if result["device"] == "cuda" else "peak RSS increase (GiB)"
+    cpu = result["device"] != "cuda"
+    mem = "peak RSS increase, freed blocks unmapped (GiB)" if cpu else "peak mem (GiB)"
     head = ["network", "patch", "params (M)", "GFLOP/sample", "train step (s)", "ratio", "TFLOP/s", "MFU",
             "inference (s)", "ratio", "inference, mirrored (s)", "ratio", f"train {mem}", "ratio",
-            "memory-bound GB / step", "ratio"]
+            *(["glibc's default malloc (GiB)", "ratio"] if cpu else []), "memory-bound GB / step", "ratio"]
     lines = [f"median of {result.get('rounds', 1)} round(s) alternating between the networks; "
              f"plan patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
              f"{'x'.join(map(str, result['case_shape']))}, {result['device']} ({result['device_name']}), torch "
@@ -271,6 +278,8 @@ def format_table(result: Dict) -> str:
                  _cell(r, "infer_s", ".2f"), _cell(r, "infer_ratio", ".2f"),
                  _cell(r, "infer_mirrored_s", ".2f"), _cell(r, "infer_mirrored_ratio", ".2f"),
                  _cell(r, "peak_memory_gib", ".2f"), _cell(r, "peak_memory_ratio", ".2f"),
+                 *([_cell(r, "default_malloc_peak_memory_gib", ".2f"), _cell(r, "default_malloc_peak_memory_ratio", ".2f")]
+                   if cpu else []),
                  f"{r['traffic']['other_bytes'] / 1e9:.1f}" if "traffic" in r else "-", _cell(r, "other_bytes_ratio", ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
         for m, err in r.get("errors", {}).items():

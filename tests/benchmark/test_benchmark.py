@@ -57,27 +57,37 @@ def test_benchmark_small_patch_writes_json(tmp_path, capsys):
 
 def test_rounds_alternate_between_the_networks_and_report_medians(tmp_path, monkeypatch):
     """Each round measures every network in turn (U-Net, DynTransNet, U-Net, ...); a figure is the median over
-    rounds and a ratio the median of each round's ratio (the machine's drift hits both networks of a round)."""
+    rounds and a ratio the median of each round's ratio (the machine's drift hits both networks of a round).
+    On CPU the peak memory is the memory child's, which runs with freed blocks unmapped; the timing child's
+    peak (glibc's defaults) is kept beside it."""
     from nnunet_dyntransnet.benchmark import cli
+    from nnunet_dyntransnet.benchmark.measure import LIVE_MEMORY_ENV
 
     calls = []
     step = {"PlainConvUNet": [1.0, 2.0, 1.5], "DynTransNet": [0.9, 2.2, 1.2]}  # a machine that slows in round 2
+    heap = {"PlainConvUNet": 1.0, "DynTransNet": 1.5}
+    live = {"PlainConvUNet": 1.0, "DynTransNet": 0.8}
 
-    def fake(task, timeout=None):
-        calls.append(task["network"])
-        i = sum(1 for c in calls if c == task["network"]) - 1
-        return {"network": task["network"], "measure": "train", "parameters": 10, "forward_gflops_per_sample": 1.0,
-                "feature_map_size": 5, "train_step_s": step[task["network"]][i], "peak_memory_gib": 1.0 + i,
-                "patch": [16, 32, 32]}
+    def fake(task, timeout=None, env=None):
+        calls.append((task["network"], task["measure"], env))
+        i = sum(1 for c in calls if c[:2] == (task["network"], task["measure"])) - 1
+        memory = task["measure"] == "train_memory"
+        peak = (live if memory else heap)[task["network"]]
+        return {"network": task["network"], "measure": task["measure"], "parameters": 10,
+                "forward_gflops_per_sample": 1.0, "feature_map_size": 5, "train_step_s": step[task["network"]][i],
+                "peak_memory_gib": peak, "peak_rss_gib": peak + 1, "patch": [16, 32, 32]}
 
     monkeypatch.setattr(cli, "run_in_child", fake)
     result = cli.main(["--patch", "16x32x32", "--device", "cpu", "--no-inference", "--rounds", "3",
                        "--networks", "PlainConvUNet", "DynTransNet", "--out", str(tmp_path / "b.json")])
-    assert calls == ["PlainConvUNet", "DynTransNet"] * 3
+    assert calls == [(n, m, LIVE_MEMORY_ENV if m == "train_memory" else None)
+                     for n in ("PlainConvUNet", "DynTransNet") for m in ("train", "train_memory")] * 3
     dyn = {r["network"]: r for r in result["results"]}["DynTransNet"]
     assert dyn["train_step_s"] == 1.2  # median of 0.9, 2.2, 1.2
     assert dyn["train_step_ratio_rounds"] == pytest.approx([0.9, 1.1, 0.8])
     assert dyn["train_step_ratio"] == pytest.approx(0.9)  # median of the rounds' ratios, not 1.2 / 1.5
+    assert (dyn["peak_memory_ratio"], dyn["default_malloc_peak_memory_ratio"]) == pytest.approx((0.8, 1.5))
+    assert "| 0.80 | 1.50 | 1.50 |" in cli.format_table(result)
     assert json.loads((tmp_path / "b.json").read_text())["rounds"] == 3
 
 
