@@ -79,9 +79,23 @@ class ConvNormAct(nn.Sequential):
         if spec.nonlin is not None:
             layers.append(spec.nonlin(**spec.nonlin_kwargs))
         super().__init__(*layers)
-        self.in_place = spec.nonlin_in_place or spec.nonlin is None
+        self.planned_in_place = spec.nonlin_in_place
+        self.allow_in_place(True)
+
+    def allow_in_place(self, allowed: bool) -> None:
+        """Let the nonlinearity work in place where the plan says so (the default), or not.
+
+        In place it keeps only its result for backward, one activation less where the unit's activations are
+        kept. Where a checkpoint recomputes them (selective checkpointing) it saves nothing, and its write into the
+        norm's output, a view for InstanceNorm, makes autograd copy the whole base in backward (``CopySlices``):
+        out of place, the default DynTransNet's peak at a 32x64x64 step fell from 725 to 662 MiB in torch's memory
+        profiler (``docs/speed_and_memory.md``)."""
+        in_place = self.planned_in_place and allowed
+        if self.planned_in_place:
+            self[-1].inplace = in_place
+        self.in_place = in_place or len(self) == 2  # no nonlinearity: the norm's output is the unit's
         # an in-place nonlinearity keeps its result for backward: the unit's output is kept whoever follows
-        self.keeps_own_output = spec.nonlin_in_place
+        self.keeps_own_output = in_place
 
     def saved_elements(self, voxels: int) -> float:
         """The conv output (kept by the norm), the norm's output when the nonlinearity keeps its input (not in

@@ -11,7 +11,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from nnunet_dyntransnet.network.attention import ATTENTIONS
-from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
+from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 from nnunet_dyntransnet.network.decoder import DynTransDecoder
 from nnunet_dyntransnet.network.encoder import DynTransEncoder
 from nnunet_dyntransnet.network.units import in_nnunet_units
@@ -158,6 +158,11 @@ class DynTransNet(nn.Module):
         parts = selective_parts(enabled)
         self.encoder.selective_stem = "stem" in parts
         self.decoder.selective_levels = "decoder" in parts
+        # a recomputed conv unit gains nothing from an in-place nonlinearity (ConvNormAct.allow_in_place says why)
+        for part, modules in (("stem", self.encoder.stem), ("decoder", self.decoder.refine)):
+            for unit in modules.modules():
+                if isinstance(unit, ConvNormAct):
+                    unit.allow_in_place(part not in parts)
         for stage in self.encoder.stages:
             stage.selective_blocks = "transformer" in parts
 

@@ -206,3 +206,33 @@ def test_selective_checkpointing_by_part():
     assert net.selective_checkpointing is False and not net.decoder.selective_levels
     with pytest.raises(ValueError, match="banana"):
         DynTransNet(**tiny, selective_checkpointing="transformer+banana")
+
+
+def _copy_slices_nodes(output: torch.Tensor) -> int:
+    """Autograd nodes of ``output``'s graph that copy a view's base back (an in-place op on a view)."""
+    seen, stack, count = set(), [output.grad_fn], 0
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        count += type(node).__name__ == "CopySlices"
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return count
+
+
+def test_recomputed_conv_units_apply_the_nonlinearity_out_of_place():
+    """Where selective checkpointing recomputes a conv unit, its LeakyReLU runs out of place: in place it would save
+    nothing there and write into InstanceNorm's output view, which autograd undoes with a copy of the base
+    (CopySlices) in backward. Elsewhere the plan's in-place nonlinearity stays (it keeps one activation less)."""
+    tiny = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32),
+                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2)), deep_supervision=False)
+    x = torch.randn(1, 1, 16, 32, 32)
+    # option: (CopySlices nodes, in-place flags of the stem's two units, of the decoder's four RM units)
+    expected = {False: (6, [True] * 2, [True] * 4), "transformer+decoder": (2, [True] * 2, [False] * 4),
+                True: (0, [False] * 2, [False] * 4)}
+    for option, (copies, stem, decoder) in expected.items():
+        net = DynTransNet(**tiny, selective_checkpointing=option)
+        assert _copy_slices_nodes(net(x)) == copies, option
+        assert [m.inplace for m in net.encoder.stem.modules() if isinstance(m, nn.LeakyReLU)] == stem, option
+        assert [m.inplace for m in net.decoder.refine.modules() if isinstance(m, nn.LeakyReLU)] == decoder, option
