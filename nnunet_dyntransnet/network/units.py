@@ -14,7 +14,7 @@ network sums them (``DynTransNet.saved_activation_elements``) and divides by tha
 DynTransNet's patches for the same memory as its own U-Net's. ``tests/test_memory_model.py``
 checks the sum against autograd's saved tensors for several plans and variants. At head dim 32
 and MLP ratio 4 a transformer block keeps about 18 elements per token and channel, a conv unit 2,
-FM-M 1 (it is recomputed in backward; 3.5, +2 per voxel for its gate, when kept) and RM 5.
+FM-M 1 (it is recomputed in backward; 3, +1 per voxel for its gate, when kept) and RM 5.
 
 Attention adds nothing that grows with tokens x keys: fused attention (flash or memory-efficient
 on CUDA, flash on CPU) keeps only the output and a log-sum-exp per query.
