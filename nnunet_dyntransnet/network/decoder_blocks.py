@@ -100,9 +100,9 @@ class FeatureMix(nn.Module):
         ``W_f`` splits into the columns that read ``D`` and those that read ``E``; a 1x1 convolution acts on each
         voxel alone and ``psi`` is one number per voxel, so ``W_f [D, psi E] = W_f^D D + psi (W_f^E E) + b_f``.
         ``W_g`` and ``W_f^D`` then read ``D`` in one convolution, ``W_x`` and ``W_f^E`` read ``E`` in one, and
-        neither the ``C_d + C_e``-channel concatenation nor ``psi E`` is built: at the 32x64x64 plan the
-        concatenation alone took 4% of a training step on CPU (torch's profiler). The parameters are the paper's
-        four convolutions, as before (checkpoints load unchanged).
+        neither the ``C_d + C_e``-channel concatenation nor ``psi E`` is built (at full resolution both were
+        written and read in forward and again in the recomputation). The parameters are the paper's four
+        convolutions, as before (checkpoints load unchanged).
         """
         gate_channels, cd = self.w_g.out_channels, decoder.shape[1]
         on_decoder = self.w_g._conv_forward(  # [W_g D + b_g + b_x, W_f^D D + b_f]
