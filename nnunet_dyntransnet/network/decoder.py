@@ -118,7 +118,7 @@ class DynTransDecoder(nn.Module):
         backward."""
         whole = max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
                      if level in self.checkpoint_levels or self.selective_levels), default=0.0)
-        fusion = max(getattr(self.fuse[n], "recomputed_elements", lambda v: 0.0)(v) for n, _, v in self._levels(voxels))
+        fusion = max(self.fuse[n].recomputed_elements(v) for n, _, v in self._levels(voxels))
         return max(whole, fusion)
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:

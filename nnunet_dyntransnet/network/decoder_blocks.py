@@ -18,7 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 
-__all__ = ["FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
+__all__ = ["Fusion", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
 
 
 class ResidualRefine(nn.Module):
@@ -57,7 +57,21 @@ class ResidualRefine(nn.Module):
         return self.body[0][0].in_channels * voxels + units
 
 
-class FeatureMix(nn.Module):
+class Fusion(nn.Module):
+    """A decoder level's fusion of the upsampled decoder map ``D`` with the skip ``E``: FM-M or an ablation.
+
+    Shapes: ``forward(decoder, skip)``: ``(B, C_d, *s)``, ``(B, C_e, *s)`` -> ``(B, out_channels, *s)``.
+    """
+
+    def saved_elements(self, voxels: int) -> float:
+        raise NotImplementedError
+
+    def recomputed_elements(self, voxels: int) -> float:
+        """What the fusion holds again in backward when it recomputes itself: nothing, unless it does."""
+        return 0.0
+
+
+class FeatureMix(Fusion):
     """Feature Mix Module (FM-M, paper Algorithm 2): an attention gate on the skip, then a 1x1 fusion.
 
     ``g = W_g D``, ``x = W_x E``, ``psi = sigmoid(W_psi ReLU(g + x))`` (one channel),
@@ -133,7 +147,7 @@ class FeatureMix(nn.Module):
         return float((self.w_g.in_channels + 2 * self.w_g.out_channels + self.w_f.out_channels + 1) * voxels)
 
 
-class ConcatFusion(nn.Module):
+class ConcatFusion(Fusion):
     """Ablation "FM-M as simple concatenation": ``F = W_f [D, E]`` (no gate).
 
     Shapes: as :class:`FeatureMix`.
@@ -151,7 +165,7 @@ class ConcatFusion(nn.Module):
         return float(self.w_f.in_channels * voxels)
 
 
-class WeightedSumFusion(nn.Module):
+class WeightedSumFusion(Fusion):
     """Ablation "FM-M as weighted sum": ``F = a * D + b * E`` with learnable scalars ``a``, ``b`` (both start at 0.5).
 
     Needs ``C_d == C_e == out_channels`` (true in this network: the transposed convolution
