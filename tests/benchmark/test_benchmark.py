@@ -143,3 +143,27 @@ def test_variant_names():
     assert variant_options("PlainConvUNet") is None and variant_options("DynTransNet") is None
     with pytest.raises(ValueError, match="'mlp=2' is not OPTION=VALUE with an option of DynTransNet"):
         variant_options("DynTransNet[mlp=2]")
+
+
+def test_memory_timeline_reports_the_peak_of_live_tensors(tmp_path):
+    """benchmarks/memory_timeline.py: one profiled step per network; the peak holds the parameters and AdamW's
+    state (twice the parameters) at least, and the ratio is against the first network."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "memory_timeline.py"
+    spec = importlib.util.spec_from_file_location("memory_timeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--patch", "16x32x32", "--networks", "PlainConvUNet", "DynTransNet", "--decoder-in-place",
+                          "--out", str(tmp_path / "peaks.json")])
+    assert json.loads((tmp_path / "peaks.json").read_text()) == result
+    builders = module.build_networks(module.default_plan([16, 32, 32]), 1, 3, names=["PlainConvUNet", "DynTransNet"])
+    for name, r in result["results"].items():
+        params = sum(p.numel() for p in builders[name.split(",")[0]]().parameters()) * 4 / 2 ** 20
+        # the profiler files tensors made from parameters (FM-M's concatenated 1x1 weights) with them
+        assert params * 0.99 <= r["at_peak_mib"]["parameter"] <= params * 1.1, name
+        assert r["at_peak_mib"]["optimizer_state"] == pytest.approx(2 * params, rel=0.01), name
+        assert r["peak_mib"] > 3 * params and 0 <= r["peak_at"] <= 1, name
+    assert result["results"]["PlainConvUNet"]["peak_ratio"] == 1.0
+    assert len(result["results"]) == 3

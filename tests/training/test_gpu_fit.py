@@ -1,6 +1,7 @@
 """The fit-to-GPU decision (``gpu_fit``): the estimate against the GPU measurement it is calibrated on,
 and every branch of the decision with a stubbed free-memory figure (no GPU needed)."""
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,16 @@ def lits_like():
     for module in net.modules():
         if isinstance(module, FeatureMix):
             module.recompute = False  # that network kept FM-M's intermediates (it is recomputed since 2026-11-30)
+            # and built the concatenation [D, psi E], kept by W_f: D, the gate's ReLU output, the concatenation and
+            # psi before and after the sigmoid (FM-M is a sum of convolutions since 2026-11-30, and keeps less)
+            module.recomputed_elements = partial(_concatenating_fm_m_elements, module)
     return run, net
+
+
+def _concatenating_fm_m_elements(fm, voxels: int, always: bool = False) -> float:
+    if not (fm.recompute or always):
+        return 0.0
+    return float((fm.w_g.in_channels + fm.w_g.out_channels + fm.w_f.in_channels + 2) * voxels)
 
 
 def test_the_constant_fitted_on_one_measurement_predicts_the_other(lits_like):
