@@ -88,8 +88,8 @@ class ConvNormAct(nn.Sequential):
         In place it keeps only its result for backward, one activation less where the unit's activations are
         kept. Where a checkpoint recomputes them (selective checkpointing) it saves nothing, and its write into the
         norm's output, a view for InstanceNorm, makes autograd copy the whole base in backward (``CopySlices``):
-        out of place, the default DynTransNet's peak at a 32x64x64 step fell from 725 to 662 MiB in torch's memory
-        profiler (``docs/speed_and_memory.md``)."""
+        out of place, the default DynTransNet's peak at a 32x64x64 step fell from 709 to 662 MiB in torch's memory
+        profiler (``benchmarks/results/cpu_2026-11-30/memory_timeline_32x64x64.json``)."""
         in_place = self.planned_in_place and allowed
         if self.planned_in_place:
             self[-1].inplace = in_place
