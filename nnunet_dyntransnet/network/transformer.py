@@ -164,4 +164,7 @@ class TransformerStage(nn.Module):
                 x = selective_checkpoint(block, x)
             else:
                 x = block(x)
-        return channels_first(self.norm(x))
+        # contiguous: a channels-last view here would carry that memory format into the next stage's projection and
+        # the whole decoder (convolutions follow their input's format), where InstanceNorm and the convolutions'
+        # backward copy it back to channels-first, at full resolution too
+        return channels_first(self.norm(x)).contiguous()

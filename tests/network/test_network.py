@@ -236,3 +236,17 @@ def test_recomputed_conv_units_apply_the_nonlinearity_out_of_place():
         assert _copy_slices_nodes(net(x)) == copies, option
         assert [m.inplace for m in net.encoder.stem.modules() if isinstance(m, nn.LeakyReLU)] == stem, option
         assert [m.inplace for m in net.decoder.refine.modules() if isinstance(m, nn.LeakyReLU)] == decoder, option
+
+
+def test_skips_and_decoder_maps_are_channels_first_in_memory():
+    """The transformer stages compute channels-last; a channels-last view handed on made every later convolution
+    run in that memory format, and InstanceNorm and the convolutions' backward copy it back at every level."""
+    net = DynTransNet(1, 2, (16, 32, 32), (8, 16, 32), ((1, 1, 1), (2, 2, 2), (2, 2, 2)))
+    seen = []
+    for module in net.modules():
+        if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+            module.register_forward_hook(lambda m, inputs, out: seen.append((inputs[0].is_contiguous(), out.is_contiguous())))
+    skips = net.encoder(torch.randn(2, 1, 16, 32, 32))
+    assert all(s.is_contiguous() for s in skips)
+    net.decoder(skips)
+    assert seen and all(a and b for a, b in seen)
