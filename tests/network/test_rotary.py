@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nnunet_dyntransnet.network.attention import DynamicBiasAttention
-from nnunet_dyntransnet.network.rotary import AxialRotaryEmbedding, apply_rotary
+from nnunet_dyntransnet.network.rotary import AxialRotaryEmbedding, apply_rotary, apply_rotary_real
 
 
 def _index(coord, window):
@@ -99,3 +99,24 @@ def test_rotary_attention_matches_rotated_paper_equation(fused):
     got = attn(x, AxialRotaryEmbedding(8, 3)(window))
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
     assert not torch.allclose(attn(x), expected, atol=1e-3), "the rotation changes the result"
+
+
+@pytest.mark.parametrize("head_dim,heads", [(32, 2), (5, 3), (6, 1)])
+def test_complex_rotation_equals_the_real_one_on_the_attentions_strided_queries(head_dim, heads):
+    """apply_rotary multiplies complex views of q and k as the attention cuts them from its qkv projection
+    (strided; an odd head dim leaves no whole pairs to view, and is copied first); the real form is the reference,
+    values and gradients."""
+    torch.manual_seed(0)
+    cos, sin = AxialRotaryEmbedding(head_dim, 3)((2, 2, 4))
+    qkv = torch.randn(3, 16, 3 * heads * head_dim, dtype=torch.float64).float().requires_grad_()
+    results = []
+    for rotate in (apply_rotary, apply_rotary_real):
+        q, k, _ = qkv.reshape(3, 16, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        out = rotate(q, cos, sin) * 2 + rotate(k, cos, sin)
+        grad, = torch.autograd.grad(out.square().sum(), qkv)
+        results.append((out, grad))
+    (out, grad), (ref, ref_grad) = results
+    assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(grad, ref_grad, atol=1e-4)
+    half = apply_rotary(qkv.detach().bfloat16()[..., :head_dim], cos, sin)
+    assert half.dtype == torch.bfloat16
+    assert torch.allclose(half.float(), apply_rotary_real(qkv.detach()[..., :head_dim], cos, sin), atol=0.05)
