@@ -84,18 +84,26 @@ class DynTransDecoder(nn.Module):
         self.selective_levels = False
 
     def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.refine[n](self.fuse[n](decoder, skip))
+        """A level recomputed by a checkpoint: its fusion runs without a recomputation of its own (FM-M's would
+        nest in the level's and run FM-M three times)."""
+        return self.refine[n](self.fuse[n].unchecked(decoder, skip))
+
+    def _recomputed(self, level: int) -> bool:
+        """Whether a checkpoint recomputes the decoder level (0 = full resolution) in backward, whole or selectively."""
+        return level in self.checkpoint_levels or self.selective_levels
 
     def _levels(self, voxels: Sequence[int]) -> Iterator[Tuple[int, int, int]]:
         """``(n, level, voxels)`` for every decoder level: module index, level (0 = full resolution), its voxels."""
         last = len(self.heads) - 1
         return ((n, last - n, voxels[last - n]) for n in range(len(self.heads)))
 
-    def _level_elements(self, n: int, voxels: int) -> float:
-        # the fusion's, RM's, and the level's output (kept by its head and the next upsampling); without RM's
-        # residual addition the output is RM's last activation, which RM already counts
+    def _level_elements(self, n: int, voxels: int, recomputed: bool = False) -> float:
+        # the fusion's (all it keeps when the level is recomputed, see _fuse_and_refine), RM's, and the level's
+        # output (kept by its head and the next upsampling); without RM's residual addition the output is RM's
+        # last activation, which RM already counts
         output = self.heads[n].in_channels * voxels if self.refine[n].residual else 0.0
-        return self.fuse[n].saved_elements(voxels) + self.refine[n].saved_elements(voxels) + output
+        fusion = self.fuse[n].kept_elements(voxels) if recomputed else self.fuse[n].saved_elements(voxels)
+        return fusion + self.refine[n].saved_elements(voxels) + output
 
     def _selective_level_elements(self, n: int, voxels: int) -> float:
         # the upsampled input, RM's two spatial convolutions' outputs (FM-M has only 1x1 convolutions), the output
@@ -116,9 +124,11 @@ class DynTransDecoder(nn.Module):
     def recomputed_elements(self, voxels: Sequence[int]) -> float:
         """The most elements a (selectively) checkpointed level, or FM-M's recomputation, holds again at once in
         backward."""
-        whole = max((self._level_elements(n, v) for n, level, v in self._levels(voxels)
-                     if level in self.checkpoint_levels or self.selective_levels), default=0.0)
-        fusion = max(self.fuse[n].recomputed_elements(v) for n, _, v in self._levels(voxels))
+        levels = list(self._levels(voxels))
+        whole = max((self._level_elements(n, v, recomputed=True) for n, level, v in levels if self._recomputed(level)),
+                    default=0.0)
+        fusion = max((self.fuse[n].recomputed_elements(v) for n, level, v in levels if not self._recomputed(level)),
+                     default=0.0)
         return max(whole, fusion)
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
@@ -132,7 +142,7 @@ class DynTransDecoder(nn.Module):
             elif self.selective_levels and torch.is_grad_enabled():
                 x = selective_checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], policy=conv_policy)
             else:
-                x = self._fuse_and_refine(n, up(x), skips[-(n + 2)])
+                x = self.refine[n](self.fuse[n](up(x), skips[-(n + 2)]))
             if self.deep_supervision or n == last:
                 outputs.append(head(x))
         outputs.reverse()

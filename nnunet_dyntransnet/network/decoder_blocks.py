@@ -66,9 +66,18 @@ class Fusion(nn.Module):
     def saved_elements(self, voxels: int) -> float:
         raise NotImplementedError
 
+    def kept_elements(self, voxels: int) -> float:
+        """What the fusion keeps for backward when it does not recompute itself (as :meth:`unchecked` runs it)."""
+        return self.saved_elements(voxels)
+
     def recomputed_elements(self, voxels: int) -> float:
         """What the fusion holds again in backward when it recomputes itself: nothing, unless it does."""
         return 0.0
+
+    def unchecked(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """The fusion without a recomputation of its own: for a decoder level that a checkpoint recomputes as a
+        whole, where one more would run the fusion a third time."""
+        return self(decoder, skip)
 
 
 class FeatureMix(Fusion):
@@ -123,8 +132,12 @@ class FeatureMix(Fusion):
             decoder, torch.cat((self.w_g.weight, self.w_f.weight[:, :cd])),
             torch.cat((self.w_g.bias + self.w_x.bias, self.w_f.bias)))
         on_skip = self.w_x._conv_forward(skip, torch.cat((self.w_x.weight, self.w_f.weight[:, cd:])), None)
-        psi = torch.sigmoid(self.w_psi(torch.relu(on_decoder[:, :gate_channels] + on_skip[:, :gate_channels])))
-        return torch.addcmul(on_decoder[:, gate_channels:], psi, on_skip[:, gate_channels:])
+        # split, not sliced: the gradient of a split is one concatenation, that of two slices two zero-filled
+        # full-size tensors added up
+        g, fused_decoder = on_decoder.split((gate_channels, on_decoder.shape[1] - gate_channels), dim=1)
+        x, fused_skip = on_skip.split((gate_channels, on_skip.shape[1] - gate_channels), dim=1)
+        psi = torch.sigmoid(self.w_psi(torch.relu(g + x)))
+        return torch.addcmul(fused_decoder, psi, fused_skip)
 
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if self.recompute and torch.is_grad_enabled():
@@ -134,17 +147,22 @@ class FeatureMix(Fusion):
             return checkpoint(self.mix, decoder, skip, use_reentrant=False)
         return self.mix(decoder, skip)
 
-    def saved_elements(self, voxels: int) -> float:
-        """Recomputed (the default): ``D``, kept as the recomputation's input. Kept: ``D`` (by the convolution that
-        reads it), the gate's ReLU output, ``psi``, and the convolution of ``E`` (``[W_x E, W_f^E E]``, whole, as
-        its slice ``W_f^E E`` is kept for ``psi``'s gradient). The skip is the encoder's, counted there."""
-        return float(self.w_g.in_channels * voxels) if self.recompute else self.recomputed_elements(voxels, always=True)
+    def unchecked(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.mix(decoder, skip)
 
-    def recomputed_elements(self, voxels: int, always: bool = False) -> float:
-        """What the recomputation holds again in backward (0 when not recomputed; ``always``: in any case)."""
-        if not (self.recompute or always):
-            return 0.0
+    def saved_elements(self, voxels: int) -> float:
+        """Recomputed (the default): ``D``, kept as the recomputation's input; else :meth:`kept_elements`. The skip is
+        the encoder's, counted there."""
+        return float(self.w_g.in_channels * voxels) if self.recompute else self.kept_elements(voxels)
+
+    def kept_elements(self, voxels: int) -> float:
+        """``D`` (by the convolution that reads it), the gate's ReLU output, ``psi``, and the convolution of ``E``
+        (``[W_x E, W_f^E E]``, whole, as its part ``W_f^E E`` is kept for ``psi``'s gradient)."""
         return float((self.w_g.in_channels + 2 * self.w_g.out_channels + self.w_f.out_channels + 1) * voxels)
+
+    def recomputed_elements(self, voxels: int) -> float:
+        """What the recomputation holds again in backward: :meth:`kept_elements` (0 when not recomputed)."""
+        return self.kept_elements(voxels) if self.recompute else 0.0
 
 
 class ConcatFusion(Fusion):

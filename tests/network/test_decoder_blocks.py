@@ -119,3 +119,19 @@ def test_feature_mix_recomputed_in_backward_keeps_only_the_decoder_map_and_chang
     assert kept.saved_elements(voxels) == (8 + 4 + 1 + 4 + 8) * voxels and recomputed.saved_elements(voxels) == 8 * voxels
     # what autograd keeps besides the inputs: the intermediates when kept, none when recomputed
     assert saved[1] == 0 < saved[0]
+
+
+def test_feature_mix_splits_its_fused_convolutions_rather_than_slicing_them():
+    """Each slice's gradient is a zero-filled tensor of the whole convolution output (two per convolution, added);
+    a split's is one concatenation."""
+    fm = FeatureMix(nn.Conv3d, 8, 8, 8)
+    out = fm.mix(torch.randn(1, 8, 4, 4, 4, requires_grad=True), torch.randn(1, 8, 4, 4, 4))
+    edges, seen, todo = set(), set(), [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            edges |= {(node.name(), child.name()) for child, _ in node.next_functions if child is not None}
+            todo.extend(child for child, _ in node.next_functions)
+    into_conv_outputs = {parent for parent, child in edges if child == "ConvolutionBackward0"}
+    assert "SplitWithSizesBackward0" in into_conv_outputs and "SliceBackward0" not in into_conv_outputs

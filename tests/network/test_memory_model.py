@@ -153,3 +153,17 @@ def test_planner_estimate_is_the_built_networks():
     assert fusion_only == net.decoder.fuse[-1].recomputed_elements(32 * 64 * 64) > 0
     net.set_activation_checkpointing(True)
     assert net.recomputed_elements([32, 64, 64]) > fusion_only
+
+
+@pytest.mark.parametrize("options,runs", [
+    (dict(selective_checkpointing=False), 2),  # FM-M recomputes itself
+    (dict(selective_checkpointing="decoder"), 2),  # the level's recomputation runs FM-M, without its own
+    (dict(selective_checkpointing=False, activation_checkpointing=True), 2),
+])
+def test_a_recomputed_decoder_level_runs_feature_mix_once_in_backward(options, runs):
+    """FM-M's own recomputation nested in its level's ran the full-resolution FM-M three times a step."""
+    net = DynTransNet.from_plan(default_plan([16, 32, 32]), 1, 3, True, **options)
+    calls = []
+    net.decoder.fuse[-1].w_psi.register_forward_hook(lambda *_: calls.append(1))
+    sum(o.mean() for o in net(torch.randn(1, 1, 16, 32, 32))).backward()
+    assert len(calls) == runs

@@ -28,13 +28,11 @@ def lits_like():
             module.recompute = False  # that network kept FM-M's intermediates (it is recomputed since 2026-11-30)
             # and built the concatenation [D, psi E], kept by W_f: D, the gate's ReLU output, the concatenation and
             # psi before and after the sigmoid (FM-M is a sum of convolutions since 2026-11-30, and keeps less)
-            module.recomputed_elements = partial(_concatenating_fm_m_elements, module)
+            module.kept_elements = partial(_concatenating_fm_m_elements, module)
     return run, net
 
 
-def _concatenating_fm_m_elements(fm, voxels: int, always: bool = False) -> float:
-    if not (fm.recompute or always):
-        return 0.0
+def _concatenating_fm_m_elements(fm, voxels: int) -> float:
     return float((fm.w_g.in_channels + fm.w_g.out_channels + fm.w_f.in_channels + 2) * voxels)
 
 
