@@ -6,9 +6,9 @@ What ``dyntransnet_benchmark`` cannot tell on CPU: the peak of the live tensors 
 whatever the allocator keeps, and what they are at that moment (parameters, optimizer state,
 activations kept for backward, gradients, temporaries), from torch's profiler
 (``profile_memory=True``) over one step after a warm-up step (forward, deep-supervised loss,
-backward, AdamW: the benchmark's step). ``--decoder-in-place`` also measures the default
-DynTransNet with its recomputed decoder units' LeakyReLU in place, as before
-``ConvNormAct.allow_in_place``. Times are not measured here (the profiler slows the step).
+backward, AdamW: the benchmark's step). ``--torch-instance-norm`` also measures the default
+DynTransNet with torch's InstanceNorm in its conv units, as before ``InstanceNormByGroups``.
+Times are not measured here (the profiler slows the step).
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from nnunet_dyntransnet.benchmark.measure import deep_supervised_loss
 from nnunet_dyntransnet.benchmark.networks import build_networks, default_plan
-from nnunet_dyntransnet.network.conv_unit import ConvNormAct
+from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 
 # the columns of the profiler's timeline after its leading placeholder, in torch's order
 # (torch.profiler._memory_profiler._CATEGORY_TO_INDEX)
@@ -58,26 +59,29 @@ def peak_of_step(model: torch.nn.Module, patch, batch: int = 2, classes: int = 3
             "at_peak_mib": {name: size / mib for name, size in zip(CATEGORIES, sizes[i][1:]) if size}}
 
 
-def _decoder_in_place(model: torch.nn.Module) -> torch.nn.Module:
-    for unit in model.decoder.refine.modules():
-        if isinstance(unit, ConvNormAct):
-            unit.allow_in_place(True)
-    return model
+def _with_torchs_instance_norm(plan) -> torch.nn.Module:
+    """The default DynTransNet with torch's InstanceNorm, whose output is a view (as before
+    :class:`~nnunet_dyntransnet.network.conv_unit.InstanceNormByGroups`); running statistics make the conv units
+    keep it, and change nothing in a training step's memory."""
+    conv_op = torch.nn.Conv3d if len(plan.patch_size) == 3 else torch.nn.Conv2d
+    norm_op = torch.nn.InstanceNorm3d if len(plan.patch_size) == 3 else torch.nn.InstanceNorm2d
+    unit = ConvUnitSpec(conv_op, norm_op=norm_op, norm_op_kwargs={"eps": 1e-5, "affine": True, "track_running_stats": True})
+    return DynTransNet.from_plan(plan, 1, 3, True, conv_unit=unit)
 
 
 def main(argv: Optional[list] = None) -> Dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--patch", default="32x64x64")
     p.add_argument("--networks", nargs="+", default=["PlainConvUNet", "DynTransNet"])
-    p.add_argument("--decoder-in-place", action="store_true")
+    p.add_argument("--torch-instance-norm", action="store_true")
     p.add_argument("--out")
     args = p.parse_args(argv)
     patch = [int(s) for s in args.patch.split("x")]
     plan = default_plan(patch)
     builders = build_networks(plan, 1, 3, deep_supervision=True, names=args.networks)
     runs: Dict[str, Callable[[], torch.nn.Module]] = dict(builders)
-    if args.decoder_in_place:
-        runs["DynTransNet, decoder LeakyReLU in place"] = lambda: _decoder_in_place(builders["DynTransNet"]())
+    if args.torch_instance_norm:
+        runs["DynTransNet, torch's InstanceNorm"] = lambda: _with_torchs_instance_norm(plan)
     result = {"patch": patch, "batch": 2, "torch": torch.__version__, "results": {}}
     for name, build in runs.items():
         torch.manual_seed(0)

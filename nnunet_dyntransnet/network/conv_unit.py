@@ -12,11 +12,14 @@ import pydoc
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Type
 
+import torch
+import torch.nn.functional as F
 from dynamic_network_architectures.building_blocks.helper import get_matching_instancenorm
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.instancenorm import _InstanceNorm
 
-__all__ = ["ConvUnitSpec", "ConvNormAct"]
+__all__ = ["ConvUnitSpec", "ConvNormAct", "InstanceNormByGroups"]
 
 
 def _locate(value: Any, key: str) -> Any:
@@ -65,6 +68,29 @@ class ConvUnitSpec:
         return self.nonlin is not None and bool(self.nonlin_kwargs.get("inplace", False))
 
 
+class InstanceNormByGroups(_InstanceNorm):
+    """InstanceNorm without running statistics, computed as GroupNorm with one channel per group (the same
+    normalisation: statistics per sample and channel, an affine weight and bias per channel; the same parameters).
+
+    Why: torch's InstanceNorm returns a view of a reshaped batch-norm output, so the in-place LeakyReLU that follows
+    in nnU-Net's units makes autograd copy the whole base back in backward (``CopySlices``), and out of place it
+    keeps one activation more. GroupNorm's output is a tensor of its own: the nonlinearity stays in place and free.
+
+    Shapes: ``(B, C, *spatial)`` -> same.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+
+
+def _norm(norm_op: Type[nn.Module], channels: int, kwargs: Mapping[str, Any]) -> nn.Module:
+    """The plan's norm; its InstanceNorm (without running statistics, as nnU-Net plans it) as :class:`InstanceNormByGroups`."""
+    norm = norm_op(channels, **kwargs)
+    if isinstance(norm, _InstanceNorm) and not norm.track_running_stats:
+        norm = InstanceNormByGroups(channels, **kwargs)
+    return norm
+
+
 class ConvNormAct(nn.Sequential):
     """Conv (same padding) -> norm -> nonlinearity, as the plan names them (default: InstanceNorm, LeakyReLU).
 
@@ -75,22 +101,26 @@ class ConvNormAct(nn.Sequential):
         padding = tuple(k // 2 for k in kernel_size)
         norm_op = spec.norm_op or get_matching_instancenorm(spec.conv_op)
         layers = [spec.conv_op(in_channels, out_channels, tuple(kernel_size), padding=padding, bias=spec.conv_bias),
-                  norm_op(out_channels, **spec.norm_op_kwargs)]
+                  _norm(norm_op, out_channels, spec.norm_op_kwargs)]
         if spec.nonlin is not None:
             layers.append(spec.nonlin(**spec.nonlin_kwargs))
         super().__init__(*layers)
         self.planned_in_place = spec.nonlin_in_place
+        # torch's InstanceNorm returns a view (a plan's InstanceNorm with running statistics still does)
+        self.norm_returns_view = isinstance(self[1], _InstanceNorm) and not isinstance(self[1], InstanceNormByGroups)
         self.allow_in_place(True)
 
     def allow_in_place(self, allowed: bool) -> None:
-        """Let the nonlinearity work in place where the plan says so (the default), or not.
+        """Let the nonlinearity work in place where the plan says so (the default), or not where the norm returns
+        a view.
 
-        In place it keeps only its result for backward, one activation less where the unit's activations are
-        kept. Where a checkpoint recomputes them (selective checkpointing) it saves nothing, and its write into the
-        norm's output, a view for InstanceNorm, makes autograd copy the whole base in backward (``CopySlices``):
-        out of place, the default DynTransNet's peak at a 32x64x64 step fell from 709 to 662 MiB in torch's memory
-        profiler (``benchmarks/results/cpu_2026-11-30/memory_timeline_32x64x64.json``)."""
-        in_place = self.planned_in_place and allowed
+        In place it keeps only its result for backward, one activation less, recomputed or not. But a write into
+        a view of the norm's output (torch's InstanceNorm) makes autograd copy the whole base in backward
+        (``CopySlices``); where selective checkpointing recomputes the unit, the memory profiler measured the
+        0.1 network's InstanceNorm units lower out of place (709 -> 662 MiB,
+        ``benchmarks/results/cpu_2026-11-30/memory_timeline_32x64x64.json``). The plan's usual InstanceNorm is
+        built as :class:`InstanceNormByGroups`, whose output is no view, so its units stay in place."""
+        in_place = self.planned_in_place and (allowed or not self.norm_returns_view)
         if self.planned_in_place:
             self[-1].inplace = in_place
         self.in_place = in_place or len(self) == 2  # no nonlinearity: the norm's output is the unit's

@@ -122,27 +122,25 @@ class FeatureMix(Fusion):
 
         ``W_f`` splits into the columns that read ``D`` and those that read ``E``; a 1x1 convolution acts on each
         voxel alone and ``psi`` is one number per voxel, so ``W_f [D, psi E] = W_f^D D + psi (W_f^E E) + b_f``.
-        ``W_g`` and ``W_f^D`` then read ``D`` in one convolution, ``W_x`` and ``W_f^E`` read ``E`` in one, and
-        neither the ``C_d + C_e``-channel concatenation nor ``psi E`` is built (at full resolution both were
-        written and read in forward and again in the recomputation). The parameters are the paper's four
+        ``W_g`` and ``W_f^D`` then read ``D`` in one convolution (split, not sliced: a split's gradient is one
+        concatenation, two slices' two zero-filled full-size tensors), and neither the ``C_d + C_e``-channel
+        concatenation nor ``psi E`` is built. ``W_x E`` and ``W_f^E E`` stay two convolutions: one fused
+        convolution would be kept whole for its part ``W_f^E E``. The parameters are the paper's four
         convolutions, as before (checkpoints load unchanged).
         """
         gate_channels, cd = self.w_g.out_channels, decoder.shape[1]
         on_decoder = self.w_g._conv_forward(  # [W_g D + b_g + b_x, W_f^D D + b_f]
             decoder, torch.cat((self.w_g.weight, self.w_f.weight[:, :cd])),
             torch.cat((self.w_g.bias + self.w_x.bias, self.w_f.bias)))
-        on_skip = self.w_x._conv_forward(skip, torch.cat((self.w_x.weight, self.w_f.weight[:, cd:])), None)
-        # split, not sliced: the gradient of a split is one concatenation, that of two slices two zero-filled
-        # full-size tensors added up
         g, fused_decoder = on_decoder.split((gate_channels, on_decoder.shape[1] - gate_channels), dim=1)
-        x, fused_skip = on_skip.split((gate_channels, on_skip.shape[1] - gate_channels), dim=1)
+        x = self.w_x._conv_forward(skip, self.w_x.weight, None)
         psi = torch.sigmoid(self.w_psi(torch.relu(g + x)))
-        return torch.addcmul(fused_decoder, psi, fused_skip)
+        return torch.addcmul(fused_decoder, psi, self.w_f._conv_forward(skip, self.w_f.weight[:, cd:], None))
 
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if self.recompute and torch.is_grad_enabled():
             # FM-M has only 1x1 convolutions and elementwise operations (about 2 C^2 multiply-adds per voxel, against
-            # RM's 54 C^2), yet would keep 3 C + 1 elements per voxel: recomputing it in backward keeps only D (the
+            # RM's 54 C^2), yet would keep 2.5 C + 1 elements per voxel: recomputing it in backward keeps only D (the
             # skip is kept by the encoder anyway)
             return checkpoint(self.mix, decoder, skip, use_reentrant=False)
         return self.mix(decoder, skip)
@@ -156,9 +154,9 @@ class FeatureMix(Fusion):
         return float(self.w_g.in_channels * voxels) if self.recompute else self.kept_elements(voxels)
 
     def kept_elements(self, voxels: int) -> float:
-        """``D`` (by the convolution that reads it), the gate's ReLU output, ``psi``, and the convolution of ``E``
-        (``[W_x E, W_f^E E]``, whole, as its part ``W_f^E E`` is kept for ``psi``'s gradient)."""
-        return float((self.w_g.in_channels + 2 * self.w_g.out_channels + self.w_f.out_channels + 1) * voxels)
+        """``D`` (by the convolution that reads it), the gate's ReLU output, ``psi``, and ``W_f^E E`` (for ``psi``'s
+        gradient)."""
+        return float((self.w_g.in_channels + self.w_g.out_channels + self.w_f.out_channels + 1) * voxels)
 
     def recomputed_elements(self, voxels: int) -> float:
         """What the recomputation holds again in backward: :meth:`kept_elements` (0 when not recomputed)."""

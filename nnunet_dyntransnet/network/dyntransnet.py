@@ -158,7 +158,7 @@ class DynTransNet(nn.Module):
         parts = selective_parts(enabled)
         self.encoder.selective_stem = "stem" in parts
         self.decoder.selective_levels = "decoder" in parts
-        # a recomputed conv unit gains nothing from an in-place nonlinearity (ConvNormAct.allow_in_place says why)
+        # a recomputed conv unit whose norm returns a view runs its nonlinearity out of place (ConvNormAct.allow_in_place)
         for part, modules in (("stem", self.encoder.stem), ("decoder", self.decoder.refine)):
             for unit in modules.modules():
                 if isinstance(unit, ConvNormAct):

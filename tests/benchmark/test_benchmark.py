@@ -155,7 +155,7 @@ def test_memory_timeline_reports_the_peak_of_live_tensors(tmp_path):
     spec = importlib.util.spec_from_file_location("memory_timeline", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main(["--patch", "16x32x32", "--networks", "PlainConvUNet", "DynTransNet", "--decoder-in-place",
+    result = module.main(["--patch", "16x32x32", "--networks", "PlainConvUNet", "DynTransNet", "--torch-instance-norm",
                           "--out", str(tmp_path / "peaks.json")])
     assert json.loads((tmp_path / "peaks.json").read_text()) == result
     builders = module.build_networks(module.default_plan([16, 32, 32]), 1, 3, names=["PlainConvUNet", "DynTransNet"])

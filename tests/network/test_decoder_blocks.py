@@ -115,10 +115,12 @@ def test_feature_mix_recomputed_in_backward_keeps_only_the_decoder_map_and_chang
     assert torch.equal(outs[0], outs[1])
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(*grads))
     voxels = 4 * 6 * 6
-    # D, the gate's ReLU output (4 channels), psi, and [W_x E, W_f^E E] (4 + 8)
-    assert kept.saved_elements(voxels) == (8 + 4 + 1 + 4 + 8) * voxels and recomputed.saved_elements(voxels) == 8 * voxels
-    # what autograd keeps besides the inputs: the intermediates when kept, none when recomputed
-    assert saved[1] == 0 < saved[0]
+    # D, the gate's ReLU output (4 channels), psi, and W_f^E E (8)
+    assert kept.saved_elements(voxels) == (8 + 4 + 1 + 8) * voxels and recomputed.saved_elements(voxels) == 8 * voxels
+    # what autograd keeps besides the inputs: the intermediates when kept (the count less D, for a batch of two; the
+    # concatenated 1x1 weights, 96 elements, besides), none when recomputed
+    assert 0 <= saved[0] - 2 * (kept.saved_elements(voxels) - 8 * voxels) <= 96
+    assert saved[1] == 0
 
 
 def test_feature_mix_splits_its_fused_convolutions_rather_than_slicing_them():

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from nnunet_dyntransnet.network import DynTransNet
+from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec, InstanceNormByGroups
 
 # name -> constructor arguments as a plan would give them (small widths for the CPU)
 CONFIGS = {
@@ -179,7 +180,20 @@ def test_the_plans_layer_entries_are_honoured():
     default = DynTransNet.from_plan(_plan_with(norm_op="torch.nn.modules.instancenorm.InstanceNorm3d",
                                                norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin="torch.nn.LeakyReLU",
                                                nonlin_kwargs={"inplace": True}), 1, 3, head_dim=4)
-    assert isinstance(default.encoder.stem[0][1], nn.InstanceNorm3d) and default.encoder.stem[0][1].affine
+    assert isinstance(default.encoder.stem[0][1], InstanceNormByGroups) and default.encoder.stem[0][1].affine
+
+
+def test_instance_norm_by_groups_is_torchs_instance_norm():
+    torch.manual_seed(0)
+    ours, torchs = InstanceNormByGroups(4, affine=True), nn.InstanceNorm3d(4, affine=True)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5)
+        ours.bias.uniform_(-0.5, 0.5)
+    torchs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 4, 3, 5, 6, requires_grad=True)
+    grads = [torch.autograd.grad(norm(x).square().sum(), (x, norm.weight, norm.bias)) for norm in (ours, torchs)]
+    assert torch.allclose(ours(x), torchs(x), atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(*grads))
 
 
 @pytest.mark.parametrize("entries, message", [
@@ -221,18 +235,23 @@ def _copy_slices_nodes(output: torch.Tensor) -> int:
     return count
 
 
-def test_recomputed_conv_units_apply_the_nonlinearity_out_of_place():
-    """Where selective checkpointing recomputes a conv unit, its LeakyReLU runs out of place: in place it would save
-    nothing there and write into InstanceNorm's output view, which autograd undoes with a copy of the base
-    (CopySlices) in backward. Elsewhere the plan's in-place nonlinearity stays (it keeps one activation less)."""
+def test_conv_units_keep_the_nonlinearity_in_place_unless_the_norm_returns_a_view():
+    """The plan's InstanceNorm is built as GroupNorm per channel, whose output is no view: every LeakyReLU stays in
+    place, recomputed or not, and autograd copies nothing back (CopySlices). torch's InstanceNorm (here with running
+    statistics, which the plan can ask for) returns a view: where selective checkpointing recomputes its unit, the
+    nonlinearity runs out of place, as a write into the view would copy its base in backward."""
     tiny = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32),
                 strides=((1, 1, 1), (2, 2, 2), (2, 2, 2)), deep_supervision=False)
+    viewing = ConvUnitSpec(nn.Conv3d, norm_op=nn.InstanceNorm3d,
+                           norm_op_kwargs={"eps": 1e-5, "affine": True, "track_running_stats": True})
     x = torch.randn(1, 1, 16, 32, 32)
-    # option: (CopySlices nodes, in-place flags of the stem's two units, of the decoder's four RM units)
-    expected = {False: (6, [True] * 2, [True] * 4), "transformer+decoder": (2, [True] * 2, [False] * 4),
-                True: (0, [False] * 2, [False] * 4)}
-    for option, (copies, stem, decoder) in expected.items():
-        net = DynTransNet(**tiny, selective_checkpointing=option)
+    # (conv unit, option): (CopySlices nodes, in-place flags of the stem's two units, of the decoder's four RM units)
+    expected = [(None, False, 0, [True] * 2, [True] * 4), (None, True, 0, [True] * 2, [True] * 4),
+                (viewing, False, 6, [True] * 2, [True] * 4),
+                (viewing, "transformer+decoder", 2, [True] * 2, [False] * 4),
+                (viewing, True, 0, [False] * 2, [False] * 4)]
+    for unit, option, copies, stem, decoder in expected:
+        net = DynTransNet(**tiny, selective_checkpointing=option, conv_unit=unit)
         assert _copy_slices_nodes(net(x)) == copies, option
         assert [m.inplace for m in net.encoder.stem.modules() if isinstance(m, nn.LeakyReLU)] == stem, option
         assert [m.inplace for m in net.decoder.refine.modules() if isinstance(m, nn.LeakyReLU)] == decoder, option
