@@ -80,8 +80,9 @@ class DynTransDecoder(nn.Module):
         # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward
         # rather than kept (DynTransNet's activation_checkpointing)
         self.checkpoint_levels: frozenset = frozenset()
-        # every other level keeps only its spatial convolutions' outputs (DynTransNet's selective_checkpointing)
-        self.selective_levels = False
+        # levels (of the others) that keep only their spatial convolutions' outputs (DynTransNet's
+        # selective_checkpointing and selective_depth)
+        self.selective_levels: frozenset = frozenset()
 
     def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """A level recomputed by a checkpoint: its fusion runs without a recomputation of its own (FM-M's would
@@ -90,7 +91,7 @@ class DynTransDecoder(nn.Module):
 
     def _recomputed(self, level: int) -> bool:
         """Whether a checkpoint recomputes the decoder level (0 = full resolution) in backward, whole or selectively."""
-        return level in self.checkpoint_levels or self.selective_levels
+        return level in self.checkpoint_levels or level in self.selective_levels
 
     def _levels(self, voxels: Sequence[int]) -> Iterator[Tuple[int, int, int]]:
         """``(n, level, voxels)`` for every decoder level: module index, level (0 = full resolution), its voxels."""
@@ -117,7 +118,7 @@ class DynTransDecoder(nn.Module):
         def level_elements(n: int, level: int, v: int) -> float:
             if level in self.checkpoint_levels:
                 return 2.0 * self.heads[n].in_channels * v
-            return self._selective_level_elements(n, v) if self.selective_levels else self._level_elements(n, v)
+            return self._selective_level_elements(n, v) if level in self.selective_levels else self._level_elements(n, v)
 
         return sum(level_elements(n, level, v) for n, level, v in self._levels(voxels))
 
@@ -139,7 +140,7 @@ class DynTransDecoder(nn.Module):
             level = last - n  # 0 is full resolution
             if level in self.checkpoint_levels and torch.is_grad_enabled():
                 x = checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], use_reentrant=False)
-            elif self.selective_levels and torch.is_grad_enabled():
+            elif level in self.selective_levels and torch.is_grad_enabled():
                 x = selective_checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], policy=conv_policy)
             else:
                 x = self.refine[n](self.fuse[n](up(x), skips[-(n + 2)]))

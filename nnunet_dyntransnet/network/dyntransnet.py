@@ -78,6 +78,9 @@ class DynTransNet(nn.Module):
             hidden outputs (:mod:`~nnunet_dyntransnet.network.checkpointing`). Where ``activation_checkpointing``
             is on too, the parts it names are recomputed whole. FM-M is recomputed in backward in any case
             (:class:`~nnunet_dyntransnet.network.decoder_blocks.FeatureMix`).
+        selective_depth: how many transformer stages and decoder levels, from the highest resolution down, selective
+            checkpointing covers (None: all). Default 2: deeper ones hold little memory, and their recomputation cost
+            time for each operation all the same (docs/network.md, "Defaults").
 
     Shapes:
         ``forward(x)``: ``(B, input_channels, *spatial)`` with ``spatial`` divisible by the total
@@ -111,6 +114,7 @@ class DynTransNet(nn.Module):
         fused_attn: bool = True,
         activation_checkpointing: bool = False,
         selective_checkpointing: Union[bool, str] = "transformer+decoder",
+        selective_depth: Optional[int] = 2,
         conv_unit: Optional[ConvUnitSpec] = None,
         decoder_units: Union[int, Sequence[int]] = 2,
     ) -> None:
@@ -137,6 +141,7 @@ class DynTransNet(nn.Module):
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision,
                                        conv_unit, units)
+        self.selective_depth = selective_depth
         self.set_activation_checkpointing(activation_checkpointing)
         self.set_selective_checkpointing(selective_checkpointing)
         self.apply(InitWeights_He(1e-2))
@@ -156,21 +161,25 @@ class DynTransNet(nn.Module):
         part keeps only what :mod:`~nnunet_dyntransnet.network.checkpointing` says. Parameters and outputs are the
         same either way."""
         parts = selective_parts(enabled)
+        depth = len(self.encoder.stages) if self.selective_depth is None else self.selective_depth
         self.encoder.selective_stem = "stem" in parts
-        self.decoder.selective_levels = "decoder" in parts
+        self.decoder.selective_levels = frozenset(range(depth)) if "decoder" in parts else frozenset()
         # a recomputed conv unit whose norm returns a view runs its nonlinearity out of place (ConvNormAct.allow_in_place)
-        for part, modules in (("stem", self.encoder.stem), ("decoder", self.decoder.refine)):
+        last = len(self.decoder.refine) - 1
+        recomputed = [(self.encoder.stem, "stem" in parts)] + [
+            (refine, last - n in self.decoder.selective_levels) for n, refine in enumerate(self.decoder.refine)]
+        for modules, recomputes in recomputed:
             for unit in modules.modules():
                 if isinstance(unit, ConvNormAct):
-                    unit.allow_in_place(part not in parts)
-        for stage in self.encoder.stages:
-            stage.selective_blocks = "transformer" in parts
+                    unit.allow_in_place(not recomputes)
+        for i, stage in enumerate(self.encoder.stages):
+            stage.selective_blocks = "transformer" in parts and i < depth
 
     @property
     def selective_checkpointing(self) -> Union[bool, str]:
         """As the constructor takes it: False, True (every part) or the parts joined with ``+``."""
         on = (self.encoder.selective_stem, any(s.selective_blocks for s in self.encoder.stages),
-              self.decoder.selective_levels)
+              bool(self.decoder.selective_levels))
         parts = tuple(part for part, is_on in zip(SELECTIVE_PARTS, on) if is_on)
         if not parts:
             return False

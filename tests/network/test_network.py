@@ -211,7 +211,7 @@ def test_selective_checkpointing_by_part():
     tiny = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32),
                 strides=((1, 1, 1), (2, 2, 2), (2, 2, 2)))
     net = DynTransNet(**tiny, selective_checkpointing="decoder+transformer")
-    assert (net.encoder.selective_stem, net.decoder.selective_levels) == (False, True)
+    assert (net.encoder.selective_stem, net.decoder.selective_levels) == (False, {0, 1})
     assert all(stage.selective_blocks for stage in net.encoder.stages)
     assert net.selective_checkpointing == "transformer+decoder"  # in the parts' order
     net.set_selective_checkpointing(True)
@@ -220,6 +220,20 @@ def test_selective_checkpointing_by_part():
     assert net.selective_checkpointing is False and not net.decoder.selective_levels
     with pytest.raises(ValueError, match="banana"):
         DynTransNet(**tiny, selective_checkpointing="transformer+banana")
+
+
+def test_selective_depth_covers_the_highest_resolution_stages_and_levels():
+    """Four stages: transformer stages 1-3, decoder levels 0-2; depth 2 covers stages 1-2 and levels 0-1."""
+    four = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32, 32),
+                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)))
+    net = DynTransNet(**four)
+    assert [s.selective_blocks for s in net.encoder.stages] == [True, True, False]
+    assert net.decoder.selective_levels == {0, 1}
+    every = DynTransNet(**four, selective_depth=None)
+    assert all(s.selective_blocks for s in every.encoder.stages) and every.decoder.selective_levels == {0, 1, 2}
+    counts = [sum(n.saved_activation_elements([16, 32, 32]).values())
+              for n in (DynTransNet(**four, selective_checkpointing=False), net, every)]
+    assert counts[0] > counts[1] > counts[2]
 
 
 def _copy_slices_nodes(output: torch.Tensor) -> int:

@@ -124,8 +124,10 @@ def test_dyntransnet_trainers(nnunet_in_process, name):
     assert all(r.residual == options["residual_refine"] for r in net.decoder.refine)
     assert net.encoder.stages[0].checkpoint_blocks == options.get("activation_checkpointing", False)
     parts = selective_parts(options["selective_checkpointing"])
-    assert all(s.selective_blocks == ("transformer" in parts) for s in net.encoder.stages)
-    assert (net.encoder.selective_stem, net.decoder.selective_levels) == ("stem" in parts, "decoder" in parts)
+    depth = options["selective_depth"] or len(net.encoder.stages)
+    assert [s.selective_blocks for s in net.encoder.stages] == [
+        "transformer" in parts and i < depth for i in range(len(net.encoder.stages))]
+    assert (net.encoder.selective_stem, bool(net.decoder.selective_levels)) == ("stem" in parts, "decoder" in parts)
     # the shared recipe: AdamW 3e-4 (wd 5e-2), warm-up then poly over 1000 epochs, deep-supervised Dice + CE
     assert type(trainer.optimizer).__name__ == "AdamW" and trainer.initial_lr == 3e-4
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-2
