@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
 from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
+from nnunet_dyntransnet.network.pointwise import pointwise_conv
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 
 __all__ = ["DynTransDecoder", "FUSIONS"]
@@ -145,6 +146,6 @@ class DynTransDecoder(nn.Module):
             else:
                 x = self.refine[n](self.fuse[n](up(x), skips[-(n + 2)]))
             if self.deep_supervision or n == last:
-                outputs.append(head(x))
+                outputs.append(pointwise_conv(x, head.weight, head.bias))
         outputs.reverse()
         return outputs if self.deep_supervision else outputs[0]

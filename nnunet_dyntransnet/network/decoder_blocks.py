@@ -17,6 +17,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
+from nnunet_dyntransnet.network.pointwise import pointwise_conv
 
 __all__ = ["Fusion", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
 
@@ -129,13 +130,13 @@ class FeatureMix(Fusion):
         convolutions, as before (checkpoints load unchanged).
         """
         gate_channels, cd = self.w_g.out_channels, decoder.shape[1]
-        on_decoder = self.w_g._conv_forward(  # [W_g D + b_g + b_x, W_f^D D + b_f]
+        on_decoder = pointwise_conv(  # [W_g D + b_g + b_x, W_f^D D + b_f]
             decoder, torch.cat((self.w_g.weight, self.w_f.weight[:, :cd])),
             torch.cat((self.w_g.bias + self.w_x.bias, self.w_f.bias)))
         g, fused_decoder = on_decoder.split((gate_channels, on_decoder.shape[1] - gate_channels), dim=1)
-        x = self.w_x._conv_forward(skip, self.w_x.weight, None)
-        psi = torch.sigmoid(self.w_psi(torch.relu(g + x)))
-        return torch.addcmul(fused_decoder, psi, self.w_f._conv_forward(skip, self.w_f.weight[:, cd:], None))
+        x = pointwise_conv(skip, self.w_x.weight)
+        psi = torch.sigmoid(pointwise_conv(torch.relu(g + x), self.w_psi.weight, self.w_psi.bias))
+        return torch.addcmul(fused_decoder, psi, pointwise_conv(skip, self.w_f.weight[:, cd:]))
 
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if self.recompute and torch.is_grad_enabled():
@@ -174,7 +175,7 @@ class ConcatFusion(Fusion):
         self.w_f = conv_op(decoder_channels + encoder_channels, out_channels, 1)
 
     def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.w_f(torch.cat((decoder, skip), dim=1))
+        return pointwise_conv(torch.cat((decoder, skip), dim=1), self.w_f.weight, self.w_f.bias)
 
     def saved_elements(self, voxels: int) -> float:
         """The concatenation, kept by ``W_f``."""

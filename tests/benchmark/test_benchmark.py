@@ -167,3 +167,20 @@ def test_memory_timeline_reports_the_peak_of_live_tensors(tmp_path):
         assert r["peak_mib"] > 3 * params and 0 <= r["peak_at"] <= 1, name
     assert result["results"]["PlainConvUNet"]["peak_ratio"] == 1.0
     assert len(result["results"]) == 3
+
+
+def test_pointwise_script_times_both_ways_and_checks_the_gradients(monkeypatch, tmp_path):
+    """benchmarks/pointwise.py, on one small case: both ways timed, gradients compared, the JSON written."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "pointwise.py"
+    spec = importlib.util.spec_from_file_location("pointwise_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "CASES", [(4, 6, (4, 8, 8))])
+    result = module.main(["--out", str(tmp_path / "pointwise.json")])
+    assert json.loads((tmp_path / "pointwise.json").read_text()) == result
+    case, = result["cases"]
+    assert case["gradients_equal"] and set(case["forward_backward_ms"]) == {"convolution", "pointwise_conv"}
+    assert case["ratio"] == pytest.approx(case["forward_backward_ms"]["pointwise_conv"] / case["forward_backward_ms"]["convolution"])

@@ -6,6 +6,7 @@ from torch import nn
 
 from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
+from nnunet_dyntransnet.network.pointwise import pointwise_conv
 
 
 def _conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -135,5 +136,22 @@ def test_feature_mix_splits_its_fused_convolutions_rather_than_slicing_them():
             seen.add(node)
             edges |= {(node.name(), child.name()) for child, _ in node.next_functions if child is not None}
             todo.extend(child for child, _ in node.next_functions)
-    into_conv_outputs = {parent for parent, child in edges if child == "ConvolutionBackward0"}
-    assert "SplitWithSizesBackward0" in into_conv_outputs and "SliceBackward0" not in into_conv_outputs
+    assert "SplitWithSizesBackward0" in {parent for parent, _ in edges}
+    # the only slices are those of W_f's weight (its columns for D and for E), whose gradients are the parameter's
+    assert {child for parent, child in edges if parent == "SliceBackward0"} == {"torch::autograd::AccumulateGrad"}
+
+
+@pytest.mark.parametrize("conv,spatial", [(F.conv3d, (3, 4, 5)), (F.conv2d, (6, 7))])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_pointwise_conv_is_a_1x1_convolution(conv, spatial, with_bias):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *spatial, requires_grad=True)
+    weight = torch.randn(3, 5, *(1,) * len(spatial), requires_grad=True)
+    bias = torch.randn(3, requires_grad=True) if with_bias else None
+    inputs = (x, weight, bias) if with_bias else (x, weight)
+    ours, ref = pointwise_conv(x, weight, bias), conv(x, weight, bias)
+    assert ours.shape == ref.shape and ours.is_contiguous()
+    assert torch.allclose(ours, ref, atol=1e-5)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(ours, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        assert torch.allclose(a, b, atol=1e-4)
