@@ -30,7 +30,7 @@ OPTIONS_KEY = "dyntransnet_network_options"
 # Constructor arguments that shape the network beyond the plan; each trainer records all of them.
 ARCHITECTURE_OPTIONS = ("transformer_depth", "head_dim", "mlp_ratio", "window_size", "max_global_tokens",
                         "drop_path_rate", "attention", "fusion", "residual_refine", "activation_checkpointing",
-                        "selective_checkpointing")
+                        "selective_checkpointing", "selective_depth")
 # Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,

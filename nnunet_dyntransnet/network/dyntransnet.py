@@ -121,6 +121,8 @@ class DynTransNet(nn.Module):
         super().__init__()
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels ({input_channels}) and num_classes ({num_classes}) must be >= 1")
+        if selective_depth is not None and selective_depth < 1:
+            raise ValueError(f"selective_depth must be None (every stage and level) or at least 1, got {selective_depth}")
         if attention not in ATTENTIONS:
             raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
         if transformer_depth is not None:

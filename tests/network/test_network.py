@@ -234,6 +234,8 @@ def test_selective_depth_covers_the_highest_resolution_stages_and_levels():
     counts = [sum(n.saved_activation_elements([16, 32, 32]).values())
               for n in (DynTransNet(**four, selective_checkpointing=False), net, every)]
     assert counts[0] > counts[1] > counts[2]
+    with pytest.raises(ValueError, match="selective_depth"):
+        DynTransNet(**four, selective_depth=0)
 
 
 def _copy_slices_nodes(output: torch.Tensor) -> int:
