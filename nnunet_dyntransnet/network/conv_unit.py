@@ -116,8 +116,8 @@ class ConvNormAct(nn.Sequential):
 
         In place it keeps only its result for backward, one activation less, recomputed or not. But a write into
         a view of the norm's output (torch's InstanceNorm) makes autograd copy the whole base in backward
-        (``CopySlices``); where selective checkpointing recomputes the unit, the memory profiler measured the
-        0.1 network's InstanceNorm units lower out of place (709 -> 662 MiB,
+        (``CopySlices``); where selective checkpointing recomputed the unit, torch's memory profiler measured the
+        default network of the day, with torch's InstanceNorm, lower out of place (709 -> 662 MiB,
         ``benchmarks/results/cpu_2026-11-30/memory_timeline_32x64x64.json``). The plan's usual InstanceNorm is
         built as :class:`InstanceNormByGroups`, whose output is no view, so its units stay in place."""
         in_place = self.planned_in_place and (allowed or not self.norm_returns_view)
