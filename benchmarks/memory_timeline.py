@@ -20,6 +20,7 @@ import tempfile
 from typing import Callable, Dict, Optional
 
 import torch
+from dynamic_network_architectures.building_blocks.helper import convert_dim_to_conv_op, get_matching_instancenorm
 from torch.profiler import ProfilerActivity, profile
 
 from nnunet_dyntransnet.benchmark.measure import deep_supervised_loss
@@ -63,9 +64,9 @@ def _with_torchs_instance_norm(plan) -> torch.nn.Module:
     """The default DynTransNet with torch's InstanceNorm, whose output is a view (as before
     :class:`~nnunet_dyntransnet.network.conv_unit.InstanceNormByGroups`); running statistics make the conv units
     keep it, and change nothing in a training step's memory."""
-    conv_op = torch.nn.Conv3d if len(plan.patch_size) == 3 else torch.nn.Conv2d
-    norm_op = torch.nn.InstanceNorm3d if len(plan.patch_size) == 3 else torch.nn.InstanceNorm2d
-    unit = ConvUnitSpec(conv_op, norm_op=norm_op, norm_op_kwargs={"eps": 1e-5, "affine": True, "track_running_stats": True})
+    conv_op = convert_dim_to_conv_op(len(plan.patch_size))
+    unit = ConvUnitSpec(conv_op, norm_op=get_matching_instancenorm(conv_op),
+                        norm_op_kwargs={"eps": 1e-5, "affine": True, "track_running_stats": True})
     return DynTransNet.from_plan(plan, 1, 3, True, conv_unit=unit)
 
 

@@ -23,8 +23,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     b, c = x.shape[:2]
     o = weight.shape[0]
     flat = x.reshape(b, c, -1)  # (B, C, voxels): a view of a channels-first tensor
-    w = weight.reshape(o, c)
     # bmm, not matmul: matmul folds the batch into rows of a transposed copy, which autograd would keep
-    w = w.expand(b, o, c)
+    w = weight.reshape(o, c).expand(b, o, c)
     out = torch.bmm(w, flat) if bias is None else torch.baddbmm(bias.view(1, o, 1), w, flat)
     return out.view(b, o, *x.shape[2:])
