@@ -20,6 +20,7 @@ import numpy as np
 
 from nnunet_dyntransnet.evaluation.threshold_baseline import CLASSES, OVERLAP
 
+COMMAND = "dyntransnet_demo"
 DATASET_ID = 990
 DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
 # Seconds a training step of the CPU demo network takes on a quiet 2-core machine (this project's; the
@@ -170,8 +171,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not minutes > 0 or minutes == float("inf"):
         parser.error(f"--minutes must be a positive number of minutes, got {minutes:g}")
     started = time.time()
-    out = args.out.resolve()
+    from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
+
+    try:  # before anything is written: the demo reuses and updates only a folder whose every file it wrote
+        Claim(COMMAND, option="--out").folder(args.out, overwrite=False, reusable=True)
+    except OwnershipError as e:
+        print(f"{COMMAND}: error: {e}", file=sys.stderr)
+        return 2
+    out = args.out.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _demo(args, out, minutes, started)
+    finally:  # what this run wrote into --out, also when it failed or was stopped, so that the next run may reuse it
+        from nnunet_dyntransnet.utilities.ownership import write_marker
+
+        write_marker(out, COMMAND)
+
+
+def _demo(args, out: Path, minutes: float, started: float) -> int:
     env = dict(os.environ)
     for var, sub in (("nnUNet_raw", "nnUNet_raw"), ("nnUNet_preprocessed", "nnUNet_preprocessed"),
                      ("nnUNet_results", "nnUNet_results")):

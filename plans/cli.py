@@ -107,12 +107,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except RuntimeError as e:
             print(f"dyntransnet_plan_and_preprocess: dataset {dataset_id}: {e}", file=sys.stderr)
             return 2
+    from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
+
     for dataset_id, name in names.items():
+        # ownership.py: a plans file is replaced only if this planner wrote it (re-planning replaces it, as nnU-Net
+        # does), or, with --replace_plans_of_other_planners, because the user named another planner's file
         plans_file = Path(os.environ["nnUNet_preprocessed"]) / name / f"{plans_name}.json"
         planner_used = _planner_of(plans_file)
-        if planner_used not in (None, DynTransNetPlanner.__name__) and not args.replace_plans_of_other_planners:
-            print(f"dyntransnet_plan_and_preprocess: {plans_file} exists and was written by {planner_used}; every "
-                  f"nnU-Net command with -p {plans_name} uses it. Choose another -overwrite_plans_name, or pass "
+        try:
+            Claim("dyntransnet_plan_and_preprocess", option="-overwrite_plans_name").file(
+                plans_file, overwrite=True,
+                owned=lambda p: planner_used == DynTransNetPlanner.__name__ or args.replace_plans_of_other_planners)
+        except OwnershipError as e:
+            print(f"dyntransnet_plan_and_preprocess: {e}; it was written by {planner_used} and every nnU-Net command "
+                  f"with -p {plans_name} uses it. Choose another -overwrite_plans_name, or pass "
                   f"--replace_plans_of_other_planners to replace it", file=sys.stderr)
             return 2
     for dataset_id, name in names.items():

@@ -19,6 +19,7 @@ import json
 import math
 import platform
 import statistics
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -30,6 +31,7 @@ from nnunet_dyntransnet.benchmark.networks import (BASELINE_NETWORKS, NETWORKS, 
 __all__ = ["main", "entry", "format_table", "default_case_shape"]
 
 # a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm, resampled to nnU-Net's LiTS spacing (1.0 x 0.77 x 0.77 mm)
+COMMAND = "dyntransnet_benchmark"
 GPU_CASE = [320, 532, 532]
 
 
@@ -87,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                         "FLOPs, on the meta device (benchmark/traffic.py); alone with --no-train --no-inference")
     p.add_argument("--memory-model", type=_parse_shape, nargs="+", metavar="PATCH", default=None,
                    help="also check compute_conv_feature_map_size against peak memory at these patch sizes")
-    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--out", help="write the results as JSON here (a new file, or one this command wrote, with "
+                                 "--overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out JSON that this command wrote")
     return p
 
 
@@ -102,6 +106,14 @@ def _measure(task: dict) -> dict:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.out:  # before anything (ownership.py): a new file, or one this command wrote and --overwrite
+        from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
+
+        try:
+            Claim(COMMAND, [(args.plan, "the plans file it reads")] if args.plan else [], "--out").file(
+                Path(args.out), args.overwrite, owned=_is_benchmark)
+        except OwnershipError as e:
+            parser.error(str(e))
     for name in args.networks:
         try:
             if name not in (*NETWORKS, *BASELINE_NETWORKS) and variant_options(name) is None:
@@ -127,6 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure (add --traffic)")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
+
     rounds: List[List[dict]] = []
     for i in range(args.rounds if measures else 1):
         rounds.append([])
@@ -248,9 +261,22 @@ def _summary(args, plan, patch, case, rounds: List[List[dict]], complete: bool) 
     }
 
 
+def _is_benchmark(path: Path) -> bool:
+    """Whether ``path`` is a result this command wrote (``written_by``; older results by their fields)."""
+    from nnunet_dyntransnet.utilities.ownership import json_written_by
+
+    if json_written_by(path) == COMMAND:
+        return True
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(document, dict) and {"patch_size", "rounds", "alternating", "results"} <= set(document)
+
+
 def _write(path: str, result: Dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+        json.dump({"written_by": COMMAND, **result}, f, indent=2)
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:

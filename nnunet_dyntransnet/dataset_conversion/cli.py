@@ -56,6 +56,7 @@ def _main(kind: str, argv: Optional[Sequence[str]]) -> int:
         target = write_raw_dataset(
             training, test, args.d, spec["name"], spec["channel"], regions=args.regions, overwrite=args.overwrite,
             replace_other_name=args.replace_other_name, num_processes=args.np, description=spec["description"],
+            command=f"dyntransnet_convert_{kind}", inputs=[(args.src, "the release folder it converts, SRC")],
             reference=spec["reference"], license=spec["license"],
         )
         return f"wrote {target}\nnext: nnUNetv2_plan_and_preprocess -d {args.d} --verify_dataset_integrity"

@@ -19,6 +19,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_dyntransnet.utilities.ownership import Claim, marked_files, write_marker
 from nnunet_dyntransnet.utilities.staging import StagingError, remove_stale_staging, staged_folder
 from nnunet_dyntransnet.utilities.volume_io import check_label_values, check_voxels, format_numbers, read_image
 
@@ -128,9 +129,35 @@ def _warn_derived(dataset_id: int, replaced: Sequence[Path], target: Path) -> No
                   f"dataset name found' for id {dataset_id} until you delete or rename it", file=sys.stderr)
 
 
+# the commands that write raw datasets; each marks the datasets it writes (ownership.py), and --overwrite
+# replaces a dataset only if one of them wrote every file in it
+DATASET_COMMANDS = ("dyntransnet_convert_lits", "dyntransnet_convert_atlas", "dyntransnet_make_phantom")
+_LAYOUT = ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
+
+
+def dataset_files(folder: Path) -> Optional[set]:
+    """The files of ``folder`` that this plugin wrote: what a dataset command's marker lists, or, for a dataset
+    converted before the marker existed (dataset.json says ``converted_by: nnunet-dyntransnet``), dataset.json and
+    the files of nnU-Net's layout folders. None if no command of the plugin wrote it."""
+    for command in DATASET_COMMANDS:
+        listed = marked_files(folder, command)
+        if listed is not None:
+            return listed | {f".{command}"}
+    try:
+        import json
+
+        if json.loads((folder / "dataset.json").read_text()).get("converted_by") != "nnunet-dyntransnet":
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {"dataset.json"} | {f"{sub}/{p.name}" for sub in _LAYOUT if (folder / sub).is_dir()
+                               for p in (folder / sub).iterdir() if p.is_file() and not p.is_symlink()}
+
+
 @contextmanager
 def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Optional[Path] = None,
-                   replace_other_name: bool = False) -> Iterator[Path]:
+                   replace_other_name: bool = False, command: str = "dyntransnet_make_phantom",
+                   inputs: Sequence[tuple] = ()) -> Iterator[Path]:
     """Yield a hidden staging folder; on success it becomes ``root/DatasetNNN_name``, on failure it vanishes.
 
     An existing dataset with the same id and name is replaced only with ``overwrite``; one with
@@ -138,6 +165,10 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Op
     ``replace_other_name`` as well. The old dataset is retired only after the new one is
     complete (see :func:`nnunet_dyntransnet.utilities.staging.staged_folder`); preprocessed data and
     models of the replaced dataset are left in place and named on stderr.
+
+    Ownership (:mod:`~nnunet_dyntransnet.utilities.ownership`): the dataset may not be, hold or lie in one of the
+    ``inputs`` the ``command`` reads (a release unpacked inside the dataset folder), and an old dataset is replaced
+    only if a dataset command of this plugin wrote every file in it (notes of the user's inside it are refused).
     """
     if not 1 <= dataset_id <= 999:
         raise ConversionError(f"dataset id {dataset_id} must be between 1 and 999 (nnU-Net's DatasetNNN)")
@@ -156,12 +187,17 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False, root: Op
         raise ConversionError(f"{others[0]} has the id {dataset_id} of the {target.name} to write, under another "
                               f"name; --overwrite replaces only {target.name}. Choose another id with -d, or pass "
                               f"--replace_other_name as well to delete {others[0].name}")
+    claim = Claim(command, inputs, "-d", ConversionError)
+    claim.place(target)
+    for old in existing:
+        claim.folder(old, overwrite, owned=dataset_files)
     try:
         with staged_folder(target, replace=existing, tag="converting",
                            parent_hint="set nnUNet_raw to a folder you can write to") as staging:
             for sub in ("imagesTr", "labelsTr", "imagesTs"):
                 (staging / sub).mkdir()
             yield staging
+            write_marker(staging, command)
     except StagingError as e:
         raise ConversionError(str(e)) from None
     _warn_derived(dataset_id, existing, target)
@@ -190,11 +226,14 @@ def write_raw_dataset(
     replace_other_name: bool = False,
     num_processes: int = 1,
     root: Optional[Path] = None,
+    command: str = "dyntransnet_convert_lits",
+    inputs: Sequence[tuple] = (),
     **info: str,
 ) -> Path:
     """Validate every case and write ``$nnUNet_raw/DatasetNNN_name``; returns the dataset folder.
 
-    ``info`` (description, reference, license) goes into dataset.json.
+    ``info`` (description, reference, license) goes into dataset.json; ``command`` and ``inputs`` are the
+    writing command and what it reads (:func:`staged_dataset`).
 
     Raises:
         ConversionError: on any bad input; nothing is left behind.
@@ -206,7 +245,7 @@ def write_raw_dataset(
     if duplicates:
         raise ConversionError(f"case ids occur twice: {duplicates[:5]}")
     folder_name = dataset_folder_name(dataset_id, name)
-    with staged_dataset(dataset_id, name, overwrite, root, replace_other_name) as staging:
+    with staged_dataset(dataset_id, name, overwrite, root, replace_other_name, command, inputs) as staging:
         images_tr, labels_tr, images_ts = staging / "imagesTr", staging / "labelsTr", staging / "imagesTs"
         jobs = [(c, images_tr, labels_tr) for c in training] + [(c, images_ts, None) for c in test]
         errors = _run(jobs, num_processes)

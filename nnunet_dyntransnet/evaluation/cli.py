@@ -164,39 +164,27 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
     return out / "report.md"
 
 
-REPORT_MARKER = ".dyntransnet_report"  # written into every report, so --overwrite knows what it may replace
-REPORT_ENTRIES = {"report.md", "summary.json", "metrics_per_case.csv", "figures", REPORT_MARKER}
-
-
-def _report_entries(folder: Path) -> Optional[set]:
-    """What this command wrote into ``folder``, or None if it is no report (reports made before the marker
-    existed are recognised by their report.md and summary.json)."""
-    if (folder / REPORT_MARKER).is_file():
-        return REPORT_ENTRIES
-    try:
-        is_report = "per_case" in json.loads((folder / "summary.json").read_text()) and (folder / "report.md").is_file()
-    except (OSError, ValueError):
-        return None
-    return REPORT_ENTRIES if is_report else None
+COMMAND = "dyntransnet_report"
+REPORT_MARKER = f".{COMMAND}"  # lists every file of a report, so --overwrite knows what it may replace (ownership.py)
 
 
 def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> List[Path]:
-    """Refuse an --out that would replace user data (the rule of :func:`staging.check_output_folder`, with
+    """Refuse an --out that would replace user data (:class:`~nnunet_dyntransnet.utilities.ownership.Claim`, with
     the report's inputs protected); returns what the report replaces."""
     from nnunet_dyntransnet.evaluation.results import ReportError
-    from nnunet_dyntransnet.utilities.staging import check_output_folder, protected_folders
+    from nnunet_dyntransnet.utilities.ownership import Claim
 
     inputs = [(p, f"read by this report ({r.name})") for r in results for p in r.inputs()]
     if images:
         inputs.append((images, "read by this report (--images)"))
-    protected = protected_folders(inputs, [r.dataset for r in results if r.dataset])
-    return check_output_folder(out, protected, REPORT_MARKER, overwrite, option="--out", error=ReportError,
-                               owned=_report_entries)
+    claim = Claim(COMMAND, inputs, "--out", ReportError, datasets=[r.dataset for r in results if r.dataset])
+    return claim.folder(out, overwrite)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.evaluation.results import ReportError, find_results
     from nnunet_dyntransnet.utilities.command import run_command
+    from nnunet_dyntransnet.utilities.ownership import write_marker
     from nnunet_dyntransnet.utilities.staging import StagingError, remove_stale_staging, staged_folder
 
     args = _parser().parse_args(argv)
@@ -209,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         replace = check_out(out, results, args.images, args.overwrite)
         with staged_folder(out, replace=replace, tag="report") as staging:
             build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs)
-            (staging / REPORT_MARKER).write_text("written by dyntransnet_report; --overwrite may replace this folder\n")
+            write_marker(staging, COMMAND)
         return f"report written to {out / 'report.md'}"
 
     return run_command("dyntransnet_report", report, (ReportError, StagingError), "no report was written")

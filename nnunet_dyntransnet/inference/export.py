@@ -28,6 +28,7 @@ from nnunet_dyntransnet.utilities.staging import remove_stale_staging, sigterm_r
 
 __all__ = ["ExportError", "export_fold", "main"]
 
+COMMAND = "dyntransnet_export_onnx"
 OPSET = 18
 RTOL = 1e-3  # of the largest logit: onnxruntime's kernels sum in another order than PyTorch's
 
@@ -132,25 +133,38 @@ def _check(network, path: Path, channels: int, patch: Sequence[int]) -> Dict[str
     return {"max_abs_logit_difference": diff, "tolerance": tolerance, "batch": 2}
 
 
+def _is_sidecar(path: Path, model: Optional[Path] = None) -> bool:
+    """Whether ``path`` is a sidecar this command wrote (its format), and, given ``model``, the one of that file."""
+    try:
+        sidecar = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
+        return False
+    return model is None or sidecar.get("onnx_sha256") == file_sha256(model)
+
+
 def export_fold(dataset: str, configuration: str, fold: str, trainer: str, plans: str, checkpoint: str,
                 out: Path, overwrite: bool = False) -> Dict[str, Any]:
     """Export one trained fold to ``out`` (``.onnx``) and its sidecar; returns the sidecar."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 
+    from nnunet_dyntransnet.utilities.ownership import Claim
+
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"-o {out}: name the model file NAME.onnx (the sidecar becomes NAME.json)")
-    side = sidecar_path(out)
-    for existing in (out, side):
-        if existing.exists() and not overwrite:
-            raise ExportError(f"{existing} exists; it is replaced only with --overwrite")
-        if existing.is_dir():
-            raise ExportError(f"{existing} is a folder; choose another -o")
     if not out.parent.is_dir():
         raise ExportError(f"{out.parent}: no such folder; create it or choose another -o")
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise ExportError(f"{out.parent}: not writable, so {out.name} cannot be written there; choose another -o")
     folder = _model_folder(dataset, trainer, plans, configuration, fold, checkpoint)
+    # ownership.py: never into the model's folder; NAME.json and NAME.onnx replaced only if this command wrote them
+    claim = Claim(COMMAND, [(folder, "the trained model's folder, which it reads")], "-o", ExportError)
+    side = sidecar_path(out)
+    claim.file(side, overwrite, owned=_is_sidecar)
+    claim.file(out, overwrite, owned=lambda model: _is_sidecar(sidecar_path(model), model))
+    out, side = out.resolve(), side.resolve()
     predictor, network = _load(folder, fold, checkpoint)
     cm, pm = predictor.configuration_manager, predictor.plans_manager
     channels = determine_num_input_channels(pm, cm, predictor.dataset_json)
@@ -213,7 +227,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-p", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     p.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint file in the fold folder")
     p.add_argument("-o", required=True, type=Path, help="the model file to write, NAME.onnx (sidecar NAME.json)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing NAME.onnx and NAME.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a NAME.onnx and NAME.json that this command wrote (never other files)")
     return p
 
 
@@ -229,7 +244,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"{sidecar['fold']}, patch {sidecar['patch_size']}, batch axis dynamic; onnxruntime agrees with "
                 f"PyTorch to {check['max_abs_logit_difference']:.2g} (tolerance {check['tolerance']:.2g})")
 
-    return run_command("dyntransnet_export_onnx", export, (ExportError,))
+    return run_command(COMMAND, export, (ExportError,))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def _session(model: Path, device: str):
     return ort.InferenceSession(str(model), providers=providers)
 
 
-PREDICTIONS_MARKER = ".dyntransnet_predict_onnx"  # written into every output folder: what --overwrite may replace
+COMMAND = "dyntransnet_predict_onnx"
+PREDICTIONS_MARKER = f".{COMMAND}"  # written into every output folder: what --overwrite may replace (ownership.py)
 
 
 def _cases(folder: Path, file_ending: str, channels: int) -> Dict[str, List[Path]]:
@@ -96,18 +97,20 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
                    step_size: float = 0.5, npp: int = 3, nps: int = 3, overwrite: bool = False) -> List[str]:
     """Predict every case of ``images`` into ``out`` with the ONNX model; returns the case names.
 
-    ``out`` follows :func:`nnunet_dyntransnet.utilities.staging.check_output_folder`: never the input folder, the
-    model's folder, nnU-Net's folders or the current folder, nor a folder holding one; an existing
-    one is replaced only with ``overwrite`` and only if this command wrote it.
+    ``out`` follows :class:`nnunet_dyntransnet.utilities.ownership.Claim`: never the input folder or the model's
+    folder, nor a folder holding or lying in one, nor nnU-Net's folders, the current or home folder or one holding
+    them; an existing one is replaced only with ``overwrite`` and only if this command wrote every file in it.
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dyntransnet.utilities.staging import check_output_folder, protected_folders, staged_folder, write_marker
+    from nnunet_dyntransnet.utilities.ownership import Claim, write_marker
+    from nnunet_dyntransnet.utilities.staging import staged_folder
 
     out = Path(out).resolve()
-    protected = protected_folders([(images, "the input folder, -i"), (Path(model).parent, "the model's folder")])
-    replace = check_output_folder(out, protected, PREDICTIONS_MARKER, overwrite, option="-o", error=InputError)
+    claim = Claim(COMMAND, [(images, "the input folder, -i"), (Path(model).parent, "the model's folder")], "-o",
+                  InputError)
+    replace = claim.folder(out, overwrite)
     sidecar = read_sidecar(model)
     cases = _cases(images, sidecar["dataset_json"]["file_ending"], sidecar["num_input_channels"])
     plans_manager = PlansManager(sidecar["plans"])
@@ -127,7 +130,7 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
         args = staging / "predict_from_raw_data_args.json"
         if args.is_file():
             args.write_text(args.read_text().replace(str(staging), str(out)))
-        write_marker(staging, PREDICTIONS_MARKER, "dyntransnet_predict_onnx")
+        write_marker(staging, COMMAND)
     return list(cases)
 
 

@@ -167,6 +167,15 @@ def main(argv=None) -> int:
     raw = Path(os.environ["nnUNet_raw"])
     name = next((p.name for p in sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))), f"Dataset{dataset_id:03d}_{suffix}")
 
+    if args.report_out is not None and not args.progress:  # refused now, not after hours of training (ownership.py)
+        from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
+
+        try:
+            Claim("dyntransnet_report", option="--report-out").folder(args.report_out, overwrite=True)
+        except OwnershipError as e:
+            print(f"dyntransnet_protocol: error: {e}", file=sys.stderr)
+            return 2
+
     if args.progress:
         results = Path(os.environ["nnUNet_results"]) / name
         trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)

@@ -10,10 +10,11 @@ cleans up like any other failure: while a staged folder is open, SIGTERM raises
 :class:`Terminated` in the main thread. Hidden folders that a run killed by SIGKILL or a
 power cut left behind are named after their process (``.NAME.TAG-PID@HOST-xxxxxxxx``); the
 next run beside them removes those whose process is gone, and says so.
+
+What a command may replace at all is decided before, by :mod:`~nnunet_dyntransnet.utilities.ownership`.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,10 +25,10 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ["StagingError", "Terminated", "staged_folder", "remove_stale_staging", "check_removable", "exit_code_of",
-           "protected_folders", "staging_name", "pid_alive", "check_output_folder", "write_marker", "sigterm_raises"]
+           "staging_name", "pid_alive", "sigterm_raises"]
 
 _REPLACED = "replaced"  # tag of an old folder moved aside during a replace
 
@@ -204,84 +205,3 @@ def staged_folder(target: Path, replace: Sequence[Path] = (), tag: str = "stagin
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def protected_folders(inputs: Sequence[Tuple[Path, str]] = (), datasets: Sequence[str] = ()) -> List[Tuple[Path, str]]:
-    """(folder, what it is) that an output folder must never be, nor contain.
-
-    The current folder, every input the command reads, nnU-Net's three folders
-    (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``, where set) and the ``datasets``
-    inside them. Paths are resolved, so a link or ``..`` cannot hide one.
-    """
-    protected = [(Path.cwd().resolve(), "the current folder")]
-    protected += [(Path(p).resolve(), what) for p, what in inputs]
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        if os.environ.get(var):
-            root = Path(os.environ[var]).resolve()
-            protected += [(root, f"${var}")] + [(root / d, f"a dataset in ${var}") for d in datasets]
-    return protected
-
-
-def _marker_entries(folder: Path, marker: str) -> Optional[set]:
-    """The names the command listed in its marker when it wrote ``folder``, or None if it has no marker."""
-    try:
-        return set(json.loads((folder / marker).read_text())["entries"]) | {marker}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def write_marker(folder: Path, marker: str, command: str) -> None:
-    """Mark ``folder`` as written by ``command``, listing what it holds now (what --overwrite may delete later)."""
-    entries = sorted(p.name for p in folder.iterdir() if p.name != marker)
-    (folder / marker).write_text(json.dumps({"written_by": command, "entries": entries,
-                                             "note": "--overwrite may replace this folder"}, indent=1) + "\n")
-
-
-def check_output_folder(out: Path, protected: Sequence[Tuple[Path, str]], marker: str, overwrite: bool,
-                        option: str = "-o", error: Type[Exception] = StagingError,
-                        owned: Optional[Callable[[Path], Optional[set]]] = None) -> List[Path]:
-    """Refuse an output folder that would lose user data; return what :func:`staged_folder` replaces.
-
-    The one rule of every command that writes a folder (reports, predictions):
-
-    - ``out`` may not be, nor contain, a ``protected`` folder (:func:`protected_folders`),
-      with or without ``--overwrite``; nor may it be a file;
-    - a missing or empty ``out`` is simply used;
-    - an existing, non-empty ``out`` is replaced only with ``--overwrite``, and only if the
-      command wrote it (its ``marker`` file) and it holds nothing the marker does not list.
-
-    Args:
-        out: the output folder, resolved.
-        protected: from :func:`protected_folders`.
-        marker: the file name the command writes into every folder it makes (:func:`write_marker`).
-        overwrite: the user passed --overwrite.
-        option: the command-line option that names ``out``, for the messages.
-        error: the exception type the command reports.
-        owned: the names the command wrote into a folder, or None if it did not write it
-            (default: read from the marker; a command may also recognise older folders).
-
-    Returns:
-        ``[out]`` if it exists (to be replaced), else ``[]``.
-    """
-    out = Path(out).resolve()
-    owned = owned or (lambda folder: _marker_entries(folder, marker))
-    for folder, what in protected:
-        if out == folder or out in folder.parents:
-            relation = "is" if out == folder else "contains"
-            raise error(f"{option} {out} {relation} {folder} ({what}); it is never replaced, with or without "
-                        f"--overwrite. Pass a new folder")
-    if out.exists() and not out.is_dir():
-        raise error(f"{option} {out} is a file; pass a folder (a new one, or one this command wrote)")
-    if not out.exists() or not any(out.iterdir()):
-        return [out] if out.exists() else []
-    written = owned(out)
-    if written is None:
-        raise error(f"{option} {out} exists and holds files this command did not write; pass a new folder "
-                    f"(--overwrite only replaces a folder this command wrote)")
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in written)
-    if foreign:
-        raise error(f"{option} {out} was written by this command but now also holds {', '.join(foreign[:5])}; "
-                    f"move them out first, or pass another folder")
-    if not overwrite:
-        raise error(f"{option} {out} holds an earlier run's output; pass --overwrite to replace it, or another folder")
-    return [out]

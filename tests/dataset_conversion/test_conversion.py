@@ -193,8 +193,20 @@ def test_existing_dataset_is_kept_unless_overwrite(lits, raw, capsys):
     err = capsys.readouterr().err
     assert "Dataset501_MyOwnData has the id 501 of the Dataset501_LiTS" in err and "--replace_other_name" in err
     assert (mine / "precious.txt").read_text() == "user data"
+    # issue 28: even both flags never delete a dataset the plugin did not write (nnU-Net's one name per id is the
+    # user's to settle)
+    assert convert_lits_entry([str(lits), "--overwrite", "--replace_other_name"]) == 2
+    assert "did not write" in capsys.readouterr().err and (mine / "precious.txt").read_text() == "user data"
+    assert not (raw / "Dataset501_LiTS").exists()
+    # a dataset a command of the plugin wrote under that id is replaced with both flags
+    import shutil
+
+    shutil.rmtree(mine)
+    from nnunet_dyntransnet.dataset_conversion.phantom import main as make_phantom
+
+    assert make_phantom(["-d", "501", "-n", "1", "--test", "0"]) == 0
     assert convert_lits_entry([str(lits), "--overwrite", "--replace_other_name"]) == 0
-    assert not mine.exists() and (raw / "Dataset501_LiTS" / "dataset.json").is_file()
+    assert not (raw / "Dataset501_LiverPhantomCT").exists() and (raw / "Dataset501_LiTS" / "dataset.json").is_file()
 
 
 def test_failed_overwrite_keeps_the_old_dataset(lits, raw, capsys):

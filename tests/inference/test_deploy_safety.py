@@ -58,31 +58,11 @@ def test_predict_onnx_never_replaces_inputs_nnunet_folders_or_foreign_files(work
     code = predict.main(["-i", str(work / "imgs"), "-o", str(target), "-m", str(model), "--overwrite"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert {"work": f"contains {work / 'imgs'} (the input folder, -i)", "imgs": f"is {work / 'imgs'}",
-            "other": "holds files this command did not write",
-            "results": "$nnUNet_results", "cwd": "the current folder", "model_folder": "the model's folder",
+    assert {"work": f"holds {work / 'imgs'} (the input folder, -i)", "imgs": f"is {work / 'imgs'}",
+            "other": "holds files dyntransnet_predict_onnx did not write",
+            "results": "$nnUNet_results", "cwd": "(the input folder, -i)", "model_folder": "the model's folder",
             "afile": "is a file"}[out] in err, err
     assert _tree(tmp_path) == before, "nothing changed"
-
-
-def test_predict_onnx_output_rules_are_the_shared_ones(work, tmp_path):
-    """An empty folder is used; a folder this command wrote is replaced only with --overwrite and only while it holds
-    nothing else (the same rule, from the same code, as dyntransnet_report)."""
-    protected = staging.protected_folders([(work / "imgs", "-i")])
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert staging.check_output_folder(empty, protected, predict.PREDICTIONS_MARKER, False) == [empty]
-    assert staging.check_output_folder(tmp_path / "new", protected, predict.PREDICTIONS_MARKER, False) == []
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "a.nii.gz").write_text("prediction")
-    staging.write_marker(mine, predict.PREDICTIONS_MARKER, "dyntransnet_predict_onnx")
-    with pytest.raises(staging.StagingError, match="pass --overwrite"):
-        staging.check_output_folder(mine, protected, predict.PREDICTIONS_MARKER, False)
-    assert staging.check_output_folder(mine, protected, predict.PREDICTIONS_MARKER, True) == [mine]
-    (mine / "thesis.tex").write_text("mine")
-    with pytest.raises(staging.StagingError, match="also holds thesis.tex"):
-        staging.check_output_folder(mine, protected, predict.PREDICTIONS_MARKER, True)
 
 
 def test_predict_onnx_reads_inputs_with_the_checked_reader(tmp_path):
