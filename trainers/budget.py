@@ -22,6 +22,11 @@ trainer of this plugin (and ``nnUNetTrainer_WallClock``, nnU-Net's own U-Net and
 
 The time excludes nnU-Net's set-up and the final validation, the same for every trainer.
 Unset, the trainers train nnU-Net's 1000 epochs as usual.
+
+``DYNTRANSNET_TRAIN_EPOCHS=N`` instead trains exactly N epochs of the same 50 iterations, with
+the warm-up (where the recipe has one) a tenth of them and the decay ending at epoch N: the same
+number of steps for every network, whatever else the machine is doing (the screens of
+docs/comparison, where a busy machine must not skew the result). It is recorded like the budget.
 """
 from __future__ import annotations
 
@@ -38,10 +43,11 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
-__all__ = ["BUDGET_ENV", "WallClockBudget", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit",
+__all__ = ["BUDGET_ENV", "EPOCHS_ENV", "WallClockBudget", "fixed_epochs", "nnUNetTrainer_WallClock", "budget_minutes", "epochs_that_fit",
            "first_epoch_warmup_factor"]
 
 BUDGET_ENV = "DYNTRANSNET_TRAIN_MINUTES"
+EPOCHS_ENV = "DYNTRANSNET_TRAIN_EPOCHS"
 ITERATIONS, VAL_ITERATIONS = 50, 10
 
 
@@ -58,6 +64,20 @@ def budget_minutes() -> Optional[float]:
         raise ValueError(f"{BUDGET_ENV}={raw!r}: give the training time in minutes as a positive number "
                          f"(for example {BUDGET_ENV}=30), or unset it to train nnU-Net's epochs")
     return minutes
+
+
+def fixed_epochs() -> Optional[int]:
+    """``DYNTRANSNET_TRAIN_EPOCHS`` as a positive integer, or None when unset or empty; refused beside a budget."""
+    raw = os.environ.get(EPOCHS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{EPOCHS_ENV}={raw!r}: give the number of 50-iteration epochs as a positive integer "
+                         f"(for example {EPOCHS_ENV}=20), or unset it")
+    if os.environ.get(BUDGET_ENV, "").strip():
+        raise ValueError(f"{EPOCHS_ENV} and {BUDGET_ENV} are both set: a training runs for a number of epochs or for "
+                         f"a time, not both; unset one of them")
+    return int(raw)
 
 
 def epochs_that_fit(durations: Sequence[float], budget_s: float) -> int:
@@ -102,17 +122,24 @@ class WallClockBudget(ChecksResume):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         try:  # before nnU-Net's __init__, which creates the fold folder
-            train_minutes = budget_minutes()
+            train_minutes, train_epochs = budget_minutes(), fixed_epochs()
         except ValueError as e:
             raise TrainingRefused(str(e)) from None
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.train_minutes = train_minutes
-        if self.train_minutes is not None:
+        self.train_minutes, self.train_epochs = train_minutes, train_epochs
+        if self.train_minutes is not None or self.train_epochs is not None:
             self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = ITERATIONS, VAL_ITERATIONS
+        if self.train_epochs is not None:
+            self.num_epochs = self.train_epochs
+            if hasattr(self, "warmup_duration_whole_net"):
+                self.warmup_duration_whole_net = max(1, self.train_epochs // 10)
 
     def environment_recipe(self) -> Dict[str, Any]:
         """What environment variables changed in this training; kept in every checkpoint (``dyntransnet_recipe``)."""
-        return {"train_minutes": self.train_minutes}
+        recipe = {"train_minutes": self.train_minutes}
+        if self.train_epochs is not None:  # only when set, so checkpoints of earlier versions compare equal
+            recipe["train_epochs"] = self.train_epochs
+        return recipe
 
     def save_checkpoint(self, filename: str) -> None:
         with _checkpoints_carry({"dyntransnet_recipe": self.environment_recipe()}):
@@ -121,6 +148,10 @@ class WallClockBudget(ChecksResume):
     def check_resumable(self, checkpoint: Dict[str, Any], path: str) -> None:
         """``--c`` continues a training only under the budget it began with."""
         saved = checkpoint.get("dyntransnet_recipe")
+        if saved is not None and saved.get("train_epochs") != self.train_epochs:
+            raise TrainingRefused(f"{path} was trained with {EPOCHS_ENV} {saved.get('train_epochs') or 'unset'}, and it "
+                                  f"is {self.train_epochs or 'unset'} now; --c continues a training only with its own "
+                                  f"number of epochs. Set {EPOCHS_ENV} as before, or train a new fold")
         if saved is not None and saved.get("train_minutes") != self.train_minutes:
             was = "unset" if saved.get("train_minutes") is None else f"{saved['train_minutes']:g}"
             now = "unset" if self.train_minutes is None else f"{self.train_minutes:g}"

@@ -7,22 +7,42 @@
 #
 # Everything is written under WORK_DIR (nnU-Net's three folders, the benchmark JSON, the report);
 # nothing in the repository is touched. About 4 x MINUTES per fold + 20 minutes on a 2-core machine.
+#
+# Environment (all optional):
+#   TRAINERS="A B"   the trainers to run, in this order (default: the four below); the first is the report's baseline
+#   TUMORS=lits      the phantom's tumor profile (dyntransnet_make_phantom --tumors; default lits, dataset 991;
+#                    "standard" is the phantom of the 2026-11-30 run, dataset 990)
+#   EPOCHS=N         train N epochs of 50 steps instead of MINUTES (the screens: the same steps for every network,
+#                    whatever else the machine does); MINUTES is then only the report's title
+#   NO_BENCHMARK=1   skip the cost benchmark (screens)
+#   RESULTS=NAME     nnU-Net's results folder under WORK_DIR (default results; a screen uses its own, so that its
+#                    fixed-step folds are never taken for the equal-time comparison's finished folds)
+#   REPORT=DIR       the report's folder (default WORK_DIR/report)
 set -euo pipefail
 
 work=${1:-/tmp/dyntransnet_comparison}
 minutes=${2:-6}
 read -r -a folds <<< "${3:-0 1 2}"
-export nnUNet_raw=$work/raw nnUNet_preprocessed=$work/preprocessed nnUNet_results=$work/results
+tumors=${TUMORS:-lits}
+case $tumors in
+    lits) dataset_id=991 ;;
+    standard) dataset_id=990 ;;
+    *) echo "run.sh: TUMORS=$tumors: give lits or standard" >&2; exit 2 ;;
+esac
+dataset=Dataset${dataset_id}_LiverPhantomCT
+export nnUNet_raw=$work/raw nnUNet_preprocessed=$work/preprocessed nnUNet_results=$work/${RESULTS:-results}
 export nnUNet_n_proc_DA=${nnUNet_n_proc_DA:-1} nnUNet_compile=false
-plans=$nnUNet_preprocessed/Dataset990_LiverPhantomCT/nnUNetPlans.json
+plans=$nnUNet_preprocessed/$dataset/nnUNetPlans.json
 # the four networks, each without mirroring (trainers/no_mirroring.py): the phantom's liver lies on the
 # patient's right, as in real scans, and mirroring would hide that cue from all four alike
-trainers=(nnUNetTrainer_WallClock_NoMirroring nnUNetTrainerDynTransNet_NoMirroring nnUNetTrainerSegResNet_NoMirroring
-          nnUNetTrainerAttentionUNet_NoMirroring)
+read -r -a trainers <<< "${TRAINERS:-nnUNetTrainer_WallClock_NoMirroring nnUNetTrainerDynTransNet_NoMirroring
+    nnUNetTrainerSegResNet_NoMirroring nnUNetTrainerAttentionUNet_NoMirroring}"
+if [ -n "${EPOCHS:-}" ]; then budget=(DYNTRANSNET_TRAIN_EPOCHS="$EPOCHS"); title="$EPOCHS epochs of 50 steps per network and fold"
+else budget=(DYNTRANSNET_TRAIN_MINUTES="$minutes"); title="equal wall-clock budget ($minutes min per network and fold, CPU)"; fi
 
 # 40 phantom cases; each fold of nnU-Net's split validates 8 of them
-[ -d "$nnUNet_raw/Dataset990_LiverPhantomCT" ] || dyntransnet_make_phantom -d 990 -n 40 --test 0
-[ -f "$plans" ] || nnUNetv2_plan_and_preprocess -d 990 -c 3d_fullres -np 2
+[ -d "$nnUNet_raw/$dataset" ] || dyntransnet_make_phantom -d $dataset_id -n 40 --test 0 --tumors "$tumors"
+[ -f "$plans" ] || nnUNetv2_plan_and_preprocess -d $dataset_id -c 3d_fullres -np 2
 
 # A CPU-sized configuration, the way nnU-Net's documentation extends a plan: "3d_fullres_narrow"
 # inherits everything from 3d_fullres (patch, spacing, preprocessed data) except the widths, 8 to 64
@@ -43,18 +63,18 @@ EOF
 # over the run hits every network alike; a finished training is skipped
 for fold in "${folds[@]}"; do
     for tr in "${trainers[@]}"; do
-        out=$nnUNet_results/Dataset990_LiverPhantomCT/${tr}__nnUNetPlans__3d_fullres_narrow/fold_$fold
+        out=$nnUNet_results/$dataset/${tr}__nnUNetPlans__3d_fullres_narrow/fold_$fold
         [ -f "$out/validation/summary.json" ] && continue
-        DYNTRANSNET_TRAIN_MINUTES=$minutes nnUNetv2_train 990 3d_fullres_narrow "$fold" -tr "$tr" -device cpu
+        env "${budget[@]}" nnUNetv2_train $dataset_id 3d_fullres_narrow "$fold" -tr "$tr" -device cpu
     done
 done
 
 # what each row costs, measured in one run from the same configuration
-[ -f "$work/benchmark.json" ] || dyntransnet_benchmark --plan "$plans" -c 3d_fullres_narrow --device cpu \
+[ -n "${NO_BENCHMARK:-}" ] || [ -f "$work/benchmark.json" ] || dyntransnet_benchmark --plan "$plans" -c 3d_fullres_narrow --device cpu \
     --networks PlainConvUNet DynTransNet SegResNet "Attention U-Net" --no-mirroring --out "$work/benchmark.json"
 
 folders=()
-for tr in "${trainers[@]}"; do folders+=("$nnUNet_results/Dataset990_LiverPhantomCT/${tr}__nnUNetPlans__3d_fullres_narrow"); done
-dyntransnet_report "${folders[@]}" --baseline nnUNetTrainer_WallClock_NoMirroring \
-    --benchmark "$work/benchmark.json" --title "Phantom, equal wall-clock budget ($minutes min per network and fold, CPU)" \
-    --out "$work/report" --overwrite
+for tr in "${trainers[@]}"; do folders+=("$nnUNet_results/$dataset/${tr}__nnUNetPlans__3d_fullres_narrow"); done
+benchmark=(); [ -f "$work/benchmark.json" ] && benchmark=(--benchmark "$work/benchmark.json")
+dyntransnet_report "${folders[@]}" --baseline "${trainers[0]}" "${benchmark[@]}" \
+    --title "Phantom ($tumors tumors), $title" --out "${REPORT:-$work/report}" --overwrite

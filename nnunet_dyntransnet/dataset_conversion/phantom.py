@@ -6,7 +6,7 @@ hyperdense ones; livers are lobulated, tumors vary in number (zero included), si
 contrast and texture; images carry noise, a smooth bias field and anisotropic spacing.
 Every case is reproducible from ``(seed, index)``.
 
-    dyntransnet_make_phantom [-d 990] [-n 40] [--test 8] [--modality ct|mr] [--seed 0]
+    dyntransnet_make_phantom [-d 990] [-n 40] [--test 8] [--modality ct|mr] [--tumors standard|lits] [--seed 0]
 """
 from __future__ import annotations
 
@@ -17,7 +17,35 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["PhantomSpec", "make_case", "write_phantom_dataset", "main"]
+__all__ = ["PhantomSpec", "TumorProfile", "TUMOR_PROFILES", "make_case", "write_phantom_dataset", "main"]
+
+
+@dataclass(frozen=True)
+class TumorProfile:
+    """How many tumors a case holds, how large and how contrasted they are.
+
+    Attributes:
+        counts: the tumor count is drawn uniformly from these (0: a case without tumor).
+        radius_mm: a tumor's mean radius is drawn uniformly from this range; each axis then varies by
+            -25% to +25%, the edge is wobbled, and the tumor is clipped to the liver.
+        contrast: the tumor's mean offset from liver, in units of the liver's texture scale (0.12 x the
+            liver-fat difference: 25 HU in CT), drawn uniformly from this range; hypo- or hyperdense
+            with equal chance.
+    """
+
+    counts: Tuple[int, ...]
+    radius_mm: Tuple[float, float]
+    contrast: Tuple[float, float] = (2.5, 5.0)
+
+
+# "standard": the phantom since version 0.1 (the demo's and the tests'). "lits": the tumor burden of the
+# equal-time comparison (docs/comparison/README.md, "The phantom"): larger lesions (3 to 7 cm across, inside the
+# range LiTS's lesions span, and large enough at 4 mm voxels to be more than a boundary), in more cases (1 in 8
+# without tumor), at the same contrast, so that a network that learns tumors in a short budget can show it.
+TUMOR_PROFILES = {
+    "standard": TumorProfile(counts=(0, 1, 1, 2, 2, 3, 4), radius_mm=(10.0, 26.0)),
+    "lits": TumorProfile(counts=(0, 1, 1, 2, 2, 3, 3, 4), radius_mm=(15.0, 35.0)),
+}
 
 
 @dataclass(frozen=True)
@@ -28,11 +56,17 @@ class PhantomSpec:
         shape: voxels (z, y, x).
         spacing: mm (z, y, x); z is thicker, as in clinical scans.
         modality: ``"ct"`` (Hounsfield units) or ``"mr"`` (arbitrary units, strong bias field).
+        tumors: a name in :data:`TUMOR_PROFILES`.
     """
 
     shape: Tuple[int, int, int] = (32, 64, 64)
     spacing: Tuple[float, float, float] = (5.0, 4.0, 4.0)
     modality: str = "ct"
+    tumors: str = "standard"
+
+    def __post_init__(self):
+        if self.tumors not in TUMOR_PROFILES:
+            raise ValueError(f"tumors={self.tumors!r}: choose one of {sorted(TUMOR_PROFILES)}")
 
 
 # mean intensity of each tissue: (ct HU, mr a.u.)
@@ -119,19 +153,20 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
         dist = np.sqrt(np.maximum((rel ** 2).sum(0) - along ** 2, 0))
         tissue[(dist < rng.uniform(2.5, 4.5)) & (np.abs(along) < 40) & liver] = TISSUE["vessel"][col]
 
-    # tumors: 0 to 4, each hypo- or hyperdense, with its own texture
+    # tumors (as many as the profile draws), each hypo- or hyperdense, with its own texture
+    profile = TUMOR_PROFILES[spec.tumors]
     label = liver.astype(np.uint8)
     liver_std = 0.12 * abs(TISSUE["liver"][col] - TISSUE["fat"][col])
-    n_tumors = rng.choice([0, 1, 1, 2, 2, 3, 4])
+    n_tumors = rng.choice(list(profile.counts))
     candidates = np.argwhere(ndimage.binary_erosion(liver, iterations=2))
     for _ in range(n_tumors if len(candidates) else 0):
         center = candidates[rng.integers(len(candidates))] - np.array(shape) / 2 + 0.5
         center = center * np.array(spec.spacing)
-        radius = rng.uniform(10.0, 26.0)
+        radius = rng.uniform(*profile.radius_mm)
         radii = radius * rng.uniform(0.75, 1.25, size=3)
         tumor = _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (3, 5, 5)), 0.3) & liver
         sign = rng.choice([-1.0, 1.0])
-        contrast = sign * rng.uniform(2.5, 5.0) * liver_std
+        contrast = sign * rng.uniform(*profile.contrast) * liver_std
         texture = rng.uniform(0.2, 0.6) * liver_std * _smooth_field(rng, shape, (5, 9, 9))
         tissue[tumor] = TISSUE["liver"][col] + contrast + texture[tumor]
         label[tumor] = 2
@@ -149,14 +184,14 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
 
 def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int = 8, modality: str = "ct",
                           seed: int = 0, spec: Optional[PhantomSpec] = None, overwrite: bool = False,
-                          replace_other_name: bool = False):
+                          replace_other_name: bool = False, tumors: str = "standard"):
     """Write ``$nnUNet_raw/DatasetNNN_LiverPhantomCT`` (or ``MR``), with held-out labels in ``labelsTs``."""
     import SimpleITK as sitk
     from tqdm import tqdm
 
     from nnunet_dyntransnet.dataset_conversion.raw_dataset import dataset_folder_name, staged_dataset, write_dataset_json
 
-    spec = spec or PhantomSpec(modality=modality)
+    spec = spec or PhantomSpec(modality=modality, tumors=tumors)
     name = f"LiverPhantom{spec.modality.upper()}"
     folder_name = dataset_folder_name(dataset_id, name)
     with staged_dataset(dataset_id, name, overwrite, replace_other_name=replace_other_name) as staging:
@@ -169,7 +204,7 @@ def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int 
                 img.SetSpacing(tuple(float(s) for s in spec.spacing[::-1]))
                 sitk.WriteImage(img, str(staging / folder / f"phantom_{i:03d}{suffix}.nii.gz"), useCompression=True)
         write_dataset_json(staging, folder_name, "CT" if spec.modality == "ct" else "MRI", n_train, False,
-                           description=f"synthetic liver phantom ({spec.modality}), seed {seed}", license="CC0")
+                           description=f"synthetic liver phantom ({spec.modality}, {spec.tumors} tumors), seed {seed}", license="CC0")
     return staging.parent / folder_name
 
 
@@ -182,6 +217,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-n", type=int, default=40, help="training cases (default 40)")
     parser.add_argument("--test", type=int, default=8, help="held-out cases with labels in labelsTs (default 8)")
     parser.add_argument("--modality", choices=("ct", "mr"), default="ct")
+    parser.add_argument("--tumors", choices=sorted(TUMOR_PROFILES), default="standard",
+                        help="tumor profile: 'standard' (default; the demo's) or 'lits' (larger lesions in more cases; "
+                             "the equal-time comparison's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing phantom with the same id")
     parser.add_argument("--replace_other_name", action="store_true",
@@ -194,7 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def write() -> str:
         target = write_phantom_dataset(args.d, args.n, args.test, args.modality, args.seed, overwrite=args.overwrite,
-                                       replace_other_name=args.replace_other_name)
+                                       replace_other_name=args.replace_other_name, tumors=args.tumors)
         return f"wrote {target}"
 
     return run_command("dyntransnet_make_phantom", write, (ConversionError,))

@@ -77,3 +77,29 @@ def test_make_phantom_command(tmp_path, monkeypatch, capsys):
     assert main(["-d", "991", "-n", "2"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert len(list((out / "imagesTr").glob("*.nii.gz"))) == 3
+
+
+def test_the_standard_profile_is_the_phantom_it_always_was():
+    """The tumor profiles left the default phantom (the demo's, the tests') as it was: its labels, hashed."""
+    import hashlib
+
+    labels = b"".join(make_case(PhantomSpec(), 0, i)[1].tobytes() for i in range(4))
+    assert hashlib.sha256(labels).hexdigest()[:16] == "8222c070d8b1b5ae"
+
+
+def test_the_lits_profile_has_larger_tumors_in_more_cases():
+    from scipy import ndimage
+
+    def stats(tumors):
+        burden, lesions = [], []
+        for i in range(24):
+            _, label = make_case(PhantomSpec(tumors=tumors), 0, i)
+            burden.append((label == 2).sum() / (label >= 1).sum())
+            components, n = ndimage.label(label == 2)
+            lesions += [int((components == k).sum()) for k in range(1, n + 1)]
+        return np.mean(burden), np.median(lesions)
+
+    standard, lits = stats("standard"), stats("lits")
+    assert lits[0] > 1.8 * standard[0] and lits[1] > 2 * standard[1]
+    with pytest.raises(ValueError, match="tumors='huge'"):
+        PhantomSpec(tumors="huge")

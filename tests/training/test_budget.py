@@ -173,3 +173,33 @@ def test_the_budget_is_kept_in_checkpoints_and_continued_only_under_it(monkeypat
     again = _Saving({}, "3d_fullres", 0, {}, torch.device("cpu"))
     with pytest.raises(TrainingRefused, match="DYNTRANSNET_TRAIN_MINUTES 8, and it is 20 now"):
         again.load_checkpoint(str(tmp_path / "c.pth"))
+
+
+def test_a_fixed_number_of_epochs_for_the_screens(monkeypatch):
+    """DYNTRANSNET_TRAIN_EPOCHS=N: N epochs of 50 steps, the warm-up a tenth of them, whatever the clock says."""
+    from nnunet_dyntransnet.trainers.budget import fixed_epochs
+
+    monkeypatch.delenv("DYNTRANSNET_TRAIN_MINUTES", raising=False)
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_EPOCHS", "16")
+
+    class _WithWarmup(_StandIn):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.warmup_duration_whole_net = 50
+
+    class _Fixed(WallClockBudget, _WithWarmup):
+        pass
+
+    trainer = _Fixed({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.warmup_duration_whole_net) == (16, 50, 1)
+    trainer.epoch_s = [1e6] * 1000  # a clock that says nothing fits: the epochs are what the variable says
+    trainer.run_training()
+    assert trainer.current_epoch == 16 and trainer.environment_recipe()["train_epochs"] == 16
+    for raw in ("0", "-1", "1.5", "ten", "２"):
+        monkeypatch.setenv("DYNTRANSNET_TRAIN_EPOCHS", raw)
+        with pytest.raises(ValueError, match="positive integer"):
+            fixed_epochs()
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_EPOCHS", "4")
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "2")
+    with pytest.raises(ValueError, match="both set"):
+        fixed_epochs()
