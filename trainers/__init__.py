@@ -15,9 +15,11 @@ from nnunet_dyntransnet.trainers.dyntransnet import (nnUNetTrainerDynTransNet, n
 from nnunet_dyntransnet.trainers.no_mirroring import *  # noqa: F401,F403 - the comparison's four, without mirroring
 from nnunet_dyntransnet.trainers.no_mirroring import __all__ as _no_mirroring
 from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
+from nnunet_dyntransnet.trainers.screens import *  # noqa: F401,F403 - the screens' one-change variants
+from nnunet_dyntransnet.trainers.screens import __all__ as _screens
 
 __all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed", "nnUNetTrainerDynTransNet_Paper",
            "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
            "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines,
-           *[name for name in _no_mirroring if name != "NoMirroring"]]
+           *[name for name in _no_mirroring if name != "NoMirroring"], *_screens]

@@ -30,7 +30,10 @@ OPTIONS_KEY = "dyntransnet_network_options"
 # Constructor arguments that shape the network beyond the plan; each trainer records all of them.
 ARCHITECTURE_OPTIONS = ("transformer_depth", "head_dim", "mlp_ratio", "window_size", "max_global_tokens",
                         "drop_path_rate", "attention", "fusion", "residual_refine", "activation_checkpointing",
-                        "selective_checkpointing", "selective_depth")
+                        "selective_checkpointing", "selective_depth", "conv_stages")
+# Options added after trainers began recording theirs, with the value every network had before: a record
+# without one was built with that value, whatever the default is now.
+RECORDED_BEFORE_THE_OPTION: Dict[str, Any] = {"conv_stages": 1}
 # Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,
@@ -81,8 +84,8 @@ class BuildsDynTransNet(ChecksResume):
                                    enable_deep_supervision: bool = True) -> nn.Module:
         # a ConfigurationManager, or any object with its attributes (then with nothing recorded)
         recorded = getattr(configuration_manager, "configuration", {}).get(OPTIONS_KEY)
-        options = dict(recorded) if recorded is not None else {**LEGACY_0_1_OPTIONS,
-                                                               **cls.network_options_for(configuration_manager)}
+        options = {**RECORDED_BEFORE_THE_OPTION, **recorded} if recorded is not None else {
+            **LEGACY_0_1_OPTIONS, **cls.network_options_for(configuration_manager), **RECORDED_BEFORE_THE_OPTION}
         return DynTransNet.from_plan(configuration_manager, num_input_channels, num_output_channels,
                                      enable_deep_supervision, **options)
 
@@ -90,6 +93,8 @@ class BuildsDynTransNet(ChecksResume):
         """``--c``: the checkpoint's network must be the one this trainer builds."""
         planned = checkpoint.get("init_args", {}).get("plans", {}).get("configurations", {}).get(self.configuration_name, {})
         recorded, now = planned.get(OPTIONS_KEY), self.configuration_manager.configuration[OPTIONS_KEY]
+        if recorded is not None:  # options added since were what the record's network had
+            recorded = {**RECORDED_BEFORE_THE_OPTION, **recorded}
         if recorded != now:
             was = "version 0.1's network (it recorded no options)" if recorded is None else f"the options {recorded}"
             raise TrainingRefused(f"{path} was trained with {was}; this trainer builds {now}, so --c cannot continue "

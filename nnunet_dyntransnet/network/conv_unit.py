@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pydoc
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence, Type
+from typing import Any, Mapping, Optional, Sequence, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -94,13 +94,17 @@ def _norm(norm_op: Type[nn.Module], channels: int, kwargs: Mapping[str, Any]) ->
 class ConvNormAct(nn.Sequential):
     """Conv (same padding) -> norm -> nonlinearity, as the plan names them (default: InstanceNorm, LeakyReLU).
 
-    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial)``.
+    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial / stride)`` (the first unit of a convolutional stage
+    downsamples as nnU-Net's U-Net does, by its convolution's stride).
     """
 
-    def __init__(self, spec: ConvUnitSpec, in_channels: int, out_channels: int, kernel_size: Sequence[int]) -> None:
+    def __init__(self, spec: ConvUnitSpec, in_channels: int, out_channels: int, kernel_size: Sequence[int],
+                 stride: Union[int, Sequence[int]] = 1) -> None:
         padding = tuple(k // 2 for k in kernel_size)
         norm_op = spec.norm_op or get_matching_instancenorm(spec.conv_op)
-        layers = [spec.conv_op(in_channels, out_channels, tuple(kernel_size), padding=padding, bias=spec.conv_bias),
+        stride = tuple(stride) if not isinstance(stride, int) else stride
+        layers = [spec.conv_op(in_channels, out_channels, tuple(kernel_size), stride=stride, padding=padding,
+                               bias=spec.conv_bias),
                   _norm(norm_op, out_channels, spec.norm_op_kwargs)]
         if spec.nonlin is not None:
             layers.append(spec.nonlin(**spec.nonlin_kwargs))

@@ -78,6 +78,9 @@ class DynTransNet(nn.Module):
             hidden outputs (:mod:`~nnunet_dyntransnet.network.checkpointing`). Where ``activation_checkpointing``
             is on too, the parts it names are recomputed whole. FM-M is recomputed in backward in any case
             (:class:`~nnunet_dyntransnet.network.decoder_blocks.FeatureMix`).
+        conv_stages: how many stages, from the highest resolution, are convolutional: the plan's conv units, as
+            nnU-Net's U-Net (1: the stem alone, the first default; at most all but the lowest-resolution stage).
+            Their selective checkpointing is the stem's.
         selective_depth: how many transformer stages and decoder levels, from the highest resolution down, selective
             checkpointing covers (None: all). Default 2: deeper ones hold little memory, and their recomputation cost
             time for each operation all the same (docs/network.md, "Defaults").
@@ -117,6 +120,7 @@ class DynTransNet(nn.Module):
         selective_depth: Optional[int] = 2,
         conv_unit: Optional[ConvUnitSpec] = None,
         decoder_units: Union[int, Sequence[int]] = 2,
+        conv_stages: int = 1,
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -128,10 +132,11 @@ class DynTransNet(nn.Module):
         if transformer_depth is not None:
             if transformer_depth < 1:
                 raise ValueError(f"transformer_depth must be at least 1, got {transformer_depth}")
-            stem_depth = depths if isinstance(depths, int) else depths[0]
-            depths = [stem_depth] + [transformer_depth] * (len(features_per_stage) - 1)
+            planned = [depths] * len(features_per_stage) if isinstance(depths, int) else list(depths)
+            depths = planned[:conv_stages] + [transformer_depth] * (len(features_per_stage) - conv_stages)
         self.layout: List[StageLayout] = plan_stage_layout(
-            patch_size, features_per_stage, strides, kernel_sizes, depths, head_dim, window_size, max_global_tokens
+            patch_size, features_per_stage, strides, kernel_sizes, depths, head_dim, window_size, max_global_tokens,
+            conv_stages
         )
         self.patch_size = tuple(int(p) for p in patch_size)
         conv_op = convert_dim_to_conv_op(len(patch_size))
@@ -168,7 +173,7 @@ class DynTransNet(nn.Module):
         self.decoder.selective_levels = frozenset(range(depth)) if "decoder" in parts else frozenset()
         # a recomputed conv unit whose norm returns a view runs its nonlinearity out of place (ConvNormAct.allow_in_place)
         last = len(self.decoder.refine) - 1
-        recomputed = [(self.encoder.stem, "stem" in parts)] + [
+        recomputed = [(units, "stem" in parts) for units in (self.encoder.stem, *self.encoder.conv_stages)] + [
             (refine, last - n in self.decoder.selective_levels) for n, refine in enumerate(self.decoder.refine)]
         for modules, recomputes in recomputed:
             for unit in modules.modules():

@@ -23,7 +23,8 @@ class StageLayout:
 
     Attributes:
         index: stage number; 0 is the full-resolution convolutional stem.
-        kind: ``"conv"`` (stem), ``"local"`` (windowed attention) or ``"global"`` attention.
+        kind: ``"conv"`` (the stem and the ``conv_stages - 1`` stages after it: the plan's conv units, as nnU-Net's
+            U-Net), ``"local"`` (windowed attention) or ``"global"`` attention.
         grid: feature-map size at this stage for the planned patch.
         channels: feature channels.
         depth: transformer blocks (for the stem: conv units).
@@ -96,6 +97,7 @@ def plan_stage_layout(
     head_dim: int = 32,
     window_size: IntOrSeq = 8,
     max_global_tokens: int = 4096,
+    conv_stages: int = 1,
 ) -> List[StageLayout]:
     """Validate a configuration and lay out its stages.
 
@@ -108,6 +110,8 @@ def plan_stage_layout(
         head_dim: target channels per attention head.
         window_size: largest local-window edge (per axis or one int).
         max_global_tokens: stages with at most this many tokens use global attention.
+        conv_stages: how many stages, from the highest resolution, are convolutional (the stem is one); at
+            least one stage stays a transformer stage.
 
     Returns:
         One :class:`StageLayout` per stage.
@@ -123,6 +127,9 @@ def plan_stage_layout(
         )
     if any(int(f) < 1 for f in features_per_stage):
         raise ValueError(f"features_per_stage must be positive, got {list(features_per_stage)}")
+    if not 1 <= conv_stages <= n_stages - 1:
+        raise ValueError(f"conv_stages={conv_stages}: give 1 (the stem alone) to {n_stages - 1} (all but the "
+                         f"lowest-resolution stage) for these {n_stages} stages; D-MSA needs one transformer stage")
     if head_dim < 1 or max_global_tokens < 1:
         raise ValueError(f"head_dim ({head_dim}) and max_global_tokens ({max_global_tokens}) must be >= 1")
     strides = [_as_axes(s, dims, f"strides[{i}]") for i, s in enumerate(expand_per_stage(strides, n_stages, "strides"))]
@@ -155,8 +162,8 @@ def plan_stage_layout(
     for i in range(n_stages):
         grid = tuple(g // s for g, s in zip(grid, strides[i]))
         channels = int(features_per_stage[i])
-        if i == 0:
-            layout.append(StageLayout(0, "conv", grid, channels, int(depths[0]), 0, (), strides[0], kernels[0]))
+        if i < conv_stages:
+            layout.append(StageLayout(i, "conv", grid, channels, int(depths[i]), 0, (), strides[i], kernels[i]))
             continue
         is_global = prod(grid) <= max_global_tokens
         stage_window = grid if is_global else fit_window(grid, window)

@@ -75,7 +75,7 @@ VARIANTS = [dict(), dict(attention="msa"),
             dict(conv_unit="batchnorm-gelu"),  # a plan's other layers: a nonlinearity that keeps its input
             dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
             dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
-            dict(activation_checkpointing=True, fusion="concat", residual_refine=False)]
+            dict(activation_checkpointing=True, fusion="concat", residual_refine=False), dict(conv_stages=2)]
 
 
 @pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),
@@ -98,10 +98,12 @@ def test_estimate_matches_saved_tensors(patch, spacing, options):
 
 
 @pytest.mark.parametrize("options", [dict(selective_checkpointing=False), dict(selective_checkpointing=True),
+                                     dict(conv_stages=2), dict(conv_stages=2, selective_checkpointing=True),
                                      dict(selective_checkpointing=True,
                                      attention="msa", mlp_ratio=2.0), dict(selective_checkpointing=True,
                                      activation_checkpointing=True), dict()],
-                         ids=["plain", "selective", "selective-msa-mlp2", "selective+full", "default"])
+                         ids=["plain", "selective", "conv2", "conv2-selective", "selective-msa-mlp2", "selective+full",
+                              "default"])
 def test_estimate_matches_retained_memory(options):
     """Selective checkpointing caches outside saved_tensors_hooks' view: the count against what stays alive."""
     torch.manual_seed(0)

@@ -285,3 +285,32 @@ def test_skips_and_decoder_maps_are_channels_first_in_memory():
     assert all(s.is_contiguous() for s in skips)
     net.decoder(skips)
     assert seen and all(a and b for a, b in seen)
+
+
+@pytest.mark.parametrize("config", ["3d_isotropic_4_stages", "3d_first_stride_1_2_2", "2d_6_stages_anisotropic_pool"])
+def test_conv_stages_are_the_unets_stages_and_dmsa_stays(config):
+    """``conv_stages=2``: stage 1 is nnU-Net's U-Net stage (a strided conv unit, then the plan's further units), the
+    deeper stages keep D-MSA; every parameter trains; shapes as nnU-Net's deep supervision expects."""
+    torch.manual_seed(0)
+    cfg = CONFIGS[config]
+    net = DynTransNet(input_channels=1, num_classes=2, conv_stages=2, **cfg)
+    assert [s.kind for s in net.layout][:2] == ["conv", "conv"] and net.layout[2].kind in ("local", "global")
+    stage1 = net.encoder.conv_stages[0]
+    strides = [tuple(s) for s in cfg["strides"]]
+    assert stage1[0][0].stride == strides[1] and stage1[0][0].in_channels == cfg["features_per_stage"][0]
+    depths = cfg.get("depths", 2)
+    assert len(stage1) == (depths if isinstance(depths, int) else depths[1])
+    assert len(net.encoder.stages) == len(cfg["features_per_stage"]) - 2
+    assert net.encoder.stages[0].blocks[0].attn.__class__.__name__ == "DynamicBiasAttention"
+    outputs = net(torch.randn(2, 1, *cfg["patch_size"]))
+    assert [tuple(o.shape[2:]) for o in outputs] == _nnunet_ds_shapes(cfg["patch_size"], cfg["strides"])
+    sum((o * torch.randn_like(o)).sum() for o in outputs).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_conv_stages_leave_one_transformer_stage():
+    cfg = CONFIGS["3d_isotropic_4_stages"]
+    with pytest.raises(ValueError, match="conv_stages=4: give 1 .* to 3"):
+        DynTransNet(input_channels=1, num_classes=2, conv_stages=4, **cfg)
+    with pytest.raises(ValueError, match="conv_stages=0"):
+        DynTransNet(input_channels=1, num_classes=2, conv_stages=0, **cfg)
