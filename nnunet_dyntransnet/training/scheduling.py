@@ -83,10 +83,12 @@ def parse_gpus(text: str, available: Optional[int] = None) -> List[str]:
     gpus = [g.strip() for g in text.split(",")]
     if not text.strip() or any(not g for g in gpus):
         raise ValueError(f"--gpus {text!r}: give GPU ids separated by commas, e.g. --gpus 0,1")
-    bad = [g for g in gpus if not g.isdigit()]
+    # ASCII digits only: str.isdigit also takes "２" and "²", which CUDA_VISIBLE_DEVICES does not
+    bad = [g for g in gpus if not (g.isascii() and g.isdigit())]
     if bad:
         raise ValueError(f"--gpus {text}: {bad[0]!r} is not a GPU id (a whole number, as in CUDA_VISIBLE_DEVICES)")
-    repeated = sorted({g for g in gpus if gpus.count(g) > 1})
+    gpus = [str(int(g)) for g in gpus]  # compared as numbers: "01" is GPU 1
+    repeated = sorted({g for g in gpus if gpus.count(g) > 1}, key=int)
     if repeated:
         raise ValueError(f"--gpus {text}: GPU {', '.join(repeated)} given more than once; each GPU runs one training "
                          f"at a time, list it once")

@@ -297,6 +297,18 @@ def test_gpu_ids_beyond_the_machine_are_refused():
         parse_gpus("0,2", available=2)
 
 
+@pytest.mark.parametrize("text, message", [("1,01", "GPU 1 given more than once"), ("\uff10,0", "is not a GPU id"),
+                                           ("\u00b2", "is not a GPU id")])
+def test_gpu_ids_are_ascii_numbers_compared_as_numbers(text, message):
+    """Issue 28, case 7: --gpus 1,01 passed the duplicate check (both CUDA_VISIBLE_DEVICES=1); fullwidth and
+    superscript digits passed str.isdigit."""
+    from nnunet_dyntransnet.training.scheduling import parse_gpus
+
+    with pytest.raises(ValueError, match=message):
+        parse_gpus(text)
+    assert parse_gpus("01,2") == ["1", "2"]
+
+
 @pytest.mark.parametrize("args, message", [(["--folds", "7", "-1"], "numbered from 0"),
                                            (["--folds", "0", "0"], "each fold once"),
                                            (["--folds", "5"], "beyond the split's 5 folds"),
