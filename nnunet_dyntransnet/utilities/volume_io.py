@@ -35,8 +35,9 @@ def image_files(folder: Path, ending: str, error: Type[Exception] = VolumeError)
     for f in sorted(Path(folder).iterdir()):
         if not f.is_file():
             continue
-        e = next((e for e in IMAGE_ENDINGS if f.name.endswith(e)), None)
-        if e == ending:
+        # the endings compared without case: CASE_0000.NII.GZ beside .nii.gz files is a stray, not nothing
+        e = next((e for e in IMAGE_ENDINGS if f.name.lower().endswith(e)), None)
+        if e == ending and f.name.endswith(ending):
             files.append(f)
         elif e is not None:
             stray.append(f.name)

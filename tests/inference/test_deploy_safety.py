@@ -75,6 +75,11 @@ def test_predict_onnx_reads_inputs_with_the_checked_reader(tmp_path):
     with pytest.raises(predict.InputError, match="do not end in .nii.gz, e.g. c_0000.nii"):
         predict._cases(folder, ".nii.gz", 1)
     (folder / "c_0000.nii").unlink()
+    # issue 28, case 10: an upper-case ending was skipped without a word
+    (folder / "a_0000.nii.gz").rename(folder / "C_0000.NII.GZ")
+    with pytest.raises(predict.InputError, match="do not end in .nii.gz, e.g. C_0000.NII.GZ"):
+        predict._cases(folder, ".nii.gz", 1)
+    (folder / "C_0000.NII.GZ").rename(folder / "a_0000.nii.gz")
     truncated = folder / "b_0000.nii.gz"
     truncated.write_bytes(truncated.read_bytes()[:-60])
     with pytest.raises(predict.InputError, match=f"{truncated}: cannot read"):
