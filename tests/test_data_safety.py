@@ -221,6 +221,16 @@ def test_linked_batch_folder_is_followed_and_cases_are_counted_per_folder(lits, 
     assert len(list((raw / "Dataset501_LiTS" / "labelsTr").iterdir())) == 3
 
 
+def test_a_dangling_batch_link_is_refused_not_skipped(lits, raw, tmp_path, capsys):
+    """Issue 28, case 10: a 'Training Batch 2' linked to a disk that is not mounted was skipped without a word."""
+    (lits / "Training Batch 2").rename(tmp_path / "unmounted")
+    (lits / "Training Batch 2").symlink_to(tmp_path / "gone", target_is_directory=True)
+    assert convert_lits_entry([str(lits)]) == 2
+    err = capsys.readouterr().err
+    assert "Training Batch 2 is a link to" in err and "does not exist" in err
+    assert not (raw / "Dataset501_LiTS").exists()
+
+
 def test_nnunet_raw_that_is_a_file_or_not_writable(lits, raw, monkeypatch, capsys):
     raw.write_text("not a folder")
     assert convert_lits_entry([str(lits)]) == 2

@@ -28,7 +28,12 @@ def _files_below(src: Path) -> List[Path]:
             dirs[:] = []
             continue
         seen.add(real)
-        files += [Path(root) / n for n in names]
+        for n in names:
+            path = Path(root) / n
+            if path.is_symlink() and not path.exists():  # os.walk lists a dangling link among the files
+                raise ConversionError(f"{path} is a link to {os.readlink(path)}, which does not exist (a disk not "
+                                      f"mounted?); mount it or remove the link, so that no case is left out")
+            files.append(path)
     return files
 
 
