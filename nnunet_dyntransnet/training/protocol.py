@@ -253,7 +253,7 @@ def main(argv=None) -> int:
             with sigterm_raises():  # subprocess.run stops the training it waits for on SIGTERM / Ctrl-C
                 codes = _run_one_by_one(trainings, protocol_dir, args.dry_run)
     except KeyboardInterrupt as e:
-        print(f"dyntransnet_protocol: {e or 'interrupted'}; the trainings it started were stopped, run the same command "
+        print(f"dyntransnet_protocol: {str(e) or 'interrupted (Ctrl-C)'}; the trainings it started were stopped, run the same command "
               f"again to continue them", file=sys.stderr)
         return exit_code_of(e)
     busy = [n for n, c in codes.items() if c == -1]

@@ -31,7 +31,7 @@ def run_command(prog: str, work: Callable[[], str], errors: Tuple[Type[BaseExcep
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (staging raises Terminated, a KeyboardInterrupt)
-        print(f"{prog}: {e or 'interrupted'}; {interrupted}", file=sys.stderr)
+        print(f"{prog}: {str(e) or 'interrupted (Ctrl-C)'}; {interrupted}", file=sys.stderr)
         return exit_code_of(e)
     print(done)
     return 0

@@ -26,6 +26,8 @@ def test_interrupts_say_what_was_left_and_exit_as_the_shell_does(capsys, interru
     assert run_command("dyntransnet_x", _raise(interrupt), (ValueError,), "no report was written") == status
     err = capsys.readouterr().err
     assert err.startswith("dyntransnet_x: ") and err.endswith("; no report was written\n")
+    # issue 28, case 14: Ctrl-C's line had an empty reason ("dyntransnet_x: ; nothing was written")
+    assert not err.startswith("dyntransnet_x: ;") and ("interrupted (Ctrl-C)" in err or "SIGTERM" in err)
 
 
 def test_an_unexpected_error_keeps_its_traceback():
