@@ -106,6 +106,8 @@ def _measure(task: dict) -> dict:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():  # before anything is measured
+        parser.error("--device cuda: torch sees no CUDA device here; use --device cpu, or a machine with a GPU")
     if args.out:  # before anything (ownership.py): a new file, or one this command wrote and --overwrite
         from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
 

@@ -134,6 +134,15 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
     return list(cases)
 
 
+def _available_providers() -> List[str]:
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except ImportError:
+        return []
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dyntransnet_predict_onnx", description=__doc__.split("\n\n")[0])
     p.add_argument("-i", required=True, type=Path, help="input folder: CASE_0000.nii.gz, ... as for nnUNetv2_predict")
@@ -154,6 +163,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if not 0 < args.step_size <= 1:
         _parser().error(f"-step_size {args.step_size}: a fraction of the patch in (0, 1]")
+    for option, value in (("-npp", args.npp), ("-nps", args.nps)):
+        if value < 1:
+            _parser().error(f"{option} {value}: at least 1 process")
+    if args.device == "cuda" and "CUDAExecutionProvider" not in _available_providers():
+        _parser().error("-device cuda: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
+                        "use -device cpu")
 
     def predict() -> str:
         cases = predict_folder(args.m, args.i, args.o, args.disable_tta, args.device, args.step_size, args.npp,

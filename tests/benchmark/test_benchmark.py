@@ -184,3 +184,16 @@ def test_pointwise_script_times_both_ways_and_checks_the_gradients(monkeypatch, 
     case, = result["cases"]
     assert case["gradients_equal"] and set(case["forward_backward_ms"]) == {"convolution", "pointwise_conv"}
     assert case["ratio"] == pytest.approx(case["forward_backward_ms"]["pointwise_conv"] / case["forward_backward_ms"]["convolution"])
+
+
+def test_cuda_without_cuda_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    """Issue 28, case 13: --device cuda without CUDA failed with a traceback after measuring."""
+    import torch
+
+    from nnunet_dyntransnet.benchmark import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as e:
+        cli.entry(["--patch", "16x32x32", "--device", "cuda", "--out", str(tmp_path / "r.json")])
+    assert e.value.code == 2 and "torch sees no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

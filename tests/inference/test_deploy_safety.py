@@ -136,3 +136,13 @@ def test_predict_onnx_sigterm_exits_143_and_writes_nothing(tmp_path):
     assert p.returncode == 143, err
     assert "Traceback" not in err and "no prediction was written" in err
     assert not out.exists() and not list(tmp_path.glob(".pred*"))
+
+
+@pytest.mark.parametrize("args, message", [(["-npp", "0"], "-npp 0: at least 1 process"),
+                                           (["-nps", "0"], "-nps 0: at least 1 process")])
+def test_process_counts_are_checked_before_any_work(tmp_path, capsys, args, message):
+    """Issue 28, case 13: -npp 0 and -nps 0 ended in tracebacks."""
+    with pytest.raises(SystemExit) as e:
+        predict.main(["-i", str(tmp_path), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "m.onnx"), *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
