@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
 # slower machine trains fewer in the same minutes, and the demo says so instead of presenting the score
 # of a half-trained network as DynTransNet's.
 QUIET_CPU_SECONDS_PER_STEP = 0.62
+_STOPPED: List[str] = []  # what a Ctrl-C or SIGTERM stopped, for the last line
 ENOUGH = 0.5  # fewer than this share of the planned steps: the result is not representative
 
 
@@ -36,9 +36,12 @@ def _log(message: str) -> None:
 
 
 def _run(cmd: List[str], env: Dict[str, str]) -> None:
+    """``cmd`` under the supervisor (utilities/processes.py): Ctrl-C or SIGTERM stops it and all it started."""
+    from nnunet_dyntransnet.utilities import processes
+
     _log("$ " + " ".join(cmd))
     exe = Path(sys.executable).parent / cmd[0]
-    proc = subprocess.run([str(exe) if exe.exists() else cmd[0], *cmd[1:]], env=env)
+    proc = processes.run([str(exe) if exe.exists() else cmd[0], *cmd[1:]], env=env, stopped=_STOPPED)
     if proc.returncode != 0:
         raise SystemExit(f"dyntransnet_demo: error: {cmd[0]} exited with {proc.returncode} (see its output above)")
 
@@ -180,8 +183,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     out = args.out.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
+    from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+
     try:
-        return _demo(args, out, minutes, started)
+        with sigterm_raises():
+            return _demo(args, out, minutes, started)
+    except KeyboardInterrupt as e:
+        stopped = "; ".join(_STOPPED) or "nothing was running"
+        print(f"{COMMAND}: {str(e) or 'interrupted (Ctrl-C)'}: {stopped}. {out} keeps what finished (the phantom, "
+              f"the plans, a trained model); run the same command again to continue", file=sys.stderr)
+        return exit_code_of(e)
     finally:  # what this run wrote into --out, also when it failed or was stopped, so that the next run may reuse it
         from nnunet_dyntransnet.utilities.ownership import write_marker
 

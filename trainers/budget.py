@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -229,10 +230,11 @@ class WallClockBudget(ChecksResume):
         return int(decided.item())
 
     def run_training(self) -> None:
-        try:
-            super().run_training()
-        except _BudgetSpent:
-            self.on_train_end()  # final checkpoint, data loaders shut down, as after the last epoch
+        with fold_lock(getattr(self, "output_folder", None), getattr(self, "local_rank", 0) == 0):
+            try:
+                super().run_training()
+            except _BudgetSpent:
+                self.on_train_end()  # final checkpoint, data loaders shut down, as after the last epoch
 
     def _fit_warmup(self) -> None:
         """A warm-up of a tenth of the epochs the first epoch's duration allows (so the same after ``--c``)."""
@@ -255,9 +257,43 @@ class WallClockBudget(ChecksResume):
             self.lr_scheduler.max_steps = self.num_epochs
 
 
+LOCK_NAME = ".dyntransnet_training.lock"
+
+
+@contextmanager
+def fold_lock(folder: Optional[str], take: bool = True) -> Iterator[None]:
+    """While open, this process holds ``folder``'s training lock; another training of the same fold (a second
+    protocol run, a second ``nnUNetv2_train``) is refused instead of writing the same checkpoints. The operating
+    system releases the lock when the process ends, however it ends. ``take`` False (DDP workers but the first):
+    nothing."""
+    import fcntl
+
+    if not take or folder is None:
+        yield
+        return
+    path = os.path.join(folder, LOCK_NAME)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise TrainingRefused(f"{folder} is being trained by {holder} now; two trainings of one fold would write "
+                                  f"the same checkpoints. Wait for it to end (or stop it), then continue with --c") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 @contextmanager
 def _checkpoints_carry(extra: Dict[str, Any]) -> Iterator[None]:
-    """While open, the checkpoint dicts nnU-Net's ``save_checkpoint`` hands to ``torch.save`` also carry ``extra``.
+    """While open, the checkpoint dicts nnU-Net's ``save_checkpoint`` hands to ``torch.save`` also carry ``extra``,
+    and are written to a hidden file first and renamed into place (a stopped save leaves the previous checkpoint).
 
     nnU-Net builds the checkpoint dict inside ``save_checkpoint`` and saves it at once; wrapping
     ``torch.save`` for that one call adds our keys without copying its code or saving twice.
@@ -267,6 +303,17 @@ def _checkpoints_carry(extra: Dict[str, Any]) -> Iterator[None]:
     def save(obj, f, *args, **kwargs):
         if isinstance(obj, dict) and "network_weights" in obj:
             obj = {**obj, **extra}
+            if isinstance(f, (str, os.PathLike)):
+                # whole or not at all: a training stopped during the save (SIGTERM) leaves the old checkpoint,
+                # not a truncated one that every --c then fails on
+                tmp = f"{os.fspath(f)}.partial-{os.getpid()}"
+                try:
+                    original(obj, tmp, *args, **kwargs)
+                    os.replace(tmp, f)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                return None
         return original(obj, f, *args, **kwargs)
 
     torch.save = save

@@ -331,8 +331,18 @@ def format_table(result: Dict) -> str:
 
 
 def entry(argv: Optional[Sequence[str]] = None) -> int:
-    """Console command ``dyntransnet_benchmark``."""
-    main(argv)
+    """Console command ``dyntransnet_benchmark``: Ctrl-C or SIGTERM stop the measuring child too (exit 130 / 143);
+    an ``--out`` keeps the rounds measured so far, marked ``"complete": false``."""
+    import sys
+
+    from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+
+    try:
+        with sigterm_raises():
+            main(argv)
+    except KeyboardInterrupt as e:
+        print(f"{COMMAND}: {str(e) or 'interrupted (Ctrl-C)'}; the measuring child was stopped", file=sys.stderr)
+        return exit_code_of(e)
     return 0
 
 

@@ -147,11 +147,14 @@ def forward_flops(model: nn.Module, in_channels: int, patch: Sequence[int]) -> i
     return counter.get_total_flops()
 
 
-def run_in_child(task: dict, timeout: Optional[float] = None, env: Optional[Dict[str, str]] = None) -> dict:
+def run_in_child(task: dict, env: Optional[Dict[str, str]] = None) -> dict:
     """Run :func:`nnunet_dyntransnet.benchmark.child.run` on ``task`` in a fresh interpreter, with ``env`` added to
     this process's environment; its JSON result."""
-    proc = subprocess.run([sys.executable, "-m", "nnunet_dyntransnet.benchmark.child", json.dumps(task)],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    from nnunet_dyntransnet.utilities import processes
+
+    # under the supervisor: a benchmark stopped by Ctrl-C or SIGTERM stops its measuring child too
+    proc = processes.run([sys.executable, "-m", "nnunet_dyntransnet.benchmark.child", json.dumps(task)],
+                         env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark child for {task.get('network')} / {task.get('measure')} failed "

@@ -42,13 +42,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from nnunet_dyntransnet.training.scheduling import (Training, alive_elsewhere, format_progress, parse_gpus, progress, run_on_gpus,
-                                           slurm_scripts, submit_slurm, write_slurm_scripts)
-from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+                                           slurm_scripts, submit_slurm, write_slurm_scripts, write_status)
+from nnunet_dyntransnet.utilities import processes
+from nnunet_dyntransnet.utilities.staging import Terminated, exit_code_of, sigterm_raises
 
 DATASETS = {  # name -> (default id, folder suffix, command that creates the raw dataset)
     "lits": (501, "LiTS", "dyntransnet_convert_lits"),
@@ -114,7 +116,10 @@ def _parser() -> argparse.ArgumentParser:
 def _run(cmd, dry_run: bool):
     print("+ " + shlex.join(str(c) for c in cmd), flush=True)
     if not dry_run:
-        subprocess.run([str(c) for c in cmd], check=True)
+        with sigterm_raises():  # the supervisor stops the step's whole process group on SIGTERM / Ctrl-C
+            done = processes.run(cmd)
+        if done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, [str(c) for c in cmd])
 
 
 def _trainings(dataset_id, trainers, configurations, folds, results: Path, device: str):
@@ -278,12 +283,32 @@ def _run_one_by_one(trainings, protocol_dir: Path, dry_run: bool) -> dict:
         elif not dry_run and alive_elsewhere(protocol_dir, training):
             print(f"# {training.name} is running already (see its status file): not started again")
             codes[training.name] = -1
+        elif dry_run:
+            print("+ " + shlex.join(training.command()), flush=True)
+            codes[training.name] = 0
         else:
             print("+ " + shlex.join(training.command()), flush=True)
-            codes[training.name] = 0 if dry_run else subprocess.run(training.command()).returncode
+            codes[training.name] = _train_supervised(training, protocol_dir)
             if codes[training.name] != 0:
                 break  # one at a time: the next would compete with nothing, but the user should see this first
     return codes
+
+
+def _train_supervised(training, protocol_dir: Path) -> int:
+    """One training under the supervisor, with its status file (``running HOST PID``, then ``done``, ``failed N``
+    or ``stopped SIGNAL``), so that a second protocol run sees it running and does not start it again."""
+    process = processes.start(training.command())
+    write_status(protocol_dir, training, f"running {socket.gethostname()} {process.pid}")
+    try:
+        code = process.wait()
+    except KeyboardInterrupt as e:
+        what = processes.stop(process)
+        signal_name = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+        write_status(protocol_dir, training, f"stopped {signal_name}")
+        print(f"# {training.name}: {what}; the next run continues it", flush=True)
+        raise
+    write_status(protocol_dir, training, "done" if code == 0 else f"failed {code}")
+    return code
 
 
 def _cuda_device_count():

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from nnunet_dyntransnet.utilities import processes
 from nnunet_dyntransnet.utilities.staging import pid_alive
 
 __all__ = ["Training", "parse_gpus", "alive_elsewhere", "run_on_gpus", "slurm_scripts", "write_slurm_scripts", "submit_slurm", "progress", "format_progress",
-           "epoch_times"]
+           "epoch_times", "write_status"]
 
 DEFAULT_EPOCHS = 1000  # nnU-Net's, when a fold has no debug.json yet
 
@@ -115,7 +116,7 @@ def _status_file(protocol_dir: Path, training: Training) -> Path:
     return protocol_dir / "status" / training.name
 
 
-def _write_status(protocol_dir: Path, training: Training, text: str) -> None:
+def write_status(protocol_dir: Path, training: Training, text: str) -> None:
     path = _status_file(protocol_dir, training)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
@@ -159,15 +160,10 @@ def run_on_gpus(trainings: Sequence[Training], gpus: Sequence[str], protocol_dir
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: stop what runs; nnU-Net resumes it from its latest checkpoint
         signal_name = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         for training, process, log in running.values():
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            what = processes.stop(process)  # the whole group, SIGTERM, a grace before anything is killed
             log.close()
-            _write_status(protocol_dir, training, f"stopped {signal_name}")
-            print(f"# {training.name}: stopped ({signal_name}); the next run continues it", flush=True)
+            write_status(protocol_dir, training, f"stopped {signal_name}")
+            print(f"# {training.name}: {what} ({signal_name} to the protocol); the next run continues it", flush=True)
         raise
     return codes
 
@@ -181,9 +177,9 @@ def _schedule(waiting: List[Training], free: List[str], running: dict, codes: Di
             log = open(protocol_dir / "logs" / f"{training.name}.log", "a")
             cmd = training.command()
             print(f"+ CUDA_VISIBLE_DEVICES={gpu} {shlex.join(cmd)}  > {log.name}", flush=True)
-            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu})
-            _write_status(protocol_dir, training, f"running {socket.gethostname()} {process.pid}")
+            process = processes.start(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu})
+            write_status(protocol_dir, training, f"running {socket.gethostname()} {process.pid}")
             running[gpu] = (training, process, log)
         time.sleep(poll_s)
         for gpu, (training, process, log) in list(running.items()):
@@ -192,7 +188,7 @@ def _schedule(waiting: List[Training], free: List[str], running: dict, codes: Di
                 continue
             log.close()
             codes[training.name] = code
-            _write_status(protocol_dir, training, "done" if code == 0 else f"failed {code}")
+            write_status(protocol_dir, training, "done" if code == 0 else f"failed {code}")
             print(f"# {training.name} on GPU {gpu}: {'done' if code == 0 else f'failed (exit {code}), see {log.name}'}",
                   flush=True)
             del running[gpu]

@@ -1,0 +1,87 @@
+"""One supervisor for every command that starts processes (the demo, the protocol, the benchmark).
+
+A child runs in a process group of its own (with everything it starts: nnU-Net's data-augmentation workers, its
+export pool), so that it can be stopped whole. When the command is stopped (Ctrl-C, or SIGTERM, which
+:func:`~nnunet_dyntransnet.utilities.staging.sigterm_raises` turns into :class:`Terminated`), the supervisor sends
+SIGTERM to the child's group (for Ctrl-C too: SIGINT would make every Python process in it print a
+traceback), waits for the group to end (``DYNTRANSNET_STOP_GRACE_S`` seconds, 300 by
+default: a training stops cleanly well within that), and only then kills what is left. Its caller then exits 130 or
+143 with a line that says what was stopped.
+
+A child in its own group does not receive the terminal's Ctrl-C itself: the supervisor forwards it, so it arrives
+once, in order.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["GRACE_ENV", "start", "stop", "run", "group_alive"]
+
+GRACE_ENV = "DYNTRANSNET_STOP_GRACE_S"
+
+
+def _grace() -> float:
+    try:
+        return max(0.0, float(os.environ.get(GRACE_ENV, "300")))
+    except ValueError:
+        return 300.0
+
+
+def start(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, **popen: object) -> subprocess.Popen:
+    """``cmd`` as the leader of a new process group (its pid is the group's id)."""
+    return subprocess.Popen([str(c) for c in cmd], env=env, start_new_session=True, **popen)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies count until reaped)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, grace: Optional[float] = None) -> str:
+    """Send ``signum`` to ``process``'s group, wait up to ``grace`` seconds for the whole group to end, then kill
+    what is left; returns what happened, for the command's last line."""
+    grace = _grace() if grace is None else grace
+    name = signal.Signals(signum).name
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        process.wait()
+        return "had already ended"
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not group_alive(process.pid):
+            return f"stopped by {name}"
+        time.sleep(0.1)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    return f"did not stop within {grace:g} s of {name} and was killed"
+
+
+def run(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, stopped: Optional[List[str]] = None,
+        **popen: object) -> subprocess.CompletedProcess:
+    """Run ``cmd`` to the end under supervision; on Ctrl-C or SIGTERM stop its group (:func:`stop`), note what
+    happened in ``stopped`` and raise the interrupt again. ``popen`` as for :class:`subprocess.Popen`
+    (``stdout=subprocess.PIPE`` collects the output)."""
+    process = start(cmd, env=env, **popen)
+    try:
+        out, err = process.communicate()
+    except KeyboardInterrupt:
+        # SIGTERM for Ctrl-C too: SIGINT would make every Python process of the group print a traceback
+        what = stop(process, signal.SIGTERM)
+        if stopped is not None:
+            stopped.append(f"{os.path.basename(str(cmd[0]))} {what}")
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)

@@ -1,0 +1,119 @@
+"""The supervisor (utilities/processes.py): a stopped command stops everything it started, and says so.
+
+Every process a test starts carries a tag in its environment, which its children inherit; after the command
+has exited, no process with the tag may be left (an orphan).
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+TAG = "DYNTRANSNET_TEST_TAG"
+
+
+def _tagged(tag: str):
+    """Pids of live processes whose environment carries ``TAG=tag``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(") ")[1].split()[0]
+        except OSError:
+            continue
+        if f"{TAG}={tag}".encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _start(cmd, tag, env=None, cwd=None):
+    env = {**os.environ, **(env or {}), TAG: tag}
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# a command that runs a child which itself starts a grandchild, as nnUNetv2_train starts its augmentation workers
+SUPERVISED = """
+import subprocess, sys
+from nnunet_dyntransnet.utilities import processes
+from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+grandchild = "import subprocess, time; subprocess.Popen(['sleep', '600']); time.sleep(600)"
+try:
+    with sigterm_raises():
+        processes.run([sys.executable, "-c", grandchild])
+except KeyboardInterrupt as e:
+    print("stopped", file=sys.stderr)
+    sys.exit(exit_code_of(e))
+"""
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_the_supervisor_stops_the_whole_group(signum, status):
+    tag = uuid.uuid4().hex
+    proc = _start([sys.executable, "-c", SUPERVISED], tag)
+    assert _wait_for(lambda: len(_tagged(tag)) >= 3, 60), "command, child and grandchild running"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status and "stopped" in err
+    assert _wait_for(lambda: not _tagged(tag), 10), f"orphans left: {_tagged(tag)}"
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_the_grace():
+    from nnunet_dyntransnet.utilities import processes
+
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
+               "time.sleep(600)"
+    process = processes.start([sys.executable, "-c", stubborn], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    assert processes.stop(process, grace=1.0) == "did not stop within 1 s of SIGTERM and was killed"
+    assert not processes.group_alive(process.pid)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_benchmark_stops_its_measuring_child(tmp_path):
+    """Issue 28, case 8: SIGTERM to dyntransnet_benchmark left its measuring child running."""
+    tag = uuid.uuid4().hex
+    exe = Path(sys.executable).parent / "dyntransnet_benchmark"
+    proc = _start([str(exe), "--patch", "32x64x64", "--device", "cpu", "--networks", "PlainConvUNet", "--rounds", "3",
+                   "--out", str(tmp_path / "r.json")], tag)
+    assert _wait_for(lambda: len(_tagged(tag)) >= 2, 300), "the measuring child started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143 and "the measuring child was stopped" in err, err[-2000:]
+    assert _wait_for(lambda: not _tagged(tag), 10), f"orphans left: {_tagged(tag)}"
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_demo_stops_nnunet_and_says_what_it_stopped(tmp_path):
+    """Issue 28, case 8: SIGTERM to dyntransnet_demo left nnU-Net's command running, which wrote a model the next
+    demo took for its own."""
+    tag = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1", nnUNet_compile="false")
+    exe = Path(sys.executable).parent / "dyntransnet_demo"
+    proc = subprocess.Popen([str(exe), "--out", str(tmp_path / "demo"), "-n", "4", "--test", "1", "--device", "cpu",
+                             "--minutes", "0.1"], env={**env, TAG: tag}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # nnU-Net's planning is the demo's first child
+    assert _wait_for(lambda: len(_tagged(tag)) >= 2, 300), "nnU-Net's first command started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 143, err[-3000:]
+    assert "nnUNetv2_plan_and_preprocess stopped by SIGTERM" in err or "nnUNetv2_train stopped by SIGTERM" in err, \
+        err[-3000:]
+    assert _wait_for(lambda: not _tagged(tag), 10), f"orphans left: {_tagged(tag)}"
+    assert (tmp_path / "demo" / ".dyntransnet_demo").is_file(), "the demo marks what it wrote, stopped too"
