@@ -34,7 +34,7 @@ def _main(kind: str, argv: Optional[Sequence[str]]) -> int:
         prog=f"dyntransnet_convert_{kind}",
         description=f"Convert {spec['name']} to nnU-Net's raw format in $nnUNet_raw/DatasetNNN_{spec['name']}.",
     )
-    parser.add_argument("src", type=Path, help="the release folder as downloaded (see the README)")
+    parser.add_argument("src", type=Path, help="the release folder as downloaded (docs/datasets.md lists the layouts)")
     parser.add_argument("-d", type=int, default=spec["default_id"], help=f"dataset id (default {spec['default_id']})")
     parser.add_argument("-np", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument("--regions", action="store_true",

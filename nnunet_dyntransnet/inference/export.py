@@ -219,7 +219,7 @@ def _export_and_write(network, predictor, folder: Path, configuration: str, fold
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dyntransnet_export_onnx", description=__doc__.split("\n\n")[0],
-                                epilog="The sidecar's fields are listed in the README, section Deploy.")
+                                epilog="The sidecar's fields are listed in docs/deployment.md.")
     p.add_argument("-d", required=True, help="dataset name or id, as for nnUNetv2_predict")
     p.add_argument("-c", default="3d_fullres", help="configuration (default 3d_fullres)")
     p.add_argument("-f", default="0", help="one fold: 0-4 or all (default 0)")

@@ -74,8 +74,14 @@ def _one_step(trainer, channels: int = 1) -> float:
     params = dict(trainer.network.named_parameters())
     trained = [n for n, p in params.items() if p.grad is not None]
     unmoved = [n for n in trained if torch.equal(params[n].detach(), before[n])]
-    assert not unmoved and len(trained) >= 0.8 * len(params), \
-        f"{name}: {len(trained)} of {len(params)} weights got a gradient; unmoved: {unmoved[:3]}"
+    # every DynTransNet parameter trains (a detached D-MSA bias passed the 80% asked of the baselines, issue 27);
+    # the baselines' libraries may carry parameters their forward pass does not use
+    from nnunet_dyntransnet.network import DynTransNet
+
+    share = 1.0 if isinstance(trainer.network, DynTransNet) else 0.8
+    assert not unmoved and len(trained) >= share * len(params), \
+        f"{name}: {len(trained)} of {len(params)} weights got a gradient; unmoved: {unmoved[:3]}; " \
+        f"none: {[n for n in params if n not in trained][:3]}"
     return loss
 
 
