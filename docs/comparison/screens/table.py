@@ -1,0 +1,86 @@
+"""The screens' summary table, rendered from the committed reports, so that no number in the README is typed.
+
+    python docs/comparison/screens/table.py epochs RESULTS_DIR OUT.json   # epochs each fold trained (its logs)
+    python docs/comparison/screens/table.py table                         # print the table of every screen
+    python docs/comparison/screens/table.py check README.md               # exit 1 if README's table differs
+
+A screen is a folder beside this file holding a report of ``dyntransnet_report`` (``summary.json``) and
+``epochs.json``; ``SCREENS`` names them in order.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# (folder, what it varies); the first trainer of each report is its baseline
+SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold, 5 folds"),
+           ("recipe", "the recipe, 16 epochs of 50 steps, folds 0-2"),
+           ("conv_stages", "convolutional stages, 16 epochs of 50 steps, folds 0-2")]
+BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
+
+
+def epochs(results: Path, out: Path) -> None:
+    """Per trainer folder and fold, the epochs its training log shows finished (nnU-Net's 'Epoch time' lines)."""
+    found = {}
+    for log in sorted(results.glob("*/*__*/fold_*/training_log_*.txt")):
+        trainer, fold = log.parent.parent.name.split("__")[0], log.parent.name
+        found.setdefault(trainer, {}).setdefault(fold, 0)
+        found[trainer][fold] += sum(1 for line in log.read_text().splitlines() if "Epoch time:" in line)
+    out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+
+
+def _fold_means(summary: dict, trainer: str, cls: str) -> dict:
+    per_fold = {}
+    for case, fold in summary["folds"][trainer].items():
+        dice = summary["per_case"][trainer][case][cls]["dice"]
+        if dice is not None:
+            per_fold.setdefault(fold, []).append(dice)
+    return {fold: 100 * sum(v) / len(v) for fold, v in sorted(per_fold.items())}
+
+
+def _p(stat: dict) -> str:
+    p = stat.get("p_ttest")
+    return "-" if p is None else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
+
+
+def table() -> str:
+    rows = ["| screen | trainer | epochs per fold | liver Dice | p | tumor Dice | p | liver Dice per fold | "
+            "tumor Dice per fold |", "|---|---|---|---|---|---|---|---|---|"]
+    for folder, what in SCREENS:
+        path = HERE / folder
+        if not (path / "summary.json").is_file():
+            continue
+        summary = json.loads((path / "summary.json").read_text())
+        trained = json.loads((path / "epochs.json").read_text())
+        for trainer, stats in summary["statistics"].items():
+            liver, tumor = stats["liver"]["dice"], stats["tumor"]["dice"]
+            folds = _fold_means(summary, trainer, "liver"), _fold_means(summary, trainer, "tumor")
+            n_epochs = " / ".join(str(trained.get(trainer, {}).get(f, "?")) for f in folds[0])
+            rows.append(f"| {folder} | {trainer} | {n_epochs} | {100 * liver['mean']:.2f} | {_p(liver)} | "
+                        f"{100 * tumor['mean']:.2f} | {_p(tumor)} | "
+                        + " / ".join(f"{v:.1f}" for v in folds[0].values()) + " | "
+                        + " / ".join(f"{v:.1f}" for v in folds[1].values()) + " |")
+    return "\n".join(rows)
+
+
+def check(readme: Path) -> int:
+    text = readme.read_text()
+    m = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
+    if not m or m.group(1).strip() != table().strip():
+        print(f"{readme}: the table between {BEGIN} and {END} is not the one the committed reports give; "
+              f"run python {Path(__file__).as_posix()} table", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else "table"
+    if command == "epochs":
+        epochs(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif command == "check":
+        sys.exit(check(Path(sys.argv[2])))
+    else:
+        print(table())
