@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from nnunet_dyntransnet.inference.sidecar import SidecarError, read_sidecar
+from nnunet_dyntransnet.inference.sidecar import SidecarError, read_sidecar, sidecar_path
 from nnunet_dyntransnet.utilities.command import run_command
 from nnunet_dyntransnet.utilities.staging import StagingError
 
@@ -97,8 +97,8 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
                    step_size: float = 0.5, npp: int = 3, nps: int = 3, overwrite: bool = False) -> List[str]:
     """Predict every case of ``images`` into ``out`` with the ONNX model; returns the case names.
 
-    ``out`` follows :class:`nnunet_dyntransnet.utilities.ownership.Claim`: never the input folder or the model's
-    folder, nor a folder holding or lying in one, nor nnU-Net's folders, the current or home folder or one holding
+    ``out`` follows :class:`nnunet_dyntransnet.utilities.ownership.Claim`: never the input folder, nor a folder
+    holding or lying in it, nor one holding the model or its sidecar, nor nnU-Net's folders, the current or home folder or one holding
     them; an existing one is replaced only with ``overwrite`` and only if this command wrote every file in it.
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -108,8 +108,9 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
     from nnunet_dyntransnet.utilities.staging import staged_folder
 
     out = Path(out).resolve()
-    claim = Claim(COMMAND, [(images, "the input folder, -i"), (Path(model).parent, "the model's folder")], "-o",
-                  InputError)
+    model = Path(model)
+    claim = Claim(COMMAND, [(images, "the input folder, -i"), (model, "the model, -m"),
+                            (sidecar_path(model), "the model's sidecar")], "-o", InputError)
     replace = claim.folder(out, overwrite)
     sidecar = read_sidecar(model)
     cases = _cases(images, sidecar["dataset_json"]["file_ending"], sidecar["num_input_channels"])

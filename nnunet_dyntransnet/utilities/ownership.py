@@ -190,6 +190,6 @@ class Claim:
             raise self.error(f"{path} exists and was not written by {self.command}; it is never replaced, with or "
                              f"without --overwrite. Choose another name")
         if not overwrite:
-            raise self.error(f"{path} holds an earlier run's output of {self.command}; pass --overwrite to replace "
+            raise self.error(f"{path} exists: an earlier run's output of {self.command}; pass --overwrite to replace "
                              f"it, or choose another name")
         return True

@@ -60,7 +60,7 @@ def test_predict_onnx_never_replaces_inputs_nnunet_folders_or_foreign_files(work
     assert code == 2, err
     assert {"work": f"holds {work / 'imgs'} (the input folder, -i)", "imgs": f"is {work / 'imgs'}",
             "other": "holds files dyntransnet_predict_onnx did not write",
-            "results": "$nnUNet_results", "cwd": "(the input folder, -i)", "model_folder": "the model's folder",
+            "results": "$nnUNet_results", "cwd": "(the input folder, -i)", "model_folder": "(the model, -m)",
             "afile": "is a file"}[out] in err, err
     assert _tree(tmp_path) == before, "nothing changed"
 
