@@ -156,7 +156,9 @@ def _progress_figure(fold_dir: Path, trainer: str, path: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
-    parser = argparse.ArgumentParser(prog="dyntransnet_demo", description=__doc__.split("\n\n")[0])
+    from nnunet_dyntransnet.utilities.command import plain_text
+
+    parser = argparse.ArgumentParser(prog="dyntransnet_demo", description=plain_text(__doc__.split("\n\n")[0]))
     parser.add_argument("--out", type=Path, default=Path("dyntransnet_demo"), help="working folder (default ./dyntransnet_demo)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="training time budget (default: 8 on CPU, 15 on a GPU)")

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from nnunet_dyntransnet.utilities.command import plain_text
+
 __all__ = ["main", "preprocessed_data_complete"]
 
 CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")  # what nnU-Net's planner (and so ours) can plan
@@ -28,9 +30,9 @@ CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")  # what nnU-Net's planner (an
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dyntransnet_plan_and_preprocess",
-                                description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+                                description=plain_text(__doc__.split("\n\n")[0].split(": ", 1)[1]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+                                epilog=plain_text(__doc__.split("\n\n", 1)[1]))
     p.add_argument("-d", nargs="+", type=int, required=True, help="dataset id(s)")
     p.add_argument("-gpu_memory_target", type=float, default=8,
                    help="GPU memory (GB) to plan for; presets 8 (M), 24 (L), 40 (XL) (default 8)")

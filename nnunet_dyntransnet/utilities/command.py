@@ -7,12 +7,13 @@ guarantees; success prints what was written and exits 0.
 """
 from __future__ import annotations
 
+import re
 import sys
 from typing import Callable, Tuple, Type
 
 from nnunet_dyntransnet.utilities.staging import exit_code_of
 
-__all__ = ["run_command"]
+__all__ = ["run_command", "plain_text"]
 
 
 def run_command(prog: str, work: Callable[[], str], errors: Tuple[Type[BaseException], ...],
@@ -35,3 +36,9 @@ def run_command(prog: str, work: Callable[[], str], errors: Tuple[Type[BaseExcep
         return exit_code_of(e)
     print(done)
     return 0
+
+
+def plain_text(docstring_part: str) -> str:
+    """A docstring's reST as a terminal shows it in ``--help``: ``code`` and :role:`target` become plain words."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], docstring_part)
+    return text.replace("``", "")

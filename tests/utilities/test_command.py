@@ -33,3 +33,21 @@ def test_interrupts_say_what_was_left_and_exit_as_the_shell_does(capsys, interru
 def test_an_unexpected_error_keeps_its_traceback():
     with pytest.raises(RuntimeError):
         run_command("dyntransnet_x", _raise(RuntimeError("a bug")), (ValueError,))
+
+
+def test_help_texts_are_plain_not_rest():
+    """Issue 27: --help of dyntransnet_demo and dyntransnet_plan_and_preprocess printed reST markup."""
+    from nnunet_dyntransnet.demo import main as demo_main
+    from nnunet_dyntransnet.plans.cli import _parser
+
+    from nnunet_dyntransnet.utilities.command import plain_text
+
+    assert plain_text("``a`` and :class:`~x.y.Planner`") == "a and Planner"
+    assert "``" not in _parser().format_help() and ":class:" not in _parser().format_help()
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        demo_main(["--help"])
+    assert "``" not in out.getvalue() and "dyntransnet_demo" in out.getvalue()
