@@ -176,13 +176,16 @@ def test_stale_staging_folders_of_dead_runs_are_removed_and_a_retired_dataset_re
     (raw / ".Dataset501_LiTS.converting-89abcdef").mkdir()   # the name versions before 0.2 used
     alive = raw / f".Dataset501_LiTS.converting-{os.getpid()}@{host}-deadbeef"  # a run still going: kept
     alive.mkdir()
+    # another node's run on a shared filesystem: its pid means nothing here, so it is never taken for dead (issue 27)
+    elsewhere = raw / f".Dataset501_LiTS.converting-{dead}@{host}x-cafe0123"
+    elsewhere.mkdir()
     retired = raw / f".Dataset501_LiTS.replaced-{dead}@{host}-00ff00ff"
     retired.mkdir()
     (retired / "dataset.json").write_text('{"converted_by": "nnunet-dyntransnet"}')  # an old dataset of the plugin
     assert convert_lits_entry([str(lits), "--overwrite"]) == 0
     err = capsys.readouterr().err
     assert "restored" in err and err.count("removed") == 2, err  # the two dead staging folders
-    assert _hidden(raw) == [alive.name]
+    assert _hidden(raw) == sorted([alive.name, elsewhere.name])
     assert json.loads((raw / "Dataset501_LiTS" / "dataset.json").read_text())["numTraining"] == 3
 
 
