@@ -155,3 +155,24 @@ def test_pointwise_conv_is_a_1x1_convolution(conv, spatial, with_bias):
     g = torch.randn_like(ref)
     for a, b in zip(torch.autograd.grad(ours, inputs, g), torch.autograd.grad(ref, inputs, g)):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("selective", [False, "transformer+decoder"])
+def test_a_level_whose_gate_is_closed_does_not_see_its_skip(selective):
+    """FM-M in the network, by its equation: with psi forced to 0 at every level, F = W_f^D D, so replacing every
+    skip by noise leaves the output unchanged; FM-M fed (skip, decoder) instead of (decoder, skip) fails this
+    (issue 27: with equal widths after the transposed convolution no shape test notices)."""
+    from nnunet_dyntransnet.network import DynTransNet
+
+    torch.manual_seed(0)
+    net = DynTransNet(1, 2, (16, 32, 32), (8, 8, 8, 8), ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)),
+                      window_size=4, max_global_tokens=64, deep_supervision=False,
+                      selective_checkpointing=selective).eval()
+    for fuse in net.decoder.fuse:
+        fuse.w_psi.weight.data.zero_()
+        fuse.w_psi.bias.data.fill_(-1e4)
+    x = torch.randn(1, 1, 16, 32, 32)
+    with torch.no_grad():
+        reference = net(x)
+        net.encoder.register_forward_hook(lambda m, i, skips: [torch.randn_like(s) for s in skips[:-1]] + [skips[-1]])
+        assert torch.allclose(net(x), reference, atol=1e-5)
