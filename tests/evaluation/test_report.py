@@ -338,3 +338,29 @@ def test_confidence_intervals_print_unambiguously():
 
     entry = {"mean": 0.0013, "sd": 0.0031, "ci_low": -0.0020, "ci_high": 0.0047}
     assert _fmt(entry, "dice", ci=True) == "0.13 ± 0.31 [-0.20, 0.47]"
+
+
+def test_surface_distances_through_the_command_use_each_axis_spacing(tmp_path):
+    """Issue 27: reading the label's spacing in SimpleITK's (x, y, z) order instead of the array's (z, y, x) made
+    HD95 and ASD wrong on every anisotropic scan, and no test passed through read_label. A square one slice thick,
+    predicted one slice off: every surface voxel lies one slice, 2.5 mm, from the reference (0.8 mm in-plane)."""
+    import csv
+    import json as _json
+
+    from nnunet_helpers import write_volume
+
+    from nnunet_dyntransnet.evaluation import cli
+
+    ds = tmp_path / "raw" / "Dataset961_Spacing"
+    truth = np.zeros((8, 16, 16), np.uint8)
+    truth[3, 4:12, 4:12] = 1
+    pred = np.zeros_like(truth)
+    pred[4, 4:12, 4:12] = 1
+    write_volume(ds / "labelsTr" / "c0.nii.gz", truth, spacing=(0.8, 0.8, 2.5))
+    write_volume(tmp_path / "pred" / "c0.nii.gz", pred, spacing=(0.8, 0.8, 2.5))
+    (ds / "dataset.json").write_text(_json.dumps({"labels": {"background": 0, "liver": 1}, "file_ending": ".nii.gz"}))
+    assert cli.main([str(tmp_path / "pred"), "--labels", str(ds / "labelsTr"), "--out", str(tmp_path / "r"),
+                     "-np", "1"]) == 0
+    rows = list(csv.DictReader((tmp_path / "r" / "metrics_per_case.csv").open()))
+    (liver,) = [r for r in rows if r["class"] == "liver"]
+    assert float(liver["hd95"]) == pytest.approx(2.5, abs=1e-6) and float(liver["asd"]) == pytest.approx(2.5, abs=1e-6)
