@@ -170,3 +170,35 @@ def test_a_recomputed_decoder_level_runs_feature_mix_once_in_backward(options, r
     fm.mix = lambda *args: calls.append(1) or mix(*args)
     sum(o.mean() for o in net(torch.randn(1, 1, 16, 32, 32))).backward()
     assert len(calls) == runs
+
+
+@pytest.mark.parametrize("attention,dim,heads", [("dmsa", 64, 2), ("dmsa", 48, 3), ("dmsa", 96, 3), ("dmsa", 32, 1),
+                                                 ("msa", 64, 2), ("msa", 32, 1)])
+def test_each_attention_counts_what_autograd_saves_for_it_alone(attention, dim, heads):
+    """Issue 27: the network-level check (5% of a total of which attention is 13%) let a D-MSA count without its
+    padded-head or its bias term pass. Here the attention alone, as a block calls it (windows, rotary positions):
+    D-MSA with several heads, the default, is counted exactly (the rotary tables, one per window shape and not per
+    token, aside); the MSA ablation and a single head are counted high (the count keeps tensors that these paths
+    share), which plans conservatively: at most 20% over, never under."""
+    from nnunet_dyntransnet.network.transformer import DynamicTransformerBlock
+
+    torch.manual_seed(0)
+    block = DynamicTransformerBlock(dim, heads, (4, 4, 4), mlp_ratio=2.0, attention=attention)
+    rotary = block.rotary((4, 4, 4))
+
+    class AttentionAlone(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = block.attn
+
+        def forward(self, x):
+            return self.attn(x, rotary)
+
+    windows, tokens = 8, 64
+    measured = saved_elements(AttentionAlone(), torch.randn(windows, tokens, dim, requires_grad=True))
+    tables = sum(t.numel() for t in rotary)
+    counted = block.attn.saved_elements(tokens) * windows
+    if attention == "dmsa" and heads > 1:
+        assert measured - tables == counted
+    else:
+        assert measured - tables <= counted <= 1.2 * (measured - tables)
