@@ -25,3 +25,68 @@ def test_the_units_leaf_imports_nothing_of_the_package():
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
                [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m and m.startswith("nnunet_dyntransnet")]
+
+
+def _module_scope_imports():
+    """Module -> the package's modules it imports at module scope (function-level imports run later, on call).
+    The repository's ``trainers/`` and ``plans/`` are installed as ``nnunet_dyntransnet.trainers`` and ``.plans``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    files = {}
+    for folder, package in (("nnunet_dyntransnet", "nnunet_dyntransnet"), ("trainers", "nnunet_dyntransnet.trainers"),
+                            ("plans", "nnunet_dyntransnet.plans")):
+        for path in (root / folder).rglob("*.py"):
+            parts = list(path.relative_to(root / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join([package, *parts])] = path
+    graph = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        imported = set()
+        for node in tree.body:  # module scope only
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nnunet_dyntransnet"):
+                imported.add(node.module)
+                imported |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("nnunet_dyntransnet")}
+        graph[name] = {m for m in imported if m in files and m != name}
+    return graph
+
+
+def test_no_module_imports_itself_round():
+    """The promise of this file's title, checked: no cycle among the package's modules' module-scope imports (a
+    package's ``__init__`` importing its own modules is the package, not a cycle)."""
+    graph = _module_scope_imports()
+    index, low, stack, on_stack, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            # a package and the modules it re-exports, which import only their siblings, are one unit
+            inner = {m for m in component if not any(m != p and m.startswith(p + ".") for p in component)}
+            if len(component) > 1 and len(inner) > 1:
+                cycles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert not cycles, f"modules that import each other at module scope: {cycles}"
