@@ -81,9 +81,18 @@ def read_costs(path: Path, results):
         rows = {r["network"]: r for r in bench["results"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReportError(f"--benchmark {path}: not a dyntransnet_benchmark --out JSON ({type(e).__name__}: {e})") from None
+    if bench.get("complete") is False:
+        raise ReportError(f"--benchmark {path} is marked incomplete (\"complete\": false: a run stopped before its "
+                          f"last round); run the benchmark to its end and pass that file")
     names = [r.name for r in results]
     measured = list(bench.get("patch_size", []))
     for r in results:
+        widths = _planned_widths(r)
+        if widths is not None and bench.get("features_per_stage") not in (None, widths[1]):
+            raise ReportError(f"--benchmark {path} measured widths {bench['features_per_stage']}, but {r.name} trained "
+                              f"{widths[0]} with widths {widths[1]}: another plan of the same patch, whose costs are "
+                              f"not this training's. Benchmark this plan (dyntransnet_benchmark --plan "
+                              f"TRAINER_FOLDER/plans.json -c {widths[0]})")
         plan = r.planned_patch()
         if plan is not None and measured and plan[1] != measured:
             raise ReportError(f"--benchmark {path} measured patch {'x'.join(map(str, measured))}, but {r.name} trained "
@@ -103,6 +112,20 @@ def read_costs(path: Path, results):
     source = (f"{bench.get('device_name', '?')}, patch {'x'.join(map(str, bench.get('patch_size', [])))}, batch "
               f"{bench.get('batch_size', '?')}, {bench.get('dtype', '')}")
     return costs, source
+
+
+def _planned_widths(result) -> Optional[tuple]:
+    """(configuration, features_per_stage) of a trainer folder's plans.json, an inheriting configuration resolved as
+    nnU-Net resolves it; None for a plain folder of predictions."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    trainer = result.path.parent if (result.path / "validation").is_dir() else result.path
+    parts = trainer.name.split("__")
+    try:
+        manager = PlansManager(json.loads((trainer / "plans.json").read_text()))
+        return parts[2], list(manager.get_configuration(parts[2]).network_arch_init_kwargs["features_per_stage"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError):
+        return None
 
 
 def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,

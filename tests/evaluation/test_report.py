@@ -323,6 +323,21 @@ def test_cost_columns_from_a_benchmark_json(fake_results, tmp_path, monkeypatch,
     for t in tdirs:
         (t / "plans.json").write_text(json.dumps(plans))
     assert main([*map(str, tdirs), "--out", str(tmp_path / "r3"), "--benchmark", str(bench), "-np", "1"]) == 0
+    # issue 28, case 9: a benchmark of another plan with the same patch (other widths), and an incomplete one
+    plans["configurations"]["3d_fullres"]["architecture"] = {
+        "network_class_name": "x", "arch_kwargs": {"features_per_stage": [32, 64, 128]}, "_kw_requires_import": []}
+    for t in tdirs:
+        (t / "plans.json").write_text(json.dumps(plans))
+    measured = json.loads(bench.read_text())
+    bench.write_text(json.dumps({**measured, "features_per_stage": [8, 16, 32]}))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r4"), "--benchmark", str(bench), "-np", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "measured widths [8, 16, 32], but" in err and "with widths [32, 64, 128]" in err, err
+    bench.write_text(json.dumps({**measured, "features_per_stage": [32, 64, 128], "complete": False}))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r4"), "--benchmark", str(bench), "-np", "1"]) == 2
+    assert "is marked incomplete" in capsys.readouterr().err and not (tmp_path / "r4").exists()
+    bench.write_text(json.dumps({**measured, "features_per_stage": [32, 64, 128], "complete": True}))
+    assert main([*map(str, tdirs), "--out", str(tmp_path / "r4"), "--benchmark", str(bench), "-np", "1"]) == 0
     bench.write_text(json.dumps({"results": [{"network": "SwinUNETR"}]}))
     assert main([*map(str, tdirs), "--out", str(tmp_path / "r2"), "--benchmark", str(bench), "-np", "1"]) == 2
     assert "none of this report's trainers" in capsys.readouterr().err
