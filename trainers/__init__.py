@@ -10,7 +10,8 @@ from nnunet_dyntransnet.trainers.baselines import BASELINE_TRAINERS, __all__ as 
 from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
 from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, nnUNetTrainerDynTransNetDemoCPU_Baseline,
                                               nnUNetTrainerDynTransNetDemoGPU)
-from nnunet_dyntransnet.trainers.dyntransnet import (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_Checkpointed,
+from nnunet_dyntransnet.trainers.dyntransnet import (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_AdamW,
+                                                     nnUNetTrainerDynTransNet_Checkpointed,
                                                      nnUNetTrainerDynTransNet_SelectiveCheckpointed)
 from nnunet_dyntransnet.trainers.no_mirroring import *  # noqa: F401,F403 - the comparison's four, without mirroring
 from nnunet_dyntransnet.trainers.no_mirroring import __all__ as _no_mirroring
@@ -18,7 +19,7 @@ from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
 from nnunet_dyntransnet.trainers.screens import *  # noqa: F401,F403 - the screens' one-change variants
 from nnunet_dyntransnet.trainers.screens import __all__ as _screens
 
-__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+__all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_AdamW", "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed", "nnUNetTrainerDynTransNet_Paper",
            "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
            "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines,

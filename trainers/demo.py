@@ -23,7 +23,7 @@ __all__ = ["nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainerDynTransNetDemoCPU",
 
 class nnUNetTrainerDynTransNetDemoGPU(NoMirroring, nnUNetTrainerDynTransNet):
     """The real network, trained for the budget (or ``DYNTRANSNET_DEMO_EPOCHS`` epochs) of
-    ``DYNTRANSNET_DEMO_ITERATIONS`` (50) steps (warm-up: a tenth), without mirroring: the phantom's liver
+    ``DYNTRANSNET_DEMO_ITERATIONS`` (50) steps, with the main trainer's recipe, without mirroring: the phantom's liver
     lies on the patient's right, as in real scans (:class:`~nnunet_dyntransnet.trainers.no_mirroring.NoMirroring`)."""
 
     PROGRESS_EVERY_S = 15.0
@@ -35,9 +35,6 @@ class nnUNetTrainerDynTransNetDemoGPU(NoMirroring, nnUNetTrainerDynTransNet):
         self.num_epochs = int(os.environ.get("DYNTRANSNET_DEMO_EPOCHS", "20" if self.train_minutes is None else "1000"))
         self.num_iterations_per_epoch = int(os.environ.get("DYNTRANSNET_DEMO_ITERATIONS", "50"))
         self.num_val_iterations_per_epoch = 5
-        self.warmup_duration_whole_net = max(1, self.num_epochs // 10)
-        # a short schedule needs a larger step than the 1000-epoch recipe
-        self.initial_lr = 2e-3
 
     def train_step(self, batch: dict) -> dict:
         result = super().train_step(batch)

@@ -17,10 +17,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from nnunet_dyntransnet.training.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
                                                 free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet, network_defaults
+from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
-__all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_Checkpointed",
+__all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_AdamW",
+           "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
 
 
@@ -135,12 +137,34 @@ class BuildsDynTransNet(ChecksResume):
         self.print_to_log_file(decision.message)
 
 
-class nnUNetTrainerDynTransNet(BuildsDynTransNet, TransformerRecipeTrainer):
-    """DynTransNet built from the plan, trained with nnU-Net's transformer recipe (see ``recipe.py``).
+def _trained_with_adam(checkpoint: Dict[str, Any]) -> bool:
+    """Whether a checkpoint's optimizer was Adam or AdamW (their parameter groups carry ``betas``; SGD's do not)."""
+    groups = (checkpoint.get("optimizer_state") or {}).get("param_groups") or [{}]
+    return "betas" in groups[0]
 
-    Unlike Primus, DynTransNet has a U-Net decoder with a head per level, so deep supervision
-    stays on.
+
+class nnUNetTrainerDynTransNet(BuildsDynTransNet, nnUNetTrainer_WallClock):
+    """DynTransNet built from the plan, trained with nnU-Net's own recipe: SGD (lr 1e-2, Nesterov momentum 0.99,
+    weight decay 3e-5), polynomial decay, Dice + CE with deep supervision, as nnU-Net's U-Net and the hierarchical
+    transformer hybrids trained in nnU-Net's pipeline (nnFormer, UNETR++). The transformer recipe it had before
+    (AdamW 3e-4 with warm-up, nnU-Net's recipe for the plain ViT Primus) is ``nnUNetTrainerDynTransNet_AdamW``;
+    docs/network.md, "Defaults, and why", cites the screen that chose between them.
     """
+
+    def check_resumable(self, checkpoint: Dict[str, Any], path: str) -> None:
+        """``--c`` of a fold trained with the AdamW recipe (this trainer's recipe before 2026-12) is refused: its
+        optimizer state is not SGD's."""
+        if _trained_with_adam(checkpoint):
+            raise TrainingRefused(f"{path} was trained with the AdamW recipe, this trainer's before 2026-12; it now "
+                                  f"trains with SGD. Continue it as nnUNetTrainerDynTransNet_AdamW (rename the "
+                                  f"result folder's trainer part to it), or train a new fold (predicting with it works)")
+        super().check_resumable(checkpoint, path)
+
+
+class nnUNetTrainerDynTransNet_AdamW(BuildsDynTransNet, TransformerRecipeTrainer):
+    """DynTransNet with nnU-Net's transformer recipe (``recipe.py``: AdamW 3e-4, warm-up, poly), the default
+    recipe until 2026-12. Unlike Primus, DynTransNet has a U-Net decoder with a head per level, so deep
+    supervision stays on."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
