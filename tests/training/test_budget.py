@@ -203,3 +203,18 @@ def test_a_fixed_number_of_epochs_for_the_screens(monkeypatch):
     monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "2")
     with pytest.raises(ValueError, match="both set"):
         fixed_epochs()
+
+
+def test_a_fold_is_trained_by_one_process_at_a_time(tmp_path):
+    """Issue 28, case 7: two protocol runs (or two nnUNetv2_train) trained the same fold at the same time. Every
+    plugin trainer holds the fold's lock while it trains; the operating system frees it when the holder ends."""
+    from nnunet_dyntransnet.trainers.budget import LOCK_NAME, fold_lock
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    with fold_lock(str(tmp_path)):
+        assert "pid" in (tmp_path / LOCK_NAME).read_text()
+        with pytest.raises(TrainingRefused, match="is being trained by pid"):
+            with fold_lock(str(tmp_path)):
+                pass
+    with fold_lock(str(tmp_path)):  # released: the next training takes it
+        pass
