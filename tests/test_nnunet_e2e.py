@@ -58,7 +58,8 @@ def test_train_and_resume(trained_3d):
     assert "Could not find requested nnunet trainer" not in first + resumed
     assert _epochs(first) == [0]
     assert _epochs(resumed) == [1], "--c must continue after the finished epoch, not start over"
-    assert "train whole net, default schedule" in resumed, "epoch 1 is past the 1-epoch warm-up"
+    # nnU-Net's poly schedule continues where it stopped: epoch 1 of 2 at 1e-2 * (1 - 1/2) ** 0.9
+    assert f"Current learning rate: {round(1e-2 * 0.5 ** 0.9, 5)}" in resumed, "the schedule continues at epoch 1"
     assert (fold / "checkpoint_final.pth").is_file()
     summary = json.loads((fold / "validation" / "summary.json").read_text())
     assert set(summary["mean"]) == {"1", "2"}

@@ -23,7 +23,7 @@ class _Short:
         self.num_epochs = int(os.environ.get("DYNTRANSNET_TEST_EPOCHS", "2"))
         self.num_iterations_per_epoch = 2
         self.num_val_iterations_per_epoch = 1
-        self.warmup_duration_whole_net = 1  # so a 2-epoch run crosses from warm-up to the poly schedule
+        self.warmup_duration_whole_net = 1  # a recipe with a warm-up (the AdamW one) leaves it after one epoch
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         if os.environ.get("DYNTRANSNET_TEST_SKIP_VALIDATION") == "1":

