@@ -30,8 +30,8 @@ from nnunet_dyntransnet.benchmark.networks import (BASELINE_NETWORKS, NETWORKS, 
 
 __all__ = ["main", "entry", "format_table", "default_case_shape"]
 
-# a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm, resampled to nnU-Net's LiTS spacing (1.0 x 0.77 x 0.77 mm)
 COMMAND = "dyntransnet_benchmark"
+# a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm, resampled to nnU-Net's LiTS spacing (1.0 x 0.77 x 0.77 mm)
 GPU_CASE = [320, 532, 532]
 
 
@@ -141,7 +141,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure (add --traffic)")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
-
     rounds: List[List[dict]] = []
     for i in range(args.rounds if measures else 1):
         rounds.append([])
@@ -265,15 +264,12 @@ def _summary(args, plan, patch, case, rounds: List[List[dict]], complete: bool) 
 
 def _is_benchmark(path: Path) -> bool:
     """Whether ``path`` is a result this command wrote (``written_by``; older results by their fields)."""
-    from nnunet_dyntransnet.utilities.ownership import json_written_by
-
-    if json_written_by(path) == COMMAND:
-        return True
     try:
         document = json.loads(Path(path).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(document, dict) and {"patch_size", "rounds", "alternating", "results"} <= set(document)
+    return isinstance(document, dict) and (document.get("written_by") == COMMAND or
+                                           {"patch_size", "rounds", "alternating", "results"} <= set(document))
 
 
 def _write(path: str, result: Dict) -> None:

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Type
 
-__all__ = ["Claim", "OwnershipError", "marker_name", "write_marker", "marked_files", "files_under", "places_never_written",
-           "json_written_by"]
+__all__ = ["Claim", "OwnershipError", "marker_name", "write_marker", "marked_files", "files_under", "places_never_written"]
 
 
 class OwnershipError(OSError):
@@ -70,15 +69,6 @@ def marked_files(folder: Path, command: str) -> Optional[Set[str]]:
         return set(marker["files"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-
-
-def json_written_by(path: Path) -> Optional[str]:
-    """The ``written_by`` field of a JSON file, or None (not JSON, not an object, no such field)."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return document.get("written_by") if isinstance(document, dict) else None
 
 
 def places_never_written(datasets: Sequence[str] = ()) -> List[Tuple[Path, str]]:
