@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from nnunet_dyntransnet.evaluation.metrics import METRICS, REPORT_CLASSES
+from nnunet_dyntransnet.evaluation.metrics import METRICS, scored_classes
 
 __all__ = ["main", "build_report"]
 
@@ -59,7 +59,7 @@ def _write_csv(scores, folds, path: Path):
         w.writerow(["trainer", "fold", "case", "class", *METRICS, "n_ref", "n_pred"])
         for trainer, per_case in scores.items():
             for case, classes in sorted(per_case.items()):
-                for cls in REPORT_CLASSES:
+                for cls in scored_classes(per_case):
                     m = classes[cls]
                     w.writerow([trainer, folds[trainer][case], case, cls] +
                                ["" if m[k] is None else f"{m[k]:.6g}" for k in METRICS] + [m["n_ref"], m["n_pred"]])
@@ -132,7 +132,7 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
                  processes: int = 1, costs=None) -> Path:
     """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``; returns report.md."""
     from nnunet_dyntransnet.evaluation import figures
-    from nnunet_dyntransnet.evaluation.results import ReportError, score_cases
+    from nnunet_dyntransnet.evaluation.results import ReportError, describe_classes, score_cases
     from nnunet_dyntransnet.evaluation.tables import anchor_metrics, markdown_report, trainer_statistics
 
     names = [r.name for r in results]
@@ -160,7 +160,8 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
     all_cases = sorted(set().union(*(s.keys() for s in scores.values())))
     context = [
         f"{len(all_cases)} cases; references from {', '.join(sorted({str(r.labels) for r in results}))}.",
-        "Classes: liver = label 1, tumor = label 2, whole liver = labels 1 and 2. Dice, precision and recall as in "
+        f"Classes (from dataset.json; labels 0/1/2 = background/liver/tumor without one): "
+        f"{describe_classes(results[0].classes)}. Dice, precision and recall as in "
         "the paper (section 4.2), in percent; HD95 and ASD (average symmetric surface distance) in mm at each "
         "case's own voxel spacing.",
         (f"Baseline for the p-values: {baseline}. Tests are paired by case: a trainer and the baseline are compared "
@@ -180,7 +181,7 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
                                                    costs_source))
     _write_csv(scores, folds, out / "metrics_per_case.csv")
     (out / "summary.json").write_text(json.dumps(
-        {"baseline": baseline, "classes": {k: list(v) for k, v in REPORT_CLASSES.items()},
+        {"baseline": baseline, "classes": {k: list(v) for k, v in results[0].classes.items()},
          "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing, "statistics": stats,
          "anchors": anchors, "costs": costs,
          "per_case": scores}, indent=1))

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from nnunet_dyntransnet.evaluation.metrics import REPORT_CLASSES
+from nnunet_dyntransnet.evaluation.metrics import LESION_CLASS, scored_classes
 from nnunet_dyntransnet.evaluation.results import TrainerResult, read_label, read_training_log, read_volume
 from nnunet_dyntransnet.evaluation.tables import values
 
@@ -29,9 +29,9 @@ def box_plots(scores: Dict[str, Dict[str, dict]], path: Path) -> Path:
     """One panel per class: the per-case Dice of every trainer, in percent (as the report's tables)."""
     plt = _pyplot()
     trainers = list(scores)
-    fig, axes = plt.subplots(1, len(REPORT_CLASSES), figsize=(4 + 1.2 * len(trainers) * len(REPORT_CLASSES), 4.5),
-                             squeeze=False)
-    for ax, cls in zip(axes[0], REPORT_CLASSES):
+    classes = scored_classes(scores[trainers[0]])
+    fig, axes = plt.subplots(1, len(classes), figsize=(4 + 1.2 * len(trainers) * len(classes), 4.5), squeeze=False)
+    for ax, cls in zip(axes[0], classes):
         data = [[100.0 * v for v in values(scores[t], cls, "dice").values()] for t in trainers]
         ax.boxplot([d if d else [np.nan] for d in data], showmeans=True)
         ax.set_xticks(range(1, len(trainers) + 1), [t.replace("nnUNetTrainer", "") or t for t in trainers],
@@ -79,11 +79,18 @@ def training_curves(result: TrainerResult, path: Path) -> Optional[Path]:
 
 def ranked_cases(per_case: Dict[str, dict]) -> List[str]:
     """Cases from best to worst by the mean of their defined Dice values over the classes (ties: by case id)."""
+    classes = scored_classes(per_case)
+
     def score(case):
-        dice = [per_case[case][c]["dice"] for c in REPORT_CLASSES if per_case[case][c]["dice"] is not None]
+        dice = [per_case[case][c]["dice"] for c in classes if per_case[case][c]["dice"] is not None]
         return float(np.mean(dice)) if dice else -1.0
 
     return sorted(per_case, key=lambda c: (-score(c), c))
+
+
+# overlay colours of label values 1, 2, ... (then again from the first)
+COLOURS = (("green", (0.1, 0.9, 0.2, 0.4)), ("red", (1.0, 0.1, 0.1, 0.6)), ("blue", (0.2, 0.4, 1.0, 0.5)),
+           ("yellow", (1.0, 0.9, 0.1, 0.5)))
 
 
 def _overlay(ax, image: np.ndarray, label: Optional[np.ndarray], title: str):
@@ -91,8 +98,8 @@ def _overlay(ax, image: np.ndarray, label: Optional[np.ndarray], title: str):
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
     if label is not None:
         rgba = np.zeros(label.shape + (4,))
-        rgba[label == 1] = (0.1, 0.9, 0.2, 0.4)
-        rgba[label == 2] = (1.0, 0.1, 0.1, 0.6)
+        for value in np.unique(label[label > 0]):
+            rgba[label == value] = COLOURS[(int(value) - 1) % len(COLOURS)][1]
         ax.imshow(rgba)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
@@ -102,7 +109,7 @@ def overlays(result: TrainerResult, per_case: Dict[str, dict], images: Path, pat
     """Image, ground truth and prediction of the best, median and worst case (as the paper's Figures 5 and 7).
 
     The slice shown (first array axis, axial for nnU-Net's usual volumes) is the one with the most
-    tumor in the ground truth, else the most liver. None if the images are not found.
+    tumor in the ground truth, else the most foreground. None if the images are not found.
     """
     ranked = ranked_cases(per_case)
     picks = {"best": ranked[0], "median": ranked[len(ranked) // 2], "worst": ranked[-1]}
@@ -115,17 +122,19 @@ def overlays(result: TrainerResult, per_case: Dict[str, dict], images: Path, pat
         image = read_volume(files[case], np.float32)[0]
         truth = read_label(result.labels / f"{case}{result.file_ending}", result.label_values)[0]
         pred = read_label(result.predictions[case], result.label_values)[0]
-        area = (truth == 2).reshape(truth.shape[0], -1).sum(1)
+        area = np.isin(truth, result.classes.get(LESION_CLASS, ())).reshape(truth.shape[0], -1).sum(1)
         if area.max() == 0:
             area = (truth >= 1).reshape(truth.shape[0], -1).sum(1)
         z = int(np.argmax(area))
-        dice = ", ".join(f"{c} {100 * per_case[case][c]['dice']:.1f}" for c in REPORT_CLASSES
+        dice = ", ".join(f"{c} {100 * per_case[case][c]['dice']:.1f}" for c in scored_classes(per_case)
                          if per_case[case][c]["dice"] is not None)
         _overlay(axes[row, 0], image[z], None, f"{which}: {case}, slice {z}")
         _overlay(axes[row, 1], image[z], truth[z], "ground truth")
         # the Dice values on a line of their own: in the panel's width they were cut off at the right
         _overlay(axes[row, 2], image[z], pred[z], f"prediction\nDice (%): {dice}")
-    fig.suptitle(f"{result.name} (green: liver, red: tumor)")
+    legend = ", ".join(f"{COLOURS[(v[0] - 1) % len(COLOURS)][0]}: {name}" for name, v in result.classes.items()
+                       if len(v) == 1)
+    fig.suptitle(f"{result.name} ({legend})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

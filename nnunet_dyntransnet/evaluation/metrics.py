@@ -1,10 +1,10 @@
 """Per-case segmentation metrics for liver and tumor, at the image's own voxel spacing.
 
-Classes (LiTS and ATLAS label maps: 0 background, 1 liver, 2 tumor):
-
-* ``liver``: label 1 (liver tissue outside the tumors; nnU-Net's label 1);
-* ``tumor``: label 2;
-* ``whole liver``: labels 1 and 2 together (the LiTS challenge's "liver").
+The classes are the dataset's (:func:`report_classes`, from dataset.json's ``labels``), the ones
+``nnUNetv2_evaluate_folder`` scores: every foreground label, or every region of a region dataset,
+under its dataset.json name. Without a dataset.json, LiTS and ATLAS label maps (0 background,
+1 liver, 2 tumor) are assumed. Where the dataset names ``liver`` and ``tumor`` as two labels, the
+report adds ``whole liver``: both together (the LiTS challenge's "liver").
 
 Overlap metrics are the paper's (section 4.2), on binary masks P (prediction) and G (truth):
 Dice ``2|P∩G| / (|P|+|G|)``, precision ``|P∩G| / |P|``, recall ``|P∩G| / |G|``.
@@ -25,17 +25,40 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["REPORT_CLASSES", "METRICS", "LESION_SIZES_MM", "report_class_masks", "overlap_metrics",
-           "surface_distances", "surface_metrics", "lesion_detection", "case_metrics"]
+__all__ = ["REPORT_CLASSES", "UNION_CLASS", "LESION_CLASS", "METRICS", "LESION_SIZES_MM", "report_classes",
+           "report_class_masks", "overlap_metrics", "surface_distances", "surface_metrics", "lesion_detection",
+           "case_metrics", "scored_classes"]
 
-# name -> labels that make up the class
+# name -> labels that make up the class: the classes of a dataset without dataset.json (LiTS and ATLAS labels)
 REPORT_CLASSES: Dict[str, tuple] = {"liver": (1,), "tumor": (2,), "whole liver": (1, 2)}
+UNION_CLASS = "whole liver"  # added by the report, not declared by the dataset: nnU-Net's foreground_mean leaves it out
+LESION_CLASS = "tumor"       # the class whose connected components are lesions (lesion_detection)
 METRICS = ("dice", "precision", "recall", "hd95", "asd")
 
 
-def report_class_masks(label: np.ndarray) -> Dict[str, np.ndarray]:
-    """Label map (any shape) -> one boolean mask per class of REPORT_CLASSES."""
-    return {name: np.isin(label, labels) for name, labels in REPORT_CLASSES.items()}
+def report_classes(labels: Optional[Dict[str, object]]) -> Dict[str, tuple]:
+    """dataset.json's ``labels`` (name -> value, or list of values for a region) -> the report's classes.
+
+    Every foreground entry is a class under its own name, as nnU-Net's evaluation scores it (so a declared
+    class that a prediction never holds still scores 0 where the truth has it); ``whole liver`` is added where
+    ``liver`` and ``tumor`` are two single labels. None (no dataset.json) gives :data:`REPORT_CLASSES`.
+    """
+    if labels is None:
+        return dict(REPORT_CLASSES)
+    classes = {}
+    for name, value in labels.items():
+        values = tuple(sorted(int(v) for v in (value if isinstance(value, (list, tuple)) else [value])))
+        if values != (0,):
+            classes[str(name)] = values
+    liver, tumor = classes.get("liver", ()), classes.get(LESION_CLASS, ())
+    if len(liver) == 1 and len(tumor) == 1 and UNION_CLASS not in classes:
+        classes[UNION_CLASS] = tuple(sorted(liver + tumor))
+    return classes
+
+
+def report_class_masks(label: np.ndarray, classes: Dict[str, tuple] = REPORT_CLASSES) -> Dict[str, np.ndarray]:
+    """Label map (any shape) -> one boolean mask per class (name -> label values)."""
+    return {name: np.isin(label, labels) for name, labels in classes.items()}
 
 
 def overlap_metrics(pred: np.ndarray, gt: np.ndarray) -> Dict[str, Optional[float]]:
@@ -117,12 +140,21 @@ def lesion_detection(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float])
     return {"ref": int(n_ref), "pred": int(n_pred), "matched": len(matched_ref), "by_size": by_size}
 
 
-def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> Dict[str, Dict[str, Optional[float]]]:
-    """Two label maps of one shape and their spacing per array axis -> ``{class: {metric: value}}``, and
-    ``"lesions"``: the tumor's lesion-wise detection (:func:`lesion_detection`)."""
+def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
+                 classes: Dict[str, tuple] = REPORT_CLASSES) -> Dict[str, Dict[str, Optional[float]]]:
+    """Two label maps of one shape and their spacing per array axis -> ``{class: {metric: value}}`` for every
+    class of ``classes`` (see :func:`report_classes`), and, where a class is named ``tumor``, ``"lesions"``: its
+    lesion-wise detection (:func:`lesion_detection`)."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from the reference shape {gt.shape}")
-    pm, gm = report_class_masks(pred), report_class_masks(gt)
-    out = {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing)} for c in REPORT_CLASSES}
-    out["lesions"] = lesion_detection(pm["tumor"], gm["tumor"], spacing)
+    pm, gm = report_class_masks(pred, classes), report_class_masks(gt, classes)
+    out = {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing)} for c in classes}
+    if LESION_CLASS in classes:
+        out["lesions"] = lesion_detection(pm[LESION_CLASS], gm[LESION_CLASS], spacing)
     return out
+
+
+def scored_classes(per_case: Dict[str, dict]) -> list:
+    """The class names of one trainer's per-case scores (``{case: case_metrics(...)}``), in scoring order."""
+    first = next(iter(per_case.values()), {})
+    return [c for c in first if c != "lesions"]

@@ -24,11 +24,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nnunet_dyntransnet.evaluation.metrics import case_metrics
+from nnunet_dyntransnet.evaluation.metrics import REPORT_CLASSES, case_metrics, report_classes
 from nnunet_dyntransnet.utilities.volume_io import IMAGE_ENDINGS, VolumeError, format_numbers, image_files, read_label_array
 
 __all__ = ["ReportError", "TrainerResult", "find_result", "find_results", "read_label", "read_volume", "score_cases",
-           "read_training_log", "split_name"]
+           "read_training_log", "split_name", "describe_classes"]
 
 
 class ReportError(VolumeError):
@@ -50,6 +50,7 @@ class TrainerResult:
     logs: Dict[str, List[Path]] = field(default_factory=dict)  # fold name -> nnU-Net training logs
     label_values: Tuple[int, ...] = DEFAULT_LABEL_VALUES  # values a label map may hold (dataset.json)
     missing: List[str] = field(default_factory=list)  # expected cases without a prediction (only with chill)
+    classes: Dict[str, tuple] = field(default_factory=lambda: dict(REPORT_CLASSES))  # name -> label values scored
 
     def inputs(self) -> List[Path]:
         """Every folder this result reads, which the report must never replace."""
@@ -115,21 +116,37 @@ def _default_labels(dataset: Optional[str]) -> Optional[Path]:
     return next((c for c in candidates if c.is_dir()), None)
 
 
-def _validation_cases(dataset: Optional[str], fold_dirs: Sequence[Path]) -> Optional[set]:
-    """The cases nnU-Net's splits_final.json puts in the validation sets of these folds, if it is found."""
+def _validation_cases(dataset: Optional[str], fold_dirs: Sequence[Path]) -> Optional[Dict[str, set]]:
+    """fold name -> the cases nnU-Net's splits_final.json puts in that fold's validation set, if it is found."""
     if not dataset or not os.environ.get("nnUNet_preprocessed"):
         return None
     splits_file = Path(os.environ["nnUNet_preprocessed"]) / dataset / "splits_final.json"
     if not splits_file.is_file():
         return None
-    splits = json.loads(splits_file.read_text())
-    expected = set()
-    for d in fold_dirs:
-        m = re.fullmatch(r"fold_(\d+)", d.name)
-        if m is None or int(m.group(1)) >= len(splits):
-            return None  # fold_all, or a split file of another run: fall back to the references
-        expected.update(splits[int(m.group(1))]["val"])
+    try:
+        splits = json.loads(splits_file.read_text())
+        expected = {}
+        for d in fold_dirs:
+            m = re.fullmatch(r"fold_(\d+)", d.name)
+            if m is None or int(m.group(1)) >= len(splits):
+                return None  # fold_all, or a split file of another run: fall back to the references
+            expected[d.name] = set(splits[int(m.group(1))]["val"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ReportError(f"{splits_file}: not nnU-Net's splits file ({type(e).__name__}: {e}); restore it (nnU-Net "
+                          f"writes it at the first training) or unset nnUNet_preprocessed and pass --labels") from None
     return expected
+
+
+def _check_validation_split(path: Path, folds: Dict[str, str], expected: Dict[str, set], ending: str) -> None:
+    """Refuse a prediction in ``fold_N/validation`` of a case that fold trained on: it would be scored as
+    validation while the network saw its label."""
+    wrong = sorted(c for c, fold in folds.items() if c not in expected[fold])
+    if wrong:
+        case = wrong[0]
+        raise ReportError(f"{path / folds[case] / 'validation' / (case + ending)}: {case} is not in "
+                          f"{folds[case]}'s validation set in splits_final.json ({len(wrong)} such case(s)); a "
+                          f"case the fold trained on would be scored as unseen. Remove those predictions, or "
+                          f"score them as a plain folder with --labels if they are predictions of another split")
 
 
 def split_name(spec: str) -> Tuple[str, str]:
@@ -176,7 +193,10 @@ def find_result(spec: str, labels: Optional[Path] = None, chill: bool = False) -
         if not predictions:
             raise ReportError(f"{path}: the validation folders hold no {ending} files; did `nnUNetv2_train` finish "
                               f"(or run it with --val)?")
-        expected = _validation_cases(dataset, fold_dirs)
+        per_fold = _validation_cases(dataset, fold_dirs)
+        if per_fold is not None:
+            _check_validation_split(trainer_dir, folds, per_fold, ending)
+        expected = set().union(*per_fold.values()) if per_fold is not None else None
     else:
         dataset = None
         meta = _dataset_json(path, *([labels.parent] if labels else []))
@@ -204,7 +224,13 @@ def find_result(spec: str, labels: Optional[Path] = None, chill: bool = False) -
                           f"{missing[0]}{ending} (expected: every reference in {ref}, or the validation cases of "
                           f"splits_final.json); finish those predictions, or pass --chill to score the "
                           f"{len(predictions)} present (the report states the missing ones)")
-    return TrainerResult(name, path, predictions, folds, ref, ending, dataset, logs, _label_values(meta), missing)
+    return TrainerResult(name, path, predictions, folds, ref, ending, dataset, logs, _label_values(meta), missing,
+                         report_classes((meta or {}).get("labels")))
+
+
+def describe_classes(classes: Dict[str, tuple]) -> str:
+    """``{"liver": (1,), "whole liver": (1, 2)}`` -> ``"liver = 1, whole liver = 1+2"``."""
+    return ", ".join(f"{name} = {'+'.join(map(str, values))}" for name, values in classes.items())
 
 
 def find_results(specs: Sequence[str], labels: Optional[Path] = None, chill: bool = False) -> List[TrainerResult]:
@@ -213,6 +239,11 @@ def find_results(specs: Sequence[str], labels: Optional[Path] = None, chill: boo
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ReportError(f"two results are named {dup[0]}; name them apart with NAME=PATH")
+    other = next((r for r in results if r.classes != results[0].classes), None)
+    if other is not None:
+        raise ReportError(f"{results[0].name} and {other.name} score different classes ({describe_classes(results[0].classes)} "
+                          f"against {describe_classes(other.classes)}, from their dataset.json); a report compares "
+                          f"the same classes: report them apart")
     return results
 
 
@@ -248,20 +279,20 @@ def describe_grid(image) -> str:
             f"{format_numbers(image.GetOrigin())}, direction {format_numbers(image.GetDirection())}")
 
 
-def _score_one(args: Tuple[str, str, str, Tuple[int, ...]]) -> Tuple[str, dict]:
-    case, pred_path, ref_path, allowed = args
+def _score_one(args: Tuple[str, str, str, Tuple[int, ...], Dict[str, tuple]]) -> Tuple[str, dict]:
+    case, pred_path, ref_path, allowed, classes = args
     pred, _, pred_img = read_label(Path(pred_path), allowed)
     ref, spacing, ref_img = read_label(Path(ref_path), allowed)
     if not same_grid(pred_img, ref_img):
         raise ReportError(f"{pred_path} ({describe_grid(pred_img)}) does not lie on the grid of its reference "
                           f"{ref_path} ({describe_grid(ref_img)}); resample the prediction onto the reference "
                           f"(nnUNetv2_predict writes each prediction on its input's grid)")
-    return case, case_metrics(pred, ref, spacing)
+    return case, case_metrics(pred, ref, spacing, classes)
 
 
 def score_cases(result: TrainerResult, processes: int = 1) -> Dict[str, dict]:
     """case id -> ``{class: {metric: value}}`` for every prediction of ``result``."""
-    jobs = [(c, str(p), str(result.labels / f"{c}{result.file_ending}"), result.label_values)
+    jobs = [(c, str(p), str(result.labels / f"{c}{result.file_ending}"), result.label_values, result.classes)
             for c, p in result.predictions.items()]
     if processes <= 1:
         return dict(map(_score_one, jobs))

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nnunet_dyntransnet.evaluation.metrics import LESION_SIZES_MM, METRICS, REPORT_CLASSES
+from nnunet_dyntransnet.evaluation.metrics import LESION_SIZES_MM, METRICS, UNION_CLASS, scored_classes
 from nnunet_dyntransnet.evaluation.stats import describe, paired_t_test, wilcoxon_signed_rank
 
 __all__ = ["values", "paired_values", "trainer_statistics", "trainer_modules", "anchor_metrics", "markdown_report"]
@@ -36,7 +36,7 @@ def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[st
     out = {}
     for trainer, per_case in scores.items():
         out[trainer] = {}
-        for cls in REPORT_CLASSES:
+        for cls in scored_classes(per_case):
             out[trainer][cls] = {}
             for metric in METRICS:
                 vals = values(per_case, cls, metric)
@@ -53,20 +53,24 @@ def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[st
 def anchor_metrics(per_case: Dict[str, dict]) -> dict:
     """The numbers other papers report, from one trainer's per-case scores.
 
-    * ``foreground_mean``: the mean over labels 1 and 2 of each label's mean Dice over the cases
-      where it is defined: nnU-Net's ``foreground_mean`` (what ``nnUNetv2_evaluate_folder`` writes,
-      and what nnU-Net Revisited reports for LiTS);
+    * ``foreground_mean``: the mean over the dataset's classes (labels 1 and 2 for LiTS) of each class's
+      mean Dice over the cases where it is defined: nnU-Net's ``foreground_mean`` (what
+      ``nnUNetv2_evaluate_folder`` writes, and what nnU-Net Revisited reports for LiTS);
     * ``global_dice``: per class, Dice over all cases' voxels pooled (the LiTS challenge's "Dice global");
     * ``lesions``: tumor detection pooled over cases (precision, recall, F1 of matched lesions,
-      recall per reference size class; matching in :func:`metrics.lesion_detection`).
+      recall per reference size class; matching in :func:`metrics.lesion_detection`); None when the
+      dataset has no tumor class.
     """
-    label_means = [describe(list(values(per_case, cls, "dice").values())).mean for cls in ("liver", "tumor")]
+    classes = scored_classes(per_case)
+    label_means = [describe(list(values(per_case, cls, "dice").values())).mean for cls in classes if cls != UNION_CLASS]
     defined = [m for m in label_means if m is not None]
-    out = {"foreground_mean": float(np.mean(defined)) if defined else None, "global_dice": {}}
-    for cls in REPORT_CLASSES:
+    out = {"foreground_mean": float(np.mean(defined)) if defined else None, "global_dice": {}, "lesions": None}
+    for cls in classes:
         tp = sum(m[cls]["tp"] for m in per_case.values())
         total = sum(m[cls]["n_pred"] + m[cls]["n_ref"] for m in per_case.values())
         out["global_dice"][cls] = 2 * tp / total if total else None
+    if not all("lesions" in m for m in per_case.values()):
+        return out
     ref = sum(m["lesions"]["ref"] for m in per_case.values())
     pred = sum(m["lesions"]["pred"] for m in per_case.values())
     matched = sum(m["lesions"]["matched"] for m in per_case.values())
@@ -135,7 +139,7 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
     ``{trainer: anchor_metrics(...)}``; ``costs`` is ``{trainer: benchmark row}`` (from ``--benchmark``),
     ``costs_source`` says which benchmark run they come from."""
     trainers = list(scores)
-    classes = list(REPORT_CLASSES)
+    classes = scored_classes(scores[trainers[0]])
     out = [f"# {title}", ""] + list(context) + [""]
     n_cases = {t: len(scores[t]) for t in trainers}
     missing = missing or {}
@@ -190,11 +194,14 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
         for t in trainers:
             a, les = anchors[t], anchors[t]["lesions"]
             pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
-            rows.append([t, pct(a["foreground_mean"])] + [pct(a["global_dice"][c]) for c in classes] +
-                        [f"{les['matched']}/{les['ref']}/{les['pred']}", pct(les["precision"]), pct(les["recall"]),
-                         pct(les["f1"])] + [f"{pct(les['recall_by_size'][s])} (n={les['ref_by_size'][s]})" for s in sizes])
+            lesion_cells = (["n/a (no tumor class)"] + ["n/a"] * (3 + len(sizes)) if les is None else
+                            [f"{les['matched']}/{les['ref']}/{les['pred']}", pct(les["precision"]), pct(les["recall"]),
+                             pct(les["f1"])] + [f"{pct(les['recall_by_size'][s])} (n={les['ref_by_size'][s]})"
+                                                for s in sizes])
+            rows.append([t, pct(a["foreground_mean"])] + [pct(a["global_dice"][c]) for c in classes] + lesion_cells)
         out += ["## The anchors' numbers", "",
-                "`foreground_mean`: the mean of liver (label 1) and tumor (label 2) Dice, each averaged over the cases "
+                f"`foreground_mean`: the mean of the dataset's classes' Dice "
+                f"({', '.join(c for c in classes if c != UNION_CLASS)}), each averaged over the cases "
                 "where it is defined: nnU-Net's `foreground_mean`, the LiTS number of nnU-Net Revisited. Global Dice: "
                 "all cases' voxels pooled (the LiTS challenge's \"Dice global\"). Lesions: 26-connected tumor "
                 "components; a reference and a predicted lesion match when their IoU exceeds 0.5 (one-to-one at that "
