@@ -161,6 +161,11 @@ def main(argv=None) -> int:
             print(f"dyntransnet_protocol: --trainers {args.trainers!r} names no trainer; give a set ({', '.join(sets)}) or "
                   f"trainer names separated by commas", file=sys.stderr)
             return 2
+        repeated = sorted({t for t in trainers if trainers.count(t) > 1})
+        if repeated:  # the same fold twice would be two trainings of one folder, on two GPUs at once
+            print(f"dyntransnet_protocol: --trainers {args.trainers}: {', '.join(repeated)} is named twice; name each "
+                  f"trainer once", file=sys.stderr)
+            return 2
         unknown = [t for t in trainers if find_trainer_class(t) is None]
         if unknown:
             print(f"dyntransnet_protocol: --trainers {args.trainers}: {', '.join(unknown) or 'no trainer'} is neither a set "

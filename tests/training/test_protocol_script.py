@@ -100,6 +100,9 @@ def test_refusals(tmp_path, _run, capsys):
     assert proc.returncode == 2 and "baseline is neither a set (all, main, ablations, baselines, demo)" in proc.stderr
     proc = _run(["lits", "--source", tmp_path, "--trainers", "nnUNetTrainer,nnUNetTrainerNope", "--dry-run"], tmp_path)
     assert proc.returncode == 2 and "nnUNetTrainerNope is neither" in proc.stderr
+    # one trainer twice: the same fold folder trained twice at once (on two GPUs with --gpus 0,1)
+    proc = _run(["lits", "--source", tmp_path, "--trainers", "nnUNetTrainer, nnUNetTrainer", "--dry-run"], tmp_path)
+    assert proc.returncode == 2 and "nnUNetTrainer is named twice" in proc.stderr
     proc = _run(["lits", "--source", tmp_path, "--dry-run"], None)
     assert proc.returncode == 2 and "nnUNet_raw" in proc.stderr
     proc = _run(["lits", "--dry-run"], tmp_path)
