@@ -34,7 +34,7 @@ import math
 import os
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
@@ -230,7 +230,12 @@ class WallClockBudget(ChecksResume):
         return int(decided.item())
 
     def run_training(self) -> None:
-        with fold_lock(getattr(self, "output_folder", None), getattr(self, "local_rank", 0) == 0):
+        with ExitStack() as held:
+            try:
+                held.enter_context(fold_lock(getattr(self, "output_folder", None), getattr(self, "local_rank", 0) == 0))
+            except TrainingRefused:
+                self.forget_own_log()  # the other training's log stays; this refused run's stub goes
+                raise
             try:
                 super().run_training()
             except _BudgetSpent:

@@ -10,6 +10,7 @@ the main trainer and one baseline.
 """
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,7 +317,16 @@ def test_continuing_a_fold_of_another_network_is_refused(nnunet_in_process, tmp_
     del plans["configurations"]["3d_fullres"][OPTIONS_KEY]
     old = tmp_path / "old.pth"
     torch.save({"init_args": {"plans": plans}}, old)
+    own_log = Path(trainer.log_file)
+    assert own_log.is_file()  # nnU-Net's __init__ started this run's log
     with pytest.raises(TrainingRefused, match="version 0.1's network"):
         trainer.load_checkpoint(str(old))
+    assert not own_log.exists()  # a refused --c leaves no stub training log (issue 28, case 14)
+    again = _trainer("nnUNetTrainerDynTransNet")
+    earlier = Path(again.log_file)
+    again._log_was_there = True  # as if another run of the same second had written this log first
+    with pytest.raises(TrainingRefused):
+        again.load_checkpoint(str(old))
+    assert earlier.is_file()  # never another run's log
     with pytest.raises(KeyError):  # past the check: nnU-Net's own loading of this stand-in fails on its keys
         trainer.load_checkpoint(str(current))
