@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-import torch
+from nnunet_dyntransnet.utilities.checkpoint_file import read_checkpoint
 
 __all__ = ["TrainingRefused", "ChecksResume"]
 
@@ -44,8 +44,12 @@ class ChecksResume:
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         if isinstance(filename_or_checkpoint, str):
             try:
-                self.check_resumable(torch.load(filename_or_checkpoint, map_location="cpu", weights_only=False),
-                                     filename_or_checkpoint)
+                checkpoint = read_checkpoint(
+                    filename_or_checkpoint, TrainingRefused,
+                    "Move it aside (add .broken to its name) and run the same command again: --c then continues from "
+                    "the next checkpoint nnU-Net finds (checkpoint_latest.pth, then checkpoint_best.pth), or starts "
+                    "the fold afresh when there is none")
+                self.check_resumable(checkpoint, filename_or_checkpoint)
             except TrainingRefused:
                 self.forget_own_log()
                 raise

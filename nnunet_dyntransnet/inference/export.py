@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from nnunet_dyntransnet.inference.sidecar import FORMAT, file_sha256, sidecar_path
+from nnunet_dyntransnet.utilities.checkpoint_file import read_checkpoint
 from nnunet_dyntransnet.utilities.command import run_command
 from nnunet_dyntransnet.utilities.staging import remove_stale_staging, sigterm_raises, staging_name
 
@@ -74,6 +75,9 @@ def _model_folder(dataset: str, trainer: str, plans: str, configuration: str, fo
         there = sorted(p.name for p in (folder / f"fold_{fold}").glob("*.pth")) if (folder / f"fold_{fold}").is_dir() else []
         raise ExportError(f"{chk}: no such checkpoint (fold {fold} has {there or 'no checkpoints'}); finish the "
                           f"training, or name another one with -chk (e.g. checkpoint_best.pth)")
+    # nnU-Net's predictor would fail on a cut-off file with a traceback that does not name it
+    read_checkpoint(chk, ExportError, "Export another checkpoint of the fold with -chk (e.g. checkpoint_best.pth), "
+                                      "or train the fold again")
     return folder
 
 

@@ -46,6 +46,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 from nnunet_dyntransnet.training.scheduling import (Training, alive_elsewhere, format_progress, parse_gpus, progress, run_on_gpus,
                                            slurm_scripts, submit_slurm, write_slurm_scripts, write_status)
@@ -269,13 +270,26 @@ def main(argv=None) -> int:
     busy = [n for n, c in codes.items() if c == -1]
     failed = [n for n, c in codes.items() if c not in (0, -1)]
     if failed or busy:
-        print(f"dyntransnet_protocol: {len(failed)} training(s) failed{': ' + ', '.join(failed) if failed else ''}"
-              f"{f'; {len(busy)} still running elsewhere: ' + ', '.join(busy) if busy else ''}; their logs are in "
-              f"{protocol_dir / 'logs'}. Run the same command again to continue them; no report written",
-              file=sys.stderr)
+        print(_unfinished_message(trainings, failed, busy, protocol_dir, args.gpus is not None), file=sys.stderr)
         return 1
     _run(report, args.dry_run)
     return 0
+
+
+def _unfinished_message(trainings, failed: List[str], busy: List[str], protocol_dir: Path, on_gpus: bool) -> str:
+    """Why no report was written: each failed training with the log that says why, and what the next run does."""
+    lines = [f"dyntransnet_protocol: {len(failed)} training(s) failed, {len(busy)} still running elsewhere; no report "
+             f"written"]
+    by_name = {t.name: t for t in trainings}
+    for name in failed:
+        logs = sorted(by_name[name].fold_dir.glob("training_log_*.txt"))
+        where = [str(protocol_dir / "logs" / f"{name}.log")] if on_gpus else ["its output above"]
+        where += [str(logs[-1])] if logs else []
+        lines.append(f"  failed: {name} (see {' and '.join(where)})")
+    lines += [f"  running elsewhere: {name} (its status file: {protocol_dir / 'status' / name})" for name in busy]
+    lines.append("Fix what the failed trainings' last lines say, then run the same command again: finished folds are "
+                 "skipped, started ones continue from their latest checkpoint (nnUNetv2_train --c)")
+    return "\n".join(lines)
 
 
 def _run_one_by_one(trainings, protocol_dir: Path, dry_run: bool) -> dict:

@@ -146,3 +146,24 @@ def test_process_counts_are_checked_before_any_work(tmp_path, capsys, args, mess
         predict.main(["-i", str(tmp_path), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "m.onnx"), *args])
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_export_of_a_truncated_checkpoint_names_the_file(tmp_path, capsys, monkeypatch):
+    """Issue 28, case 12: a cut-off checkpoint_final.pth gave a torch traceback that did not name it."""
+    import torch
+
+    from nnunet_dyntransnet.inference.export import main
+
+    fold = tmp_path / "results" / "Dataset963_Cut" / "nnUNetTrainerDynTransNet__nnUNetPlans__3d_fullres" / "fold_0"
+    fold.mkdir(parents=True)
+    torch.save({"network_weights": {"w": torch.zeros(500)}}, fold / "checkpoint_final.pth")
+    data = (fold / "checkpoint_final.pth").read_bytes()
+    (fold / "checkpoint_final.pth").write_bytes(data[: len(data) // 2])
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
+    assert main(["-d", "963", "-f", "0", "-o", str(tmp_path / "m.onnx")]) != 0
+    err = capsys.readouterr().err
+    assert f"{fold / 'checkpoint_final.pth'} ({len(data) // 2} bytes) cannot be read as a checkpoint" in err, err
+    assert "-chk" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()

@@ -141,7 +141,8 @@ results="$nnUNet_results/Dataset502_ATLAS/${5}__nnUNetPlans__$2/fold_$3"
 echo "start $(date +%s.%N) $CUDA_VISIBLE_DEVICES $5 $3" >> "$TRAIN_RECORD"
 sleep 0.4
 echo "end $(date +%s.%N) $CUDA_VISIBLE_DEVICES $5 $3" >> "$TRAIN_RECORD"
-if [ "$5" = nnUNetTrainerDynUNet ] && [ "$3" = 1 ]; then echo "CUDA out of memory"; exit 3; fi
+if [ "$5" = nnUNetTrainerDynUNet ] && [ "$3" = 1 ]; then
+    mkdir -p "$results" && echo "CUDA out of memory" | tee "$results/training_log_2026_12_6_01_02_03.txt"; exit 3; fi
 mkdir -p "$results/validation" && touch "$results/checkpoint_final.pth" && echo '{}' > "$results/validation/summary.json"
 """
 
@@ -181,7 +182,11 @@ def test_gpus_a_failed_training_is_reported_and_the_others_finish(tmp_path, _run
     monkeypatch.setenv("TRAIN_RECORD", str(tmp_path / "record.txt"))
     proc = _run(["atlas", "--trainers", "nnUNetTrainerDynUNet", "--folds", "0", "1", "2", "--gpus", "3"], tmp_path)
     assert proc.returncode == 1
-    assert "1 training(s) failed: nnUNetTrainerDynUNet__3d_fullres__fold1" in proc.stderr and "no report" in proc.stderr
+    fold1 = results / "nnUNetTrainerDynUNet__nnUNetPlans__3d_fullres/fold_1"
+    assert "1 training(s) failed, 0 still running elsewhere; no report written" in proc.stderr
+    # case 12: the message named a logs folder that a run without --gpus never makes, and not the fold's own log
+    assert (f"failed: nnUNetTrainerDynUNet__3d_fullres__fold1 (see {results}/protocol/logs/nnUNetTrainerDynUNet__"
+            f"3d_fullres__fold1.log and {fold1}/training_log_2026_12_6_01_02_03.txt)") in proc.stderr
     assert "report" not in (tmp_path / "record.txt").read_text()
     assert all((results / f"nnUNetTrainerDynUNet__nnUNetPlans__3d_fullres/fold_{f}/validation/summary.json").is_file()
                for f in (0, 2))
@@ -191,6 +196,19 @@ def test_gpus_a_failed_training_is_reported_and_the_others_finish(tmp_path, _run
     proc = _run(["atlas", "--trainers", "nnUNetTrainerDynUNet", "--folds", "0", "1", "2", "--progress"], tmp_path)
     assert "| nnUNetTrainerDynUNet__3d_fullres__fold1 | failed |" in proc.stdout
     assert "3 trainings: 2 done, 1 failed" in proc.stdout
+
+
+def test_one_by_one_a_failed_training_names_its_own_log(tmp_path, _run, monkeypatch):
+    """Without --gpus the output goes to the terminal: the message points there and at the fold's training log."""
+    results = _planned_atlas(tmp_path)
+    _fake_bin(tmp_path, monkeypatch, nnUNetv2_train=FAKE_TRAIN, dyntransnet_report="echo report >> $TRAIN_RECORD\n")
+    monkeypatch.setenv("TRAIN_RECORD", str(tmp_path / "record.txt"))
+    proc = _run(["atlas", "--trainers", "nnUNetTrainerDynUNet", "--folds", "1"], tmp_path)
+    assert proc.returncode == 1
+    fold1 = results / "nnUNetTrainerDynUNet__nnUNetPlans__3d_fullres/fold_1"
+    assert (f"failed: nnUNetTrainerDynUNet__3d_fullres__fold1 (see its output above and "
+            f"{fold1}/training_log_2026_12_6_01_02_03.txt)") in proc.stderr
+    assert "protocol/logs" not in proc.stderr and not (results / "protocol" / "logs").exists()
 
 
 def test_gpus_dry_run_assigns_devices(tmp_path, _run):

@@ -328,5 +328,9 @@ def test_continuing_a_fold_of_another_network_is_refused(nnunet_in_process, tmp_
     with pytest.raises(TrainingRefused):
         again.load_checkpoint(str(old))
     assert earlier.is_file()  # never another run's log
+    cut = tmp_path / "checkpoint_latest.pth"  # case 12: a cut-off checkpoint gave a traceback naming no file
+    cut.write_bytes(current.read_bytes()[:100])
+    with pytest.raises(TrainingRefused, match=f"{cut} \\(100 bytes\\) cannot be read as a checkpoint.*Move it aside"):
+        again.load_checkpoint(str(cut))
     with pytest.raises(KeyError):  # past the check: nnU-Net's own loading of this stand-in fails on its keys
         trainer.load_checkpoint(str(current))
