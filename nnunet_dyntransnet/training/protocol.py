@@ -48,8 +48,9 @@ import sys
 from pathlib import Path
 from typing import List
 
-from nnunet_dyntransnet.training.scheduling import (Training, alive_elsewhere, format_progress, parse_gpus, progress, run_on_gpus,
-                                           slurm_scripts, submit_slurm, write_slurm_scripts, write_status)
+from nnunet_dyntransnet.training.scheduling import (Training, alive_elsewhere, check_slurm_inputs, format_progress,
+                                                    parse_gpus, progress, run_on_gpus, slurm_scripts, submit_slurm,
+                                                    write_slurm_scripts, write_status)
 from nnunet_dyntransnet.utilities import processes
 from nnunet_dyntransnet.utilities.staging import Terminated, exit_code_of, sigterm_raises
 
@@ -149,6 +150,12 @@ def main(argv=None) -> int:
     if missing:
         print(f"dyntransnet_protocol: set {', '.join(missing)} first (nnU-Net's folders; see its documentation)", file=sys.stderr)
         return 2
+    if args.slurm:
+        try:
+            check_slurm_inputs(args.sbatch, os.environ["nnUNet_results"])
+        except ValueError as e:
+            print(f"dyntransnet_protocol: {e}", file=sys.stderr)
+            return 2
     default_id, suffix, create = DATASETS[args.dataset]
     dataset_id = args.d if args.d is not None else default_id
     sets = _trainer_sets()

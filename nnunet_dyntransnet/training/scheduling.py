@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence
 from nnunet_dyntransnet.utilities import processes
 from nnunet_dyntransnet.utilities.staging import pid_alive
 
-__all__ = ["Training", "parse_gpus", "alive_elsewhere", "run_on_gpus", "slurm_scripts", "write_slurm_scripts", "submit_slurm", "progress", "format_progress",
+__all__ = ["Training", "parse_gpus", "alive_elsewhere", "run_on_gpus", "slurm_scripts", "check_slurm_inputs", "write_slurm_scripts", "submit_slurm", "progress", "format_progress",
            "epoch_times", "write_status"]
 
 DEFAULT_EPOCHS = 1000  # nnU-Net's, when a fold has no debug.json yet
@@ -243,10 +243,26 @@ if [ $missing -ne 0 ]; then echo "no report: finish (resubmit) those trainings, 
 
 
 def _sbatch_line(arg: str) -> str:
-    """An ``#SBATCH`` line; sbatch splits these at white space unless the argument is in double quotes."""
+    """An ``#SBATCH`` line; sbatch splits these at white space unless the argument is in double quotes (so an
+    argument cannot hold one: :func:`check_slurm_inputs` refuses that first, naming where it came from)."""
     if '"' in arg:
-        raise ValueError(f"--sbatch={arg}: an #SBATCH argument cannot hold a double quote")
+        raise ValueError(f"an #SBATCH argument cannot hold a double quote: {arg}")
     return f'#SBATCH "{arg}"' if any(c.isspace() for c in arg) else f"#SBATCH {arg}"
+
+
+def check_slurm_inputs(sbatch_args: Sequence[str], results_root: str) -> None:
+    """Refuse, before any work, what the scripts of :func:`slurm_scripts` cannot carry: a double quote in an
+    ``--sbatch`` argument, or in ``$nnUNet_results`` (the jobs' ``#SBATCH --output`` log path lies under it), where
+    SLURM also reads ``%`` as a file name pattern. Raises ``ValueError`` naming the value and what to do."""
+    for arg in sbatch_args:
+        if '"' in arg:
+            raise ValueError(f"--sbatch={arg}: an #SBATCH line cannot hold a double quote; drop it (an argument "
+                             f"with spaces is quoted for you)")
+    bad = sorted({c for c in results_root if c in '"%'})
+    if bad:
+        raise ValueError(f"$nnUNet_results ({results_root}) holds {' and '.join(repr(c) for c in bad)}: the jobs' logs "
+                         f"go under it in an #SBATCH --output line, which cannot hold a double quote and reads % as a "
+                         f"SLURM file name pattern. Use an nnUNet_results path without them for --slurm")
 
 
 def slurm_scripts(trainings: Sequence[Training], report_command: Sequence[str], protocol_dir: Path,

@@ -100,6 +100,13 @@ def test_refusals(tmp_path, _run, capsys):
     assert proc.returncode == 2 and "baseline is neither a set (all, main, ablations, baselines, demo)" in proc.stderr
     proc = _run(["lits", "--source", tmp_path, "--trainers", "nnUNetTrainer,nnUNetTrainerNope", "--dry-run"], tmp_path)
     assert proc.returncode == 2 and "nnUNetTrainerNope is neither" in proc.stderr
+    # case 13: a '"' in $nnUNet_results was blamed on --sbatch, which was not given, after converting and planning
+    quoted = tmp_path / 'my "data'
+    proc = _run(["phantom", "--slurm", "--trainers", "nnUNetTrainer"], quoted)
+    assert proc.returncode == 2 and f"$nnUNet_results ({quoted / 'res'}) holds '\"'" in proc.stderr
+    assert "--sbatch" not in proc.stderr and not quoted.exists(), "refused before any work"
+    proc = _run(["phantom", "--slurm", "--trainers", "nnUNetTrainer", '--sbatch=--comment=a "b"'], tmp_path / "x")
+    assert proc.returncode == 2 and '--sbatch=--comment=a "b": an #SBATCH line cannot hold a double quote' in proc.stderr
     # one trainer twice: the same fold folder trained twice at once (on two GPUs with --gpus 0,1)
     proc = _run(["lits", "--source", tmp_path, "--trainers", "nnUNetTrainer, nnUNetTrainer", "--dry-run"], tmp_path)
     assert proc.returncode == 2 and "nnUNetTrainer is named twice" in proc.stderr
