@@ -17,6 +17,7 @@ hidden folder beside ``-o`` and appear there complete, or not at all.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -27,7 +28,9 @@ from nnunet_dyntransnet.inference.sidecar import SidecarError, read_sidecar, sid
 from nnunet_dyntransnet.utilities.command import run_command
 from nnunet_dyntransnet.utilities.staging import StagingError
 
-__all__ = ["OnnxNetwork", "InputError", "PREDICTIONS_MARKER", "predict_folder", "main"]
+__all__ = ["OnnxNetwork", "InputError", "PREDICTIONS_MARKER", "prepare", "predict_folder", "main"]
+
+SUPERVISED_ENV = "DYNTRANSNET_PREDICT_SUPERVISED"  # set in the child that predicts (see _supervise)
 
 
 class InputError(ValueError):
@@ -93,6 +96,20 @@ def _cases(folder: Path, file_ending: str, channels: int) -> Dict[str, List[Path
     return {case: [files[c] for c in range(channels)] for case, files in cases.items()}
 
 
+def prepare(model: Path, images: Path, out: Path, overwrite: bool = False):
+    """Everything checked before any work: -o under :class:`~nnunet_dyntransnet.utilities.ownership.Claim`, the
+    model's sidecar, and the input cases. Returns (what -o replaces, the sidecar, ``{case: its image files}``)."""
+    from nnunet_dyntransnet.utilities.ownership import Claim
+
+    model = Path(model)
+    claim = Claim(COMMAND, [(images, "the input folder, -i"), (model, "the model, -m"),
+                            (sidecar_path(model), "the model's sidecar")], "-o", InputError)
+    replace = claim.folder(Path(out).resolve(), overwrite)
+    sidecar = read_sidecar(model)
+    cases = _cases(images, sidecar["dataset_json"]["file_ending"], sidecar["num_input_channels"])
+    return replace, sidecar, cases
+
+
 def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = False, device: str = "cpu",
                    step_size: float = 0.5, npp: int = 3, nps: int = 3, overwrite: bool = False) -> List[str]:
     """Predict every case of ``images`` into ``out`` with the ONNX model; returns the case names.
@@ -100,27 +117,23 @@ def predict_folder(model: Path, images: Path, out: Path, disable_tta: bool = Fal
     ``out`` follows :class:`nnunet_dyntransnet.utilities.ownership.Claim`: never the input folder, nor a folder
     holding or lying in it, nor one holding the model or its sidecar, nor nnU-Net's folders, the current or home folder or one holding
     them; an existing one is replaced only with ``overwrite`` and only if this command wrote every file in it.
+    nnU-Net's predictor starts worker processes here: :func:`main` runs this in a supervised child.
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dyntransnet.utilities.ownership import Claim, write_marker
+    from nnunet_dyntransnet.utilities.ownership import write_marker
     from nnunet_dyntransnet.utilities.staging import staged_folder
 
     out = Path(out).resolve()
-    model = Path(model)
-    claim = Claim(COMMAND, [(images, "the input folder, -i"), (model, "the model, -m"),
-                            (sidecar_path(model), "the model's sidecar")], "-o", InputError)
-    replace = claim.folder(out, overwrite)
-    sidecar = read_sidecar(model)
-    cases = _cases(images, sidecar["dataset_json"]["file_ending"], sidecar["num_input_channels"])
+    replace, sidecar, cases = prepare(model, images, out, overwrite)
     plans_manager = PlansManager(sidecar["plans"])
     configuration = plans_manager.get_configuration(sidecar["configuration"])
     mirroring = tuple(sidecar["mirroring_axes"]) or None
     predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=not disable_tta,
                                 perform_everything_on_device=device == "cuda", device=torch.device(device),
                                 allow_tqdm=False)
-    predictor.manual_initialization(OnnxNetwork(_session(model, device)), plans_manager, configuration, [{}],
+    predictor.manual_initialization(OnnxNetwork(_session(Path(model), device)), plans_manager, configuration, [{}],
                                     sidecar["dataset_json"], sidecar["trainer"], mirroring)
     with staged_folder(out, replace=replace, tag="predicting") as staging:
         predictor.predict_from_files([[str(p) for p in files] for files in cases.values()],
@@ -171,13 +184,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _parser().error("-device cuda: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
                         "use -device cpu")
 
-    def predict() -> str:
-        cases = predict_folder(args.m, args.i, args.o, args.disable_tta, args.device, args.step_size, args.npp,
-                               args.nps, args.overwrite)
-        return f"predicted {len(cases)} case(s) into {args.o}"
+    errors = (SidecarError, InputError, StagingError)
+    if os.environ.get(SUPERVISED_ENV) == "1":  # the supervised child: predict
+        def predict() -> str:
+            cases = predict_folder(args.m, args.i, args.o, args.disable_tta, args.device, args.step_size, args.npp,
+                                   args.nps, args.overwrite)
+            return f"predicted {len(cases)} case(s) into {args.o}"
 
-    return run_command("dyntransnet_predict_onnx", predict, (SidecarError, InputError, StagingError),
-                       "no prediction was written")
+        return run_command(COMMAND, predict, errors, "no prediction was written")
+
+    def check() -> str:
+        cases = prepare(args.m, args.i, args.o, args.overwrite)[2]
+        return f"{COMMAND}: {len(cases)} case(s) of {args.i} to predict"
+
+    checked = run_command(COMMAND, check, errors, "no prediction was written")
+    return checked if checked != 0 else _supervise(sys.argv[1:] if argv is None else list(argv))
+
+
+def _child_command(argv: Sequence[str]) -> List[str]:
+    return [sys.executable, "-m", "nnunet_dyntransnet.inference.predict", *argv]
+
+
+def _supervise(argv: Sequence[str]) -> int:
+    """The prediction in a child under the supervisor (utilities/processes.py), with nnU-Net's preprocessing and
+    export workers in its process group: Ctrl-C or SIGTERM stops them all, the child removes its unfinished output,
+    and this exits 130 or 143 with a line that says so. Otherwise the child's exit status."""
+    from nnunet_dyntransnet.utilities import processes
+    from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+
+    stopped: List[str] = []
+    try:
+        with sigterm_raises():
+            return processes.run(_child_command(argv), env={**os.environ, SUPERVISED_ENV: "1"},
+                                 stopped=stopped).returncode
+    except KeyboardInterrupt as e:
+        what = "the prediction (with nnU-Net's workers) " + (stopped[0].split(" ", 1)[1] if stopped else "stopped")
+        print(f"{COMMAND}: {str(e) or 'interrupted (Ctrl-C)'}; {what}; no prediction was written", file=sys.stderr)
+        return exit_code_of(e)
 
 
 if __name__ == "__main__":

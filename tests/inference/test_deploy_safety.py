@@ -3,12 +3,10 @@
 In-process where a subprocess adds nothing; SIGTERM needs a real process. The trained-model
 path (2d and 3d export against nnUNetv2_predict) is in test_nnunet_e2e.py.
 """
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -114,27 +112,58 @@ def test_export_leftovers_of_a_killed_run_are_removed(tmp_path):
     assert alive.exists(), "a live run's file is kept"
 
 
-def test_predict_onnx_sigterm_exits_143_and_writes_nothing(tmp_path):
-    """Case 12: SIGTERM during prediction exited 1 with tracebacks."""
-    script = tmp_path / "slow.py"
-    script.write_text(
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from nnunet_dyntransnet.inference import predict\n"
-        "from nnunet_dyntransnet.utilities.staging import staged_folder\n"
-        "def slow(model, images, out, *a, **k):\n"
-        "    with staged_folder(Path(out), tag='predicting') as s:\n"
-        "        (s / 'half.nii.gz').write_text('x'); print('started', flush=True); time.sleep(60)\n"
-        "predict.predict_folder = slow\n"
-        "sys.exit(predict.main(sys.argv[1:]))\n")
+# the command's parent: the checks pass; the prediction runs in CHILD (a script of its own)
+PARENT = """
+import sys
+from nnunet_dyntransnet.inference import predict
+predict.prepare = lambda *a, **k: ([], {}, {"a": []})
+predict._child_command = lambda argv: [sys.executable, sys.argv[1], *argv]
+sys.exit(predict.main(sys.argv[2:]))
+"""
+# the supervised child: a partial output, and a worker process as nnU-Net's predictor starts them (spawn)
+CHILD = """
+import multiprocessing, sys, time
+from pathlib import Path
+from nnunet_dyntransnet.inference import predict
+from nnunet_dyntransnet.utilities.staging import staged_folder
+def slow(model, images, out, *a, **k):
+    with staged_folder(Path(out), tag="predicting") as s:
+        (s / "half.nii.gz").write_text("x")
+        worker = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,), daemon=True)
+        worker.start()
+        print("started", flush=True)
+        time.sleep(600)
+predict.predict_folder = slow
+if __name__ == "__main__":
+    sys.exit(predict.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_predict_onnx_stopped_stops_its_workers_and_writes_nothing(tmp_path, signum, status):
+    """Case 12 of issue 18: SIGTERM exited 1 with tracebacks; issue 28, case 8: nnU-Net's predictor workers were
+    left running (Ctrl-C: a traceback from each). The prediction runs in a supervised child; stopping the command
+    stops the child's whole group."""
+    import uuid
+
+    from process_helpers import TAG, tagged, wait_for
+
+    (tmp_path / "parent.py").write_text(PARENT)
+    (tmp_path / "child.py").write_text(CHILD)
+    tag = uuid.uuid4().hex
     out = tmp_path / "pred"
-    p = subprocess.Popen([sys.executable, str(script), "-i", str(tmp_path), "-o", str(out), "-m", "m.onnx"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"), str(tmp_path / "child.py"), "-i", str(tmp_path),
+                          "-o", str(out), "-m", "m.onnx"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, TAG: tag})
+    assert p.stdout.readline().startswith("dyntransnet_predict_onnx: 1 case(s)")
     assert p.stdout.readline().strip() == "started"
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=30)
-    assert p.returncode == 143, err
-    assert "Traceback" not in err and "no prediction was written" in err
+    assert wait_for(lambda: len(tagged(tag)) >= 3, 60), "command, child and worker running"
+    p.send_signal(signum)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == status, err
+    assert "Traceback" not in err and "no prediction was written" in err, err
+    assert "the prediction (with nnU-Net's workers) stopped by SIGTERM" in err, err
+    assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
     assert not out.exists() and not list(tmp_path.glob(".pred*"))
 
 

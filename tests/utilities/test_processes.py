@@ -7,38 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-TAG = "DYNTRANSNET_TEST_TAG"
-
-
-def _tagged(tag: str):
-    """Pids of live processes whose environment carries ``TAG=tag``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().split(") ")[1].split()[0]
-        except OSError:
-            continue
-        if f"{TAG}={tag}".encode() in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+from process_helpers import TAG, tagged, wait_for
 
 
 def _start(cmd, tag, env=None, cwd=None):
@@ -65,11 +39,11 @@ except KeyboardInterrupt as e:
 def test_the_supervisor_stops_the_whole_group(signum, status):
     tag = uuid.uuid4().hex
     proc = _start([sys.executable, "-c", SUPERVISED], tag)
-    assert _wait_for(lambda: len(_tagged(tag)) >= 3, 60), "command, child and grandchild running"
+    assert wait_for(lambda: len(tagged(tag)) >= 3, 60), "command, child and grandchild running"
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status and "stopped" in err
-    assert _wait_for(lambda: not _tagged(tag), 10), f"orphans left: {_tagged(tag)}"
+    assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace():
@@ -90,11 +64,11 @@ def test_sigterm_to_the_benchmark_stops_its_measuring_child(tmp_path):
     exe = Path(sys.executable).parent / "dyntransnet_benchmark"
     proc = _start([str(exe), "--patch", "32x64x64", "--device", "cpu", "--networks", "PlainConvUNet", "--rounds", "3",
                    "--out", str(tmp_path / "r.json")], tag)
-    assert _wait_for(lambda: len(_tagged(tag)) >= 2, 300), "the measuring child started"
+    assert wait_for(lambda: len(tagged(tag)) >= 2, 300), "the measuring child started"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143 and "the measuring child was stopped" in err, err[-2000:]
-    assert _wait_for(lambda: not _tagged(tag), 10), f"orphans left: {_tagged(tag)}"
+    assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
 
 
 @pytest.mark.slow
@@ -109,11 +83,11 @@ def test_sigterm_to_the_demo_stops_nnunet_and_says_what_it_stopped(tmp_path):
                              "--minutes", "0.1"], env={**env, TAG: tag}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     # nnU-Net's planning is the demo's first child
-    assert _wait_for(lambda: len(_tagged(tag)) >= 2, 300), "nnU-Net's first command started"
+    assert wait_for(lambda: len(tagged(tag)) >= 2, 300), "nnU-Net's first command started"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=400)
     assert proc.returncode == 143, err[-3000:]
     assert "nnUNetv2_plan_and_preprocess stopped by SIGTERM" in err or "nnUNetv2_train stopped by SIGTERM" in err, \
         err[-3000:]
-    assert _wait_for(lambda: not _tagged(tag), 10), f"orphans left: {_tagged(tag)}"
+    assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
     assert (tmp_path / "demo" / ".dyntransnet_demo").is_file(), "the demo marks what it wrote, stopped too"

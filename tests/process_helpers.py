@@ -1,0 +1,31 @@
+"""Finding the processes a test started: each carries a tag in its environment, which its children inherit, so
+that after a command has exited no process with the tag may be left (an orphan)."""
+import time
+from pathlib import Path
+
+TAG = "DYNTRANSNET_TEST_TAG"
+
+
+def tagged(tag: str):
+    """Pids of live processes whose environment carries ``TAG=tag``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(") ")[1].split()[0]
+        except OSError:
+            continue
+        if f"{TAG}={tag}".encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
