@@ -427,6 +427,46 @@ def test_progress_reads_the_trainers_epoch_count(tiny_dataset, monkeypatch):
     assert (sorted(results.rglob("*")) if results.exists() else []) == before, "building a trainer wrote nothing"
 
 
+# nnUNetv2_train in its final validation: a spawned export pool (workers and multiprocessing's resource tracker)
+VALIDATING_TRAIN = r"""
+exec python -c '
+import multiprocessing, os, sys, time
+if __name__ == "__main__":
+    pool = multiprocessing.get_context("spawn").Pool(2)
+    pool.map_async(time.sleep, [600, 600])
+    with open(os.environ["TRAIN_PIDS"], "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(600)
+'
+"""
+
+
+@pytest.mark.parametrize("gpus", [[], ["--gpus", "0"]])
+def test_sigterm_during_validation_stops_every_worker_and_records_it(tmp_path, monkeypatch, gpus):
+    """Issue 28, case 8: SIGTERM to the protocol during nnU-Net's validation left a worker and the resource tracker
+    alive, recorded no `stopped` status and SIGKILLed the training."""
+    import uuid
+
+    from process_helpers import TAG, tagged, wait_for
+
+    results = _planned_atlas(tmp_path)
+    _fake_bin(tmp_path, monkeypatch, nnUNetv2_train=VALIDATING_TRAIN)
+    tag, pids = uuid.uuid4().hex, tmp_path / "pids.txt"
+    env = {**os.environ, TAG: tag, "TRAIN_PIDS": str(pids), "nnUNet_raw": str(tmp_path / "raw"),
+           "nnUNet_preprocessed": str(tmp_path / "pre"), "nnUNet_results": str(tmp_path / "res")}
+    runner = subprocess.Popen([sys.executable, str(SCRIPT), "atlas", "--trainers", "nnUNetTrainer", "--folds", "0",
+                               *gpus], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_lines(pids, 1, timeout=60)
+    assert wait_for(lambda: len(tagged(tag)) >= 5, 60), "protocol, training, two workers, resource tracker"
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 143, err
+    assert "stopped by SIGTERM" in out and "Traceback" not in err, out + err
+    assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
+    status = results / "protocol" / "status" / "nnUNetTrainer__3d_fullres__fold0"
+    assert status.read_text().strip() == "stopped SIGTERM"
+
+
 def test_slurm_quotes_and_a_killed_task_writes_its_status(tmp_path, _run, monkeypatch):
     """Case 9: a log path with a space and --sbatch="--comment=my job" were split by sbatch; a task killed by
     SIGTERM left 'running'; a resubmitted task never satisfied the report's afterok, so the report waited for ever."""
