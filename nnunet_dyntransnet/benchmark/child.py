@@ -6,6 +6,7 @@ Called as ``python -m nnunet_dyntransnet.benchmark.child TASK_JSON`` by
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 
 import torch
@@ -16,12 +17,14 @@ from nnunet_dyntransnet.benchmark.networks import build_networks, default_plan, 
 
 def run(task: dict) -> dict:
     """``task``: plan (``plan_file`` + ``configuration``, or ``patch`` + ``spacing``), ``network``,
-    ``measure`` (``train``, ``train_memory``: the peak of two training steps alone, ``infer``, or
-    ``infer_mirrored``), ``batch``, ``device``, ``repeats``,
-    ``warmup``, ``compile``, ``case_shape``, ``in_channels``, ``classes``."""
+    ``measure`` (``train``, ``train_memory``: the peak of two training steps alone, ``train_paired``: training
+    steps taking turns with ``reference``'s, ``infer``, or ``infer_mirrored``), ``batch``, ``device``,
+    ``repeats``, ``warmup``, ``compile``, ``case_shape``, ``in_channels``, ``classes``."""
     plan = plan_from_file(task["plan_file"], task["configuration"]) if task.get("plan_file") \
         else default_plan(task["patch"], task.get("spacing"))
     device = torch.device(task["device"])
+    if task["measure"] == "train_paired":
+        return _paired(task, plan, device)
     training = task["measure"] in ("train", "train_memory")
     builder = build_networks(plan, task["in_channels"], task["classes"], deep_supervision=training,
                              names=[task["network"]])[task["network"]]
@@ -53,6 +56,26 @@ def run(task: dict) -> dict:
         out["peak_rss_gib"] = measure.rss_gib(peak=True)
         out["peak_memory_gib"] = out["peak_rss_gib"] - rss_before
     return out
+
+
+def _paired(task: dict, plan, device: torch.device) -> dict:
+    """The network's and the reference's training steps, interleaved (:func:`measure.time_train_steps_interleaved`):
+    each timed step of the network divided by the reference's step just before it."""
+    names = [task["reference"], task["network"]]
+    builders = build_networks(plan, task["in_channels"], task["classes"], deep_supervision=True, names=names)
+    models = {}
+    for name in names:
+        torch.manual_seed(0)
+        models[name] = builders[name]()
+        if task.get("compile"):
+            models[name] = torch.compile(models[name])
+    times = measure.time_train_steps_interleaved(models, task["batch"], task["in_channels"], task["classes"],
+                                                 list(plan.patch_size), device, task["repeats"], task["warmup"],
+                                                 task.get("dtype", "fp16"))
+    reference, network = times[task["reference"]], times[task["network"]]
+    return {"network": task["network"], "measure": "train_paired", "reference": task["reference"],
+            "pair_ratios": [n / r for n, r in zip(network, reference)], "train_step_s": statistics.median(network),
+            "reference_train_step_s": statistics.median(reference)}
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             "compile": args.compile, "case_shape": case, "in_channels": 1, "classes": args.classes,
             "dtype": args.dtype}
     # on CPU the training step's peak memory is measured apart, under LIVE_MEMORY_ENV (measure.py says why)
-    measures = ([] if args.no_train else ["train"] + (["train_memory"] if args.device == "cpu" else [])) + \
+    measures = ([] if args.no_train else ["train", "train_paired"] + (["train_memory"] if args.device == "cpu" else [])) + \
         ([] if args.no_inference else ["infer"] + ([] if args.no_mirroring else ["infer_mirrored"]))
     if not measures and not args.traffic:
         raise SystemExit("dyntransnet_benchmark: --no-train and --no-inference leave nothing to measure (add --traffic)")
@@ -193,7 +193,9 @@ def _measure_row(base: dict, name: str, measures: Sequence[str], args) -> dict:
     """One network's measurements (each in a child process of its own)."""
     row = {"network": name}
     for m in measures:
-        r = _measure({**base, "network": name, "measure": m})
+        if m == "train_paired" and name == args.networks[0]:
+            continue  # the reference itself
+        r = _measure({**base, "network": name, "measure": m, "reference": args.networks[0]})
         if "error" in r:
             row.setdefault("errors", {})[m] = r["error"]
             continue
@@ -208,6 +210,9 @@ def _measure_row(base: dict, name: str, measures: Sequence[str], args) -> dict:
                 row["mfu"] = row["train_tflops"] / args.peak_tflops
             if "peak_rss_gib" in r:
                 row["peak_rss_gib"] = r["peak_rss_gib"]
+        elif m == "train_paired":
+            row["paired_step_ratios"] = r["pair_ratios"]
+            row["paired_step_ratio"] = statistics.median(r["pair_ratios"])
         elif m == "train_memory":
             row["peak_memory_gib"] = r["peak_memory_gib"]
             row["peak_rss_gib"] = r["peak_rss_gib"]
@@ -221,30 +226,58 @@ RATIOS = {"train_step_s": "train_step_ratio", "infer_s": "infer_ratio", "infer_m
           "peak_memory_gib": "peak_memory_ratio", "default_malloc_peak_memory_gib": "default_malloc_peak_memory_ratio"}
 
 
+# rounds whose ratios spread wider than this fraction of their median make the ratio unreliable
+RATIO_TOLERANCE = 0.2
+
+
 def combine_rounds(rounds: Sequence[Sequence[dict]]) -> List[dict]:
     """One row per network from several rounds of the same networks (each round: PlainConvUNet first).
 
     A measured figure is the median over the rounds; a ratio against PlainConvUNet is computed within
-    each round (both measured close together) and the median of those is reported, with every
-    round's ratio kept in ``*_ratio_rounds``.
+    each round and the median of those is reported, with every round's ratio kept in ``*_ratio_rounds``.
+    The training-step ratio of a round is the median over that round's interleaved steps (``train_paired``:
+    the two networks take turns step by step, so a load that comes and goes hits both), where measured.
+    A ratio whose rounds spread (max - min) wider than :data:`RATIO_TOLERANCE` of their median is listed in the
+    row's ``unreliable``: the machine's load changed the figure more than the networks did.
     """
     rows = []
     for i, first in enumerate(rounds[0]):
         same = [r[i] for r in rounds]
-        row = {k: v for k, v in first.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+        row = {k: v for k, v in first.items()
+               if (not isinstance(v, (int, float)) or isinstance(v, bool)) and k != "paired_step_ratios"}
         for key in {k for r in same for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}:
             values = [r[key] for r in same if key in r]
             row[key] = statistics.median(values)
         for key, ratio in RATIOS.items():
-            per_round = [r[i][key] / r[0][key] for r in rounds if key in r[i] and key in r[0]]
+            if ratio == "train_step_ratio" and all("paired_step_ratio" in r for r in same) and i > 0:
+                per_round = [r["paired_step_ratio"] for r in same]
+                row["train_step_ratio_steps"] = [x for r in same for x in r["paired_step_ratios"]]
+            else:
+                per_round = [r[i][key] / r[0][key] for r in rounds if key in r[i] and key in r[0]]
             if per_round:
                 row[ratio] = statistics.median(per_round)
                 row[f"{ratio}_rounds"] = per_round
+                spread = (max(per_round) - min(per_round)) / row[ratio] if row[ratio] else 0.0
+                if len(per_round) > 1 and spread > RATIO_TOLERANCE:
+                    row.setdefault("unreliable", {})[ratio] = round(spread, 3)
         errors = {m: e for r in same for m, e in r.get("errors", {}).items()}
         if errors:
             row["errors"] = errors
         rows.append(row)
     return rows
+
+
+def unreliable_lines(rows: Sequence[dict]) -> List[str]:
+    """A plain sentence for every ratio whose rounds disagree beyond :data:`RATIO_TOLERANCE`."""
+    lines = []
+    for row in rows:
+        for ratio, spread in row.get("unreliable", {}).items():
+            values = ", ".join(f"{v:.2f}" for v in row[f"{ratio}_rounds"])
+            lines.append(f"UNRELIABLE: {row['network']}'s {ratio.replace('_', ' ')} {row[ratio]:.2f} is the median of "
+                         f"rounds that disagree ({values}: a spread of {spread:.0%} of it, more than the "
+                         f"{RATIO_TOLERANCE:.0%} tolerated). The machine's load changed during the run; measure again "
+                         f"on a quiet machine before quoting it")
+    return lines
 
 
 def _summary(args, plan, patch, case, rounds: List[List[dict]], complete: bool) -> Dict:
@@ -258,7 +291,8 @@ def _summary(args, plan, patch, case, rounds: List[List[dict]], complete: bool) 
         "torch": torch.__version__, "compiled": args.compile, "dtype": args.dtype if args.device == "cuda" else "fp32",
         "peak_tflops": args.peak_tflops, "strides": plan.network_arch_init_kwargs["strides"],
         "features_per_stage": plan.network_arch_init_kwargs["features_per_stage"], "complete": complete,
-        "rounds": len(finished), "alternating": True, "results": rows,
+        "rounds": len(finished), "alternating": True, "ratio_tolerance": RATIO_TOLERANCE,
+        "reliable": not any(r.get("unreliable") for r in rows), "results": rows,
     }
 
 
@@ -288,7 +322,8 @@ def format_table(result: Dict) -> str:
     head = ["network", "patch", "params (M)", "GFLOP/sample", "train step (s)", "ratio", "TFLOP/s", "MFU",
             "inference (s)", "ratio", "inference, mirrored (s)", "ratio", f"train {mem}", "ratio",
             *(["glibc's default malloc (GiB)", "ratio"] if cpu else []), "memory-bound GB / step", "ratio"]
-    lines = [f"median of {result.get('rounds', 1)} round(s) alternating between the networks; "
+    lines = [f"median of {result.get('rounds', 1)} round(s) alternating between the networks (train step ratios: "
+             f"of steps interleaved with the U-Net's); "
              f"plan patch {'x'.join(map(str, result['patch_size']))}, batch {result['batch_size']}, inference case "
              f"{'x'.join(map(str, result['case_shape']))}, {result['device']} ({result['device_name']}), torch "
              f"{result['torch']}, {result.get('dtype', 'fp16')}{', torch.compile' if result.get('compiled') else ''}"
@@ -308,6 +343,9 @@ def format_table(result: Dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
         for m, err in r.get("errors", {}).items():
             lines.append(f"\n{r['network']} {m}: {err}")
+    warnings = unreliable_lines(result["results"])
+    if warnings:
+        lines += [""] + warnings
     if result.get("attention"):
         lines += ["", "| stage | kind | windows | tokens | heads x dim | plain (ms) | D-MSA (ms) | ratio |",
                   "|---|---|---|---|---|---|---|---|"]

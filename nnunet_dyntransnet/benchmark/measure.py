@@ -30,7 +30,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ["LIVE_MEMORY_ENV", "deep_supervised_loss", "time_train_step", "time_inference", "forward_flops",
+__all__ = ["LIVE_MEMORY_ENV", "deep_supervised_loss", "time_train_step", "time_train_steps_interleaved",
+           "time_inference", "forward_flops",
            "run_in_child", "rss_gib"]
 
 # glibc tunables (read when a process starts): blocks of 128 KiB or more are mmapped and unmapped when freed
@@ -64,14 +65,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes: int, patch: Sequence[int],
-                    device: torch.device, repeats: int, warmup: int, dtype: str = "fp16") -> Dict[str, float]:
-    """Median seconds of a training step: forward, deep-supervised cross-entropy, backward, AdamW step.
-
-    On CUDA under autocast: fp16 with a grad scaler, as nnU-Net trains, or bf16. The same
-    optimizer for every network, so the step measures the networks. A non-finite loss (a
-    network unstable under mixed precision) is an error.
-    """
+def _train_step(model: nn.Module, batch: int, in_channels: int, num_classes: int, patch: Sequence[int],
+                device: torch.device, dtype: str):
+    """A function that runs one timed training step of ``model`` (its own optimizer and batch) and returns seconds."""
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     cuda = device.type == "cuda"
@@ -79,8 +75,8 @@ def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes:
     scaler = torch.amp.GradScaler("cuda") if cuda and dtype == "fp16" else None
     x = torch.randn(batch, in_channels, *patch, device=device)
     y = torch.randint(0, num_classes, (batch, *patch), device=device)
-    times: List[float] = []
-    for i in range(warmup + repeats):
+
+    def step() -> float:
         _sync(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
@@ -94,11 +90,43 @@ def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes:
             loss.backward()
             optimizer.step()
         if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite loss {loss.item()} in step {i}")
+            raise RuntimeError(f"non-finite loss {loss.item()}")
         _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return {"train_step_s": statistics.median(times)}
+        return time.perf_counter() - start
+
+    return step
+
+
+def time_train_step(model: nn.Module, batch: int, in_channels: int, num_classes: int, patch: Sequence[int],
+                    device: torch.device, repeats: int, warmup: int, dtype: str = "fp16") -> Dict[str, float]:
+    """Median seconds of a training step: forward, deep-supervised cross-entropy, backward, AdamW step.
+
+    On CUDA under autocast: fp16 with a grad scaler, as nnU-Net trains, or bf16. The same
+    optimizer for every network, so the step measures the networks. A non-finite loss (a
+    network unstable under mixed precision) is an error.
+    """
+    return {"train_step_s": statistics.median(
+        time_train_steps_interleaved({"model": model}, batch, in_channels, num_classes, patch, device, repeats, warmup,
+                                     dtype)["model"])}
+
+
+def time_train_steps_interleaved(models: Dict[str, nn.Module], batch: int, in_channels: int, num_classes: int,
+                                 patch: Sequence[int], device: torch.device, repeats: int, warmup: int,
+                                 dtype: str = "fp16") -> Dict[str, List[float]]:
+    """Seconds of each timed training step of every model, the models taking turns step by step (A, B, A, B, ...).
+
+    A load on the machine that comes and goes then falls on both networks of a pair of steps alike, so the ratio
+    of adjacent steps measures the networks, where networks measured one after the other (even alternating by
+    round) measured the load as well. Each step as :func:`time_train_step`.
+    """
+    steps = {name: _train_step(m, batch, in_channels, num_classes, patch, device, dtype) for name, m in models.items()}
+    times: Dict[str, List[float]] = {name: [] for name in models}
+    for i in range(warmup + repeats):
+        for name, step in steps.items():
+            seconds = step()
+            if i >= warmup:
+                times[name].append(seconds)
+    return times
 
 
 def time_inference(model: nn.Module, plan, in_channels: int, num_classes: int, case_shape: Sequence[int],

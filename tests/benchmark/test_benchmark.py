@@ -44,10 +44,13 @@ def test_benchmark_small_patch_writes_json(tmp_path, capsys):
     for name, r in rows.items():
         assert "errors" not in r, (name, r.get("errors"))
         assert r["parameters"] == sum(p.numel() for p in builders[name]().parameters()), name
-        for key, ratio in (("train_step_s", "train_step_ratio"), ("infer_s", "infer_ratio"),
-                           ("infer_mirrored_s", "infer_mirrored_ratio"), ("peak_memory_gib", "peak_memory_ratio")):
+        for key, ratio in (("infer_s", "infer_ratio"), ("infer_mirrored_s", "infer_mirrored_ratio"),
+                           ("peak_memory_gib", "peak_memory_ratio")):
             assert r[ratio] == pytest.approx(r[key] / rows["PlainConvUNet"][key]), (name, key)
         assert r["peak_rss_gib"] > r["peak_memory_gib"], "RSS above the pre-build baseline is part of the peak"
+    # the training step's ratio: DynTransNet's steps interleaved with the U-Net's in one child (one timed pair)
+    assert len(rows["DynTransNet"]["train_step_ratio_steps"]) == 1
+    assert rows["DynTransNet"]["train_step_ratio"] == pytest.approx(rows["DynTransNet"]["train_step_ratio_steps"][0])
     assert rows["DynTransNet"]["feature_map_size"] == \
         DynTransNet.from_plan(default_plan([16, 32, 32]), 1, 3).compute_conv_feature_map_size([16, 32, 32])
     printed = capsys.readouterr().out
@@ -57,20 +60,25 @@ def test_benchmark_small_patch_writes_json(tmp_path, capsys):
 
 def test_rounds_alternate_between_the_networks_and_report_medians(tmp_path, monkeypatch):
     """Each round measures every network in turn (U-Net, DynTransNet, U-Net, ...); a figure is the median over
-    rounds and a ratio the median of each round's ratio (the machine's drift hits both networks of a round).
-    On CPU the peak memory is the memory child's, which runs with freed blocks unmapped; the timing child's
-    peak (glibc's defaults) is kept beside it."""
+    rounds. The training-step ratio of a round comes from steps interleaved with the U-Net's (``train_paired``), the
+    others from the round's two children; the reported ratio is the median over rounds. On CPU the peak memory is
+    the memory child's, which runs with freed blocks unmapped; the timing child's peak (glibc's defaults) is kept
+    beside it."""
     from nnunet_dyntransnet.benchmark import cli
     from nnunet_dyntransnet.benchmark.measure import LIVE_MEMORY_ENV
 
     calls = []
     step = {"PlainConvUNet": [1.0, 2.0, 1.5], "DynTransNet": [0.9, 2.2, 1.2]}  # a machine that slows in round 2
+    pairs = [[0.9, 0.95, 0.85], [0.92, 0.9, 0.94], [0.88, 0.8, 0.89]]  # interleaved: the load cancels out
     heap = {"PlainConvUNet": 1.0, "DynTransNet": 1.5}
     live = {"PlainConvUNet": 1.0, "DynTransNet": 0.8}
 
     def fake(task, timeout=None, env=None):
         calls.append((task["network"], task["measure"], env))
         i = sum(1 for c in calls if c[:2] == (task["network"], task["measure"])) - 1
+        if task["measure"] == "train_paired":
+            assert task["reference"] == "PlainConvUNet"
+            return {"network": task["network"], "measure": "train_paired", "pair_ratios": pairs[i]}
         memory = task["measure"] == "train_memory"
         peak = (live if memory else heap)[task["network"]]
         return {"network": task["network"], "measure": task["measure"], "parameters": 10,
@@ -80,15 +88,50 @@ def test_rounds_alternate_between_the_networks_and_report_medians(tmp_path, monk
     monkeypatch.setattr(cli, "run_in_child", fake)
     result = cli.main(["--patch", "16x32x32", "--device", "cpu", "--no-inference", "--rounds", "3",
                        "--networks", "PlainConvUNet", "DynTransNet", "--out", str(tmp_path / "b.json")])
-    assert calls == [(n, m, LIVE_MEMORY_ENV if m == "train_memory" else None)
-                     for n in ("PlainConvUNet", "DynTransNet") for m in ("train", "train_memory")] * 3
+    assert calls == [("PlainConvUNet", "train", None), ("PlainConvUNet", "train_memory", LIVE_MEMORY_ENV),
+                     ("DynTransNet", "train", None), ("DynTransNet", "train_paired", None),
+                     ("DynTransNet", "train_memory", LIVE_MEMORY_ENV)] * 3
     dyn = {r["network"]: r for r in result["results"]}["DynTransNet"]
     assert dyn["train_step_s"] == 1.2  # median of 0.9, 2.2, 1.2
-    assert dyn["train_step_ratio_rounds"] == pytest.approx([0.9, 1.1, 0.8])
-    assert dyn["train_step_ratio"] == pytest.approx(0.9)  # median of the rounds' ratios, not 1.2 / 1.5
+    assert dyn["train_step_ratio_rounds"] == pytest.approx([0.9, 0.92, 0.88])  # each round's median pair
+    assert dyn["train_step_ratio"] == pytest.approx(0.9)
+    assert len(dyn["train_step_ratio_steps"]) == 9
     assert (dyn["peak_memory_ratio"], dyn["default_malloc_peak_memory_ratio"]) == pytest.approx((0.8, 1.5))
-    assert "| 0.80 | 1.50 | 1.50 |" in cli.format_table(result)
-    assert json.loads((tmp_path / "b.json").read_text())["rounds"] == 3
+    assert "| 0.90 |" in cli.format_table(result) and "| 0.80 | 1.50 | 1.50 |" in cli.format_table(result)
+    written = json.loads((tmp_path / "b.json").read_text())
+    assert written["rounds"] == 3 and written["reliable"] is True and "UNRELIABLE" not in cli.format_table(result)
+
+
+def test_rounds_that_disagree_make_the_ratio_unreliable():
+    """Issue 28, case 11: five rounds on a busy machine gave 1.00, 4.34, 4.38, 3.19, 0.39 and the median, 3.19x, was
+    printed as the result without a word. Now the row, the document and the table say it is unreliable."""
+    from nnunet_dyntransnet.benchmark import cli
+
+    busy = [1.00, 4.34, 4.38, 3.19, 0.39]
+    rounds = [[{"network": "PlainConvUNet", "train_step_s": 1.0},
+               {"network": "DynTransNet", "train_step_s": r, "paired_step_ratio": r, "paired_step_ratios": [r]}]
+              for r in busy]
+    rows = cli.combine_rounds(rounds)
+    assert rows[1]["train_step_ratio"] == pytest.approx(3.19)
+    assert rows[1]["unreliable"] == {"train_step_ratio": pytest.approx((4.38 - 0.39) / 3.19, abs=1e-3)}
+    (line,) = cli.unreliable_lines(rows)
+    assert line.startswith("UNRELIABLE: DynTransNet's train step ratio 3.19 is the median of rounds that disagree "
+                           "(1.00, 4.34, 4.38, 3.19, 0.39")
+    quiet = [[{"network": "PlainConvUNet", "train_step_s": 1.0},
+              {"network": "DynTransNet", "train_step_s": r, "paired_step_ratio": r, "paired_step_ratios": [r]}]
+             for r in (1.10, 1.17, 1.14)]
+    assert "unreliable" not in cli.combine_rounds(quiet)[1]
+
+
+def test_interleaved_steps_take_turns(monkeypatch):
+    """The two networks' steps alternate A, B, A, B: a load that comes and goes falls on both of a pair."""
+    from nnunet_dyntransnet.benchmark import measure
+
+    order = []
+    monkeypatch.setattr(measure, "_train_step", lambda model, *a: (lambda: order.append(model) or 0.1))
+    times = measure.time_train_steps_interleaved({"a": "A", "b": "B"}, 1, 1, 3, [8, 8, 8], torch.device("cpu"),
+                                                 repeats=3, warmup=1)
+    assert order == ["A", "B"] * 4 and times == {"a": [0.1] * 3, "b": [0.1] * 3}
 
 
 def test_traffic_counts_the_memory_bound_bytes():
