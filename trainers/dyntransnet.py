@@ -178,16 +178,16 @@ class nnUNetTrainerDynTransNet_AdamW(BuildsDynTransNet, TransformerRecipeTrainer
 
 class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):
     """The same network and recipe with activation checkpointing at the highest resolution (the first
-    transformer stage and the full-resolution decoder level): about half the training activations,
-    for recomputing those parts in backward (measurements in the README)."""
+    transformer stage and the full-resolution decoder level): those parts keep only their inputs for backward
+    and are recomputed there, trading step time for activation memory (measured in docs/speed_and_memory.md)."""
 
     network_options = dict(activation_checkpointing=True)
 
 
 class nnUNetTrainerDynTransNet_SelectiveCheckpointed(nnUNetTrainerDynTransNet):
     """The same network and recipe with selective activation checkpointing in every part, the stem too
-    (``nnunet_dyntransnet.network.checkpointing``; the default covers the transformer blocks and the decoder): 0.81x
-    the U-Net's count at the LiTS plan against the default's 0.88x, for about a fifth more CPU step time
-    (docs/speed_and_memory.md). The fit-to-GPU decision can still add full checkpointing at the highest resolution."""
+    (``nnunet_dyntransnet.network.checkpointing``; the default covers the transformer blocks and the decoder): a
+    smaller activation count than the default's for more recomputation in backward (measured in
+    docs/speed_and_memory.md). The fit-to-GPU decision can still add full checkpointing at the highest resolution."""
 
     network_options = dict(selective_checkpointing=True)

@@ -9,10 +9,9 @@ network's.
 On CPU, glibc's ``malloc`` keeps freed blocks below its mmap threshold in its heap, and it raises
 that threshold (up to 32 MiB) each time a larger mmapped block is freed; after a few steps most
 activations live in a heap that is never given back, and the peak RSS then measures how the
-allocation history fragmented it as much as what the network holds (a 32x64x64 step of the
-default DynTransNet: 1.16x the U-Net's peak with glibc's defaults, 0.96x with the threshold fixed,
-``benchmarks/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json``; 0.93x by torch's memory
-profiler, ``memory_timeline_32x64x64_pointwise.json`` there). :data:`LIVE_MEMORY_ENV` fixes the threshold at 128 KiB
+allocation history fragmented it as much as what the network holds (the two networks' peak ratio
+differs widely between glibc's defaults and a fixed threshold, and the latter agrees with torch's
+memory profiler: docs/speed_and_memory.md, "Peak memory"). :data:`LIVE_MEMORY_ENV` fixes the threshold at 128 KiB
 so that every activation is unmapped when freed and the peak RSS follows the live tensors, as
 ``max_memory_allocated`` does on CUDA; the CPU benchmark measures the peak in a child of its own
 with it (the timing child keeps glibc's defaults, whose peak is reported beside it).

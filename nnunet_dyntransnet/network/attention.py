@@ -13,8 +13,8 @@ The fused path folds the bias into the dot product, so that the fastest kernels
 (FlashAttention, which takes no mask) still apply:
 ``q' = [q, sqrt(d)]``, ``k' = [k, Delta]`` gives ``q'.k' / sqrt(d) = q.k / sqrt(d) + Delta``
 (head dim padded with zeros to a multiple of 8). Passing ``Delta`` as a broadcast float
-``attn_mask`` instead was 3.5x slower than plain attention on an H200 and materialised an
-``N x N`` gradient for it (``benchmarks/results/h200_2026-11-27``).
+``attn_mask`` instead kept attention off the fused kernels (several times slower than plain
+attention on an H200) and materialised an ``N x N`` gradient for it (docs/network.md).
 """
 from __future__ import annotations
 

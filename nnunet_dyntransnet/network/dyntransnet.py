@@ -55,7 +55,7 @@ class DynTransNet(nn.Module):
         depths: blocks per stage (stem: conv units; others: transformer blocks).
         transformer_depth: transformer blocks in every transformer stage, whatever ``depths`` says for them
             (None: as ``depths``, i.e. the plan's ``n_conv_per_stage``); the stem keeps ``depths[0]`` conv units.
-            Default 1 (docs/network.md, "Defaults": the plan's 2 cost 1.31x the U-Net's CPU step).
+            Default 1 (docs/network.md, "Defaults, and why", says what the plan's 2 cost).
         head_dim: target channels per attention head.
         mlp_ratio: MLP hidden width / channels (default 2; ViT's 4 costs time and the largest saved tensors).
         window_size: largest local-attention window edge (default 4: 64-token windows in 3D).

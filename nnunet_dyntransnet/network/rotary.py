@@ -3,8 +3,8 @@
 The position signal of the transformer stages. Rotating queries and keys by angles that
 grow with position makes ``q . k`` depend on the *offset* between two tokens, so it works for
 any patch size and window, and costs only elementwise work (a depthwise-conv positional
-encoding was 4x slower on an H200: cuDNN's 3D depthwise weight gradient; see
-``benchmarks/results/``). Because only offsets matter, coordinates are taken inside the
+encoding made the training step several times slower on an H200: cuDNN's 3D depthwise weight
+gradient; docs/network.md). Because only offsets matter, coordinates are taken inside the
 window, and one small table serves every window.
 
 Head channels are rotated in pairs; pairs are dealt out to the axes in turn, so with
