@@ -13,7 +13,8 @@
 #   TUMORS=lits      the phantom's tumor profile (dyntransnet_make_phantom --tumors; default lits, dataset 991;
 #                    "standard" is the phantom of the 2026-11-30 run, dataset 990)
 #   EPOCHS=N         train N epochs of 50 steps instead of MINUTES (the screens: the same steps for every network,
-#                    whatever else the machine does); MINUTES is then only the report's title
+#                    whatever else the machine does); MINUTES is then only the report's title. "N1 N2 ..." gives
+#                    each trainer of TRAINERS its own count, in order (equal time at known step costs: N / ratio)
 #   NO_BENCHMARK=1   skip the cost benchmark (screens)
 #   RESULTS=NAME     nnU-Net's results folder under WORK_DIR (default results; a screen uses its own, so that its
 #                    fixed-step folds are never taken for the equal-time comparison's finished folds)
@@ -37,8 +38,19 @@ plans=$nnUNet_preprocessed/$dataset/nnUNetPlans.json
 # patient's right, as in real scans, and mirroring would hide that cue from all four alike
 read -r -a trainers <<< "${TRAINERS:-nnUNetTrainer_WallClock_NoMirroring nnUNetTrainerDynTransNet_NoMirroring
     nnUNetTrainerSegResNet_NoMirroring nnUNetTrainerAttentionUNet_NoMirroring}"
-if [ -n "${EPOCHS:-}" ]; then budget=(DYNTRANSNET_TRAIN_EPOCHS="$EPOCHS"); title="$EPOCHS epochs of 50 steps per network and fold"
-else budget=(DYNTRANSNET_TRAIN_MINUTES="$minutes"); title="equal wall-clock budget ($minutes min per network and fold, CPU)"; fi
+read -r -a epochs <<< "${EPOCHS:-}"
+if [ ${#epochs[@]} -gt 1 ] && [ ${#epochs[@]} -ne ${#trainers[@]} ]; then
+    echo "run.sh: EPOCHS=\"${EPOCHS}\" gives ${#epochs[@]} counts for ${#trainers[@]} trainers: give one, or one per trainer" >&2
+    exit 2
+fi
+budget_of() {  # the budget variable of trainer number $1
+    if [ ${#epochs[@]} -eq 0 ]; then echo "DYNTRANSNET_TRAIN_MINUTES=$minutes"
+    elif [ ${#epochs[@]} -eq 1 ]; then echo "DYNTRANSNET_TRAIN_EPOCHS=${epochs[0]}"
+    else echo "DYNTRANSNET_TRAIN_EPOCHS=${epochs[$1]}"; fi
+}
+if [ ${#epochs[@]} -eq 0 ]; then title="equal wall-clock budget ($minutes min per network and fold, CPU)"
+elif [ ${#epochs[@]} -eq 1 ]; then title="${epochs[0]} epochs of 50 steps per network and fold"
+else title="epochs of 50 steps per fold: ${epochs[*]} (in the order of the trainers)"; fi
 
 # 40 phantom cases; each fold of nnU-Net's split validates 8 of them
 [ -d "$nnUNet_raw/$dataset" ] || dyntransnet_make_phantom -d $dataset_id -n 40 --test 0 --tumors "$tumors"
@@ -62,10 +74,11 @@ EOF
 # the same wall-clock budget for every trainer (trainers/budget.py), fold by fold so that the machine's drift
 # over the run hits every network alike; a finished training is skipped
 for fold in "${folds[@]}"; do
-    for tr in "${trainers[@]}"; do
+    for i in "${!trainers[@]}"; do
+        tr=${trainers[$i]}
         out=$nnUNet_results/$dataset/${tr}__nnUNetPlans__3d_fullres_narrow/fold_$fold
         [ -f "$out/validation/summary.json" ] && continue
-        env "${budget[@]}" nnUNetv2_train $dataset_id 3d_fullres_narrow "$fold" -tr "$tr" -device cpu
+        env "$(budget_of "$i")" nnUNetv2_train $dataset_id 3d_fullres_narrow "$fold" -tr "$tr" -device cpu
     done
 done
 
