@@ -107,8 +107,13 @@ def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str
     if spread and entry["sd"] is not None:
         text += f" ± {entry['sd'] * k:.2f}"
         if ci:
-            # brackets and a comma: "(-0.20-0.47)" reads as a range or a subtraction when a bound is negative
-            text += f" [{entry['ci_low'] * k:.2f}, {entry['ci_high'] * k:.2f}]"
+            # brackets and a comma: "(-0.20-0.47)" reads as a range or a subtraction when a bound is negative;
+            # the t interval of a few cases reaches outside what the metric can be: it is clipped to that range, and
+            # the number of cases it rests on stands beside it
+            upper = 1.0 if metric in PERCENT else float("inf")
+            low, high = max(entry["ci_low"], 0.0), min(entry["ci_high"], upper)
+            n = f"; n={entry['n']}" if entry.get("n") is not None else ""
+            text += f" [{low * k:.2f}, {high * k:.2f}{n}]"
     return text
 
 
@@ -151,7 +156,7 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
     ablation = [t for t in trainers if modules[t] is not None and modules[t]["fusion"] != "weighted_sum"]
     if ablation:
         out += ["## Submodule ablation (layout of the paper's Table 3)", "",
-                f"Dice as mean ± SD [95% CI]; "
+                f"Dice as mean ± SD [95% CI, clipped to 0-100; n cases]; "
                 + (f"p-values of the paired t-test and Wilcoxon signed-rank test of Dice against {baseline}, over the "
                    f"cases where both have a defined Dice. " if baseline else "no p-values (one result). ") +
                 f"\"FM-M -\" is simple concatenation.", ""]
@@ -218,8 +223,9 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
             rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in METRICS] +
                         [_p(s["dice"]["p_ttest"]), _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
     out += ["## Every metric", "",
-            "Mean ± SD [95% CI] over the cases where the metric is defined; p-values compare Dice with the baseline "
-            "over the paired cases (n pairs).", "",
+            "Mean ± SD [95% CI; n cases] over the cases where the metric is defined (the interval clipped to the "
+            "metric's range, 0-100% or from 0 mm: with few cases Student's t reaches beyond it); p-values compare Dice "
+            "with the baseline over the paired cases (n pairs).", "",
             _table(["trainer", "class"] + [LABEL[m] for m in METRICS] + ["p Dice (t-test)", "p Dice (Wilcoxon)", "n pairs"],
                    rows), ""]
 

@@ -352,7 +352,12 @@ def test_confidence_intervals_print_unambiguously():
     from nnunet_dyntransnet.evaluation.tables import _fmt
 
     entry = {"mean": 0.0013, "sd": 0.0031, "ci_low": -0.0020, "ci_high": 0.0047}
-    assert _fmt(entry, "dice", ci=True) == "0.13 ± 0.31 [-0.20, 0.47]"
+    assert _fmt(entry, "dice", ci=True) == "0.13 ± 0.31 [0.00, 0.47]"
+    # issue 27: with two cases the t interval of tumor Dice was printed as [-176.70, 232.94]; it is clipped to the
+    # metric's range and says how many cases it rests on
+    two = {"mean": 0.28, "sd": 0.23, "ci_low": -1.7670, "ci_high": 2.3294, "n": 2}
+    assert _fmt(two, "dice", ci=True) == "28.00 ± 23.00 [0.00, 100.00; n=2]"
+    assert _fmt({**two, "mean": 5.0, "ci_low": -3.0, "ci_high": 13.0}, "hd95", ci=True) == "5.00 ± 0.23 [0.00, 13.00; n=2]"
 
 
 def test_surface_distances_through_the_command_use_each_axis_spacing(tmp_path):
