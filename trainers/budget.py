@@ -5,7 +5,7 @@ twice as slow per step trains half as many. With ``DYNTRANSNET_TRAIN_MINUTES`` s
 trainer of this plugin (and ``nnUNetTrainer_WallClock``, nnU-Net's own U-Net and recipe)
 
 - runs epochs of 50 training and 10 validation iterations (nnU-Net's 250/50, shortened so the
-  stop and the schedule have a fine grain);
+  schedule has a fine grain);
 - after each epoch, counts the time its epochs took so far (nnU-Net's own epoch timestamps,
   which its checkpoints keep, so ``--c`` continues the same budget) and how many more epochs
   of the mean duration fit the rest;
@@ -17,6 +17,9 @@ trainer of this plugin (and ``nnUNetTrainer_WallClock``, nnU-Net's own U-Net and
   an epoch, and before the first epoch ends nothing says how many epochs fit: a budget that
   fits one epoch would otherwise spend it at a hundredth of the learning rate), towards a
   warm-up of a tenth of the steps that the steps so far say fit;
+- checks the budget after every step as well: an epoch longer than what is left (a CPU at the plan's widths)
+  stops when the budget is spent, not at its end (not under DDP, whose workers must stop at the same step);
+- logs, in an epoch that runs longer than ``PROGRESS_EVERY_S``, a line that often: the step and the time left;
 - records the budget (``train_minutes``) in ``debug.json`` and in every checkpoint, and
   refuses ``--c`` under another budget (the schedule would not be the one it started).
 
@@ -120,6 +123,10 @@ class _BudgetSpent(Exception):
 class WallClockBudget(ChecksResume):
     """Mixin for an nnU-Net trainer: train for ``DYNTRANSNET_TRAIN_MINUTES`` (module docstring)."""
 
+    # an epoch that has run this long says, this often, how far it is (and the budget left): on a CPU one epoch can
+    # take minutes, and nnU-Net logs nothing until it ends
+    PROGRESS_EVERY_S = 60.0
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         try:  # before nnU-Net's __init__, which creates the fold folder
@@ -176,7 +183,39 @@ class WallClockBudget(ChecksResume):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.initial_lr * factor
         self._steps_this_epoch = getattr(self, "_steps_this_epoch", 0) + 1
-        return super().train_step(batch)
+        result = super().train_step(batch)
+        self._say_progress()
+        # the steps are the stop's grain, not the epoch: a first epoch longer than the whole budget (a CPU at the
+        # plan's widths) stops when the budget is spent. Not under DDP, where every worker must stop at one step.
+        if self.train_minutes is not None and not getattr(self, "is_ddp", False) and self._seconds_left() <= 0:
+            self.print_to_log_file(f"{BUDGET_ENV}: the {self.train_minutes:g} minutes were spent in epoch "
+                                   f"{self.current_epoch}, after {self._steps_this_epoch} of its "
+                                   f"{self.num_iterations_per_epoch} steps: training ends there")
+            raise _BudgetSpent()
+        return result
+
+    def _seconds_left(self) -> float:
+        """The budget left now: the finished epochs' durations and the running epoch's time so far, on nnU-Net's
+        clock (``time.time``, its epoch timestamps)."""
+        starts = self.logger.get_value("epoch_start_timestamps", step=None)
+        done = self._epoch_durations()
+        running = time.time() - starts[-1] if len(starts) > len(done) else 0.0
+        return self.train_minutes * 60 - sum(done) - running
+
+    def _say_progress(self) -> None:
+        """A log line every ``PROGRESS_EVERY_S`` seconds of a long epoch: the step, and the budget or epochs left."""
+        starts = self.logger.get_value("epoch_start_timestamps", step=None)
+        now = time.time()
+        if not starts or now - starts[-1] < self.PROGRESS_EVERY_S \
+                or now - getattr(self, "_progress_at", 0.0) < self.PROGRESS_EVERY_S:
+            return
+        self._progress_at = now
+        line = f"epoch {self.current_epoch}: step {self._steps_this_epoch} of {self.num_iterations_per_epoch}"
+        if self.train_minutes is not None:
+            line += f", {max(0.0, self._seconds_left()) / 60:.1f} of {self.train_minutes:g} minutes left"
+        else:
+            line += f" (epoch {self.current_epoch + 1} of {self.num_epochs})"
+        self.print_to_log_file(line)
 
     def _epoch_durations(self) -> List[float]:
         # nnU-Net's own epoch timestamps, in the running trainer; its "Epoch time" log lines are the same numbers,

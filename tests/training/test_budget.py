@@ -218,3 +218,59 @@ def test_a_fold_is_trained_by_one_process_at_a_time(tmp_path):
                 pass
     with fold_lock(str(tmp_path)):  # released: the next training takes it
         pass
+
+
+class _Stepped(_StandIn):
+    """The stand-in, step by step: each training step takes ``step_s`` on the fake clock (nnU-Net's time.time)."""
+
+    step_s = 1.0
+
+    def train_step(self, batch):
+        self.clock += self.step_s
+        return {"loss": 0.0}
+
+    def on_train_epoch_start(self):
+        pass
+
+    def run_training(self):
+        self.on_train_start()
+        for _ in range(self.current_epoch, self.num_epochs):
+            self.logger.values["epoch_start_timestamps"].append(self.clock)
+            self.on_train_epoch_start()
+            for _ in range(self.num_iterations_per_epoch):
+                self.train_step({})
+            self.on_epoch_end()
+        self.on_train_end()
+
+
+class _SteppedBudget(WallClockBudget, _Stepped):
+    pass
+
+
+def test_a_first_epoch_longer_than_the_budget_stops_inside_it_and_says_how_far_it_is(monkeypatch):
+    """Issue 27: at the plan's widths on a CPU the first epoch took 575 s against a 2-minute budget and ran whole,
+    with no line while it ran. The steps are the stop's grain; a long epoch reports its progress."""
+    from nnunet_dyntransnet.trainers import budget
+
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_MINUTES", "2")  # 120 s; 50 steps of 11.5 s would be 575 s
+    trainer = _SteppedBudget({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    trainer.step_s = 11.5
+    monkeypatch.setattr(budget.time, "time", lambda: trainer.clock)
+    trainer.run_training()
+    assert trainer.ended and trainer.current_epoch == 0 and trainer.clock == pytest.approx(11 * 11.5)
+    assert trainer.lines[-1].endswith("spent in epoch 0, after 11 of its 50 steps: training ends there")
+    progress = [line for line in trainer.lines if line.startswith("epoch 0: step")]
+    assert progress == ["epoch 0: step 6 of 50, 0.8 of 2 minutes left"]  # 69 s in; the next would be at 129 s
+
+
+def test_fixed_epochs_report_progress_and_never_stop_inside_an_epoch(monkeypatch):
+    from nnunet_dyntransnet.trainers import budget
+
+    monkeypatch.delenv("DYNTRANSNET_TRAIN_MINUTES", raising=False)
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_EPOCHS", "2")
+    trainer = _SteppedBudget({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    trainer.step_s = 30.0
+    monkeypatch.setattr(budget.time, "time", lambda: trainer.clock)
+    trainer.run_training()
+    assert trainer.current_epoch == 2 and trainer.clock == pytest.approx(2 * 50 * 30.0)
+    assert "epoch 1: step 2 of 50 (epoch 2 of 2)" in trainer.lines
