@@ -18,7 +18,7 @@ attention on an H200) and materialised an ``N x N`` gradient for it (docs/networ
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,60 @@ from torch import nn
 
 from nnunet_dyntransnet.network.rotary import apply_rotary
 
-__all__ = ["DynamicBiasAttention", "PlainSelfAttention", "ATTENTIONS", "attention_with_key_bias", "folded_width"]
+__all__ = ["Attention", "DynamicBiasAttention", "PlainSelfAttention", "ATTENTIONS", "register_attention",
+           "attention_with_key_bias", "folded_width"]
+
+# The attention a transformer block uses, by the name DynTransNet's ``attention`` option takes (register_attention).
+ATTENTIONS: Dict[str, type] = {}
+
+
+class Attention(nn.Module):
+    """The whole contract of an attention variant, which a transformer block builds by its name in ``ATTENTIONS``.
+
+    A variant subclasses this class, registers itself with :func:`register_attention` and provides:
+
+    - the constructor ``(dim, num_heads, fused_attn=True)`` (call ``super().__init__(dim, num_heads, fused_attn)``:
+      it checks that the heads divide ``dim`` and sets ``dim``, ``num_heads``, ``head_dim`` and ``fused_attn``;
+      ``fused_attn`` False asks for an explicit reference path where the variant has one);
+    - ``forward(x, rotary=None)``: tokens ``(B, N, C)`` of one window -> ``(B, N, C)``; ``rotary`` is None or
+      the ``(cos, sin)`` pair of the block's rotary embedding, for queries and keys
+      (:func:`~nnunet_dyntransnet.network.rotary.apply_rotary`);
+    - ``saved_elements(tokens)``: elements it keeps for backward per sample for ``tokens`` tokens, which
+      nnU-Net's planners and fit-to-GPU read through the network's memory model (no default: only the variant
+      knows; ``tests/network/test_memory_model.py`` can check it against autograd);
+    - ``attention_output_elements(tokens)``, optional: what selective checkpointing keeps of it when the block
+      recomputes the rest; by default its output, ``C`` per token.
+    """
+
+    def __init__(self, dim: int, num_heads: int, fused_attn: bool = True) -> None:
+        super().__init__()
+        if num_heads < 1 or dim % num_heads != 0:
+            raise ValueError(f"{type(self).__name__}: dim={dim} must be divisible by num_heads={num_heads} "
+                             f"(num_heads >= 1); choose a head count that divides the channel count.")
+        self.dim, self.num_heads, self.head_dim, self.fused_attn = dim, num_heads, dim // num_heads, fused_attn
+
+    def forward(self, x: torch.Tensor, rotary: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no forward(x, rotary)")
+
+    def saved_elements(self, tokens: int) -> float:
+        raise NotImplementedError(f"{type(self).__name__} must say what it keeps for backward, saved_elements(tokens): "
+                                  f"nnU-Net's planners read it (docs/developing.md)")
+
+    def attention_output_elements(self, tokens: int) -> float:
+        """What selective checkpointing keeps of the attention: by default its output, ``C`` per token."""
+        return float(self.dim * tokens)
+
+
+def register_attention(name: str):
+    """Class decorator: make an :class:`Attention` subclass the attention DynTransNet builds for ``attention=name``."""
+    def register(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Attention)):
+            raise TypeError(f"register_attention({name!r}): {cls!r} is not a subclass of Attention, whose contract "
+                            f"(constructor, forward, saved_elements) the transformer blocks rely on")
+        ATTENTIONS[name] = cls
+        return cls
+
+    return register
 
 
 def folded_width(head_dim: int) -> int:
@@ -54,7 +107,8 @@ def attention_with_key_bias(
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=d ** -0.5)[..., :d]
 
 
-class DynamicBiasAttention(nn.Module):
+@register_attention("dmsa")
+class DynamicBiasAttention(Attention):
     """Multi-head self-attention with an input-dependent additive bias per key token.
 
     Args:
@@ -83,16 +137,8 @@ class DynamicBiasAttention(nn.Module):
         dynamic_bias: bool = True,
         fused_attn: bool = True,
     ) -> None:
-        super().__init__()
-        if num_heads < 1 or dim % num_heads != 0:
-            raise ValueError(
-                f"DynamicBiasAttention: dim={dim} must be divisible by num_heads={num_heads} "
-                f"(num_heads >= 1); choose a head count that divides the channel count."
-            )
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        super().__init__(dim, num_heads, fused_attn)
         self.scale = self.head_dim ** -0.5
-        self.fused_attn = fused_attn
         self.qkv = nn.Linear(dim, 3 * dim)
         # W_d: one output per head, i.e. C x 1 per head (the per-key reading of the paper).
         self.bias_proj: Optional[nn.Linear] = nn.Linear(dim, num_heads) if dynamic_bias else None
@@ -148,14 +194,9 @@ class DynamicBiasAttention(nn.Module):
         return self.proj(out)
 
 
+@register_attention("msa")
 class PlainSelfAttention(DynamicBiasAttention):
     """Plain multi-head self-attention, the paper's "MSA" ablation: D-MSA without the bias projection."""
 
     def __init__(self, dim: int, num_heads: int, fused_attn: bool = True, **kwargs) -> None:
         super().__init__(dim, num_heads, dynamic_bias=False, fused_attn=fused_attn, **kwargs)
-
-
-# The attention a transformer block uses, by the name DynTransNet's ``attention`` option takes. A new
-# variant is a module with the constructor ``(dim, num_heads, fused_attn=...)``, ``forward(x, rotary)`` and
-# ``saved_elements(tokens)`` (what it keeps for backward, for the memory model), registered here.
-ATTENTIONS = {"dmsa": DynamicBiasAttention, "msa": PlainSelfAttention}

@@ -11,13 +11,11 @@ from torch.utils.checkpoint import checkpoint
 
 from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
 from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
-from nnunet_dyntransnet.network.decoder_blocks import ConcatFusion, FeatureMix, ResidualRefine, WeightedSumFusion
+from nnunet_dyntransnet.network.decoder_blocks import FUSIONS, ResidualRefine
 from nnunet_dyntransnet.network.pointwise import pointwise_conv
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 
 __all__ = ["DynTransDecoder", "FUSIONS"]
-
-FUSIONS = {"feature_mix": FeatureMix, "concat": ConcatFusion, "weighted_sum": WeightedSumFusion}
 
 
 class DynTransDecoder(nn.Module):

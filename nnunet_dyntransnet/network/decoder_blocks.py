@@ -9,7 +9,7 @@ network sums them for nnU-Net's planners (:mod:`nnunet_dyntransnet.network.units
 """
 from __future__ import annotations
 
-from typing import Sequence, Type
+from typing import Dict, Sequence, Type
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 from nnunet_dyntransnet.network.pointwise import pointwise_conv
 
-__all__ = ["Fusion", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine"]
+__all__ = ["Fusion", "FeatureMix", "ConcatFusion", "WeightedSumFusion", "ResidualRefine", "FUSIONS", "register_fusion"]
 
 
 class ResidualRefine(nn.Module):
@@ -61,11 +61,27 @@ class ResidualRefine(nn.Module):
 class Fusion(nn.Module):
     """A decoder level's fusion of the upsampled decoder map ``D`` with the skip ``E``: FM-M or an ablation.
 
-    Shapes: ``forward(decoder, skip)``: ``(B, C_d, *s)``, ``(B, C_e, *s)`` -> ``(B, out_channels, *s)``.
+    The whole contract of a fusion, which the decoder builds by its name in ``FUSIONS``. A new one subclasses
+    this class, registers itself with :func:`register_fusion` and provides:
+
+    - the constructor ``(conv_op, decoder_channels, encoder_channels, out_channels)`` (``conv_op``:
+      ``nn.Conv2d`` or ``nn.Conv3d``; in this network all three widths are equal);
+    - ``forward(decoder, skip)``: ``(B, C_d, *s)``, ``(B, C_e, *s)`` -> ``(B, out_channels, *s)``;
+    - ``saved_elements(voxels)``: elements it keeps for backward per sample for ``voxels`` voxels at its
+      resolution, which nnU-Net's planners read through the network's memory model (no default: only the fusion
+      knows; the skip is the encoder's, counted there).
+
+    The rest has defaults that hold for a fusion that does not checkpoint itself: :meth:`unchecked` (the fusion
+    as a decoder level that a checkpoint recomputes runs it) is ``forward``, :meth:`kept_elements` is
+    ``saved_elements`` and :meth:`recomputed_elements` is 0.
     """
 
+    def forward(self, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no forward(decoder, skip)")
+
     def saved_elements(self, voxels: int) -> float:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must say what it keeps for backward, saved_elements(voxels): "
+                                  f"nnU-Net's planners read it (docs/developing.md)")
 
     def kept_elements(self, voxels: int) -> float:
         """What the fusion keeps for backward when it does not recompute itself (as :meth:`unchecked` runs it)."""
@@ -207,3 +223,20 @@ class WeightedSumFusion(Fusion):
     def saved_elements(self, voxels: int) -> float:
         """``D``, kept for the gradient of ``a`` (the skip, kept for ``b``'s, is the encoder's, counted there)."""
         return float(self.channels * voxels)
+
+
+# The fusion a decoder level uses, by the name DynTransNet's ``fusion`` option takes (register_fusion).
+FUSIONS: Dict[str, type] = {}
+
+
+def register_fusion(name: str, cls: type) -> type:
+    """Make a :class:`Fusion` subclass the fusion DynTransNet builds for ``fusion=name``; returns it."""
+    if not (isinstance(cls, type) and issubclass(cls, Fusion)):
+        raise TypeError(f"register_fusion({name!r}, ...): {cls!r} is not a subclass of Fusion, whose contract "
+                        f"(constructor, forward, saved_elements, unchecked) the decoder relies on")
+    FUSIONS[name] = cls
+    return cls
+
+
+for _name, _cls in (("feature_mix", FeatureMix), ("concat", ConcatFusion), ("weighted_sum", WeightedSumFusion)):
+    register_fusion(_name, _cls)
