@@ -65,6 +65,12 @@ def test_presets_grow_with_memory(lits_like):
     assert {p: (c["patch_size"], c["batch_size"]) for p, c in patches.items()} == {
         "nnUNetDynTransNetMPlans": ([128, 160, 128], 2), "nnUNetDynTransNetLPlans": ([160, 224, 224], 2),
         "nnUNetDynTransNetXLPlans": ([192, 256, 256], 2)}
+    # docs/large_images.md quotes the 8 GB preset's patches (issue 27: it said 80x112x112 where this was 128x160x128)
+    low = _config(lits_like, "nnUNetDynTransNetMPlans", "3d_lowres")
+    quoted = (f"8 GB preset: 3d_fullres {'x'.join(map(str, m['patch_size']))}, 3d_lowres "
+              f"{'x'.join(map(str, low['patch_size']))} at {' x '.join(f'{s:.2f}' for s in low['spacing'])} mm")
+    doc = Path(__file__).resolve().parents[2] / "docs" / "large_images.md"
+    assert quoted in " ".join(doc.read_text().split()), quoted
     for plans, c in patches.items():
         assert c["data_identifier"] == "nnUNetPlans_3d_fullres", "3d_fullres shares nnU-Net's preprocessed data"
         assert c["spacing"] == default["spacing"] and c["normalization_schemes"] == default["normalization_schemes"]
