@@ -20,3 +20,46 @@ def test_the_screens_table_is_the_committed_reports():
     for folder, _ in table.SCREENS:
         if (table.HERE / folder / "summary.json").is_file():
             assert f"| {folder} |" in rendered
+
+
+def _json(relative: str) -> dict:
+    import json
+
+    return json.loads((ROOT / relative).read_text())
+
+
+def _row(document: dict, network: str) -> dict:
+    return next(r for r in document["results"] if r["network"] == network)
+
+
+NARROW = "benchmarks/results/cpu_2026-11-30/narrow_defaults_rounds5.json"
+DEFAULTS = "benchmarks/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json"
+COMPARISON = "docs/comparison/benchmark.json"
+GPU_PROFILE = "benchmarks/results/h200_2026-11-27/gpu_profile.json"
+DEMO = "docs/demo/results.json"
+
+# (document, the text it must hold, rendered from the committed file it cites)
+FIGURES = [
+    ("README.md", lambda: "trains a step in **{:.2f}x** the U-Net's time, predicts in {:.2f}x, peaks at {:.2f}x".format(
+        *(_row(_json(DEFAULTS), "DynTransNet")[k] for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")))),
+    ("README.md", lambda: "glibc's default heap peak, {:.2f}x".format(
+        _row(_json(DEFAULTS), "DynTransNet")["default_malloc_peak_memory_ratio"])),
+    ("README.md", lambda: "it still costs more: step {:.2f}x, inference {:.2f}x, memory {:.2f}x (5 rounds, `{}`".format(
+        *(_row(_json(NARROW), "DynTransNet")[k] for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")),
+        NARROW)),
+    ("README.md", lambda: "the comparison's own 3-round run of the same configuration measured {:.2f}x, {:.2f}x and "
+                          "{:.2f}x".format(*(_row(_json(COMPARISON), "DynTransNet")[k]
+                                             for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")))),
+    ("docs/network.md", lambda: "made the whole training step {:.1f}x slower: `{}`".format(
+        _json(GPU_PROFILE)["eager_step_s"] / _json(GPU_PROFILE)["step_without_pos_conv_s"], GPU_PROFILE)),
+    ("docs/demo_and_phantom.md", lambda: "{} epochs of 25 steps, {} steps against {} planned".format(
+        _json(DEMO)["epochs"], _json(DEMO)["steps"], _json(DEMO)["steps_planned"])),
+]
+
+
+def test_figures_are_those_of_the_files_they_cite():
+    """Issue 27: numbers in the docs drifted from the committed files they cite. Each listed sentence is rendered
+    from its file; a file or a sentence that changes alone fails here."""
+    for document, text in FIGURES:
+        rendered = text()
+        assert rendered in " ".join((ROOT / document).read_text().split()), f"{document}: {rendered!r}"
