@@ -63,3 +63,17 @@ def test_figures_are_those_of_the_files_they_cite():
     for document, text in FIGURES:
         rendered = text()
         assert rendered in " ".join((ROOT / document).read_text().split()), f"{document}: {rendered!r}"
+
+
+def test_relative_links_in_the_docs_point_to_files():
+    """Issue 27: a link in docs/evaluation.md pointed to a file that was not there (relative to the page)."""
+    import re
+
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
+        for match in re.finditer(r"\]\(([^)\s]+)\)", page.read_text()):
+            target = match.group(1).split("#")[0]
+            if target and not target.startswith(("http://", "https://", "mailto:")) \
+                    and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {match.group(1)}")
+    assert not broken, broken

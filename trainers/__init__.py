@@ -1,7 +1,7 @@
 """nnU-Net trainers for DynTransNet and the paper's baselines (installed as ``nnunet_dyntransnet.trainers``).
 
 nnU-Net finds them by name through ``nnUNet_extTrainer``, which the install's ``.pth``
-hook points at :mod:`nnunet_dyntransnet.trainer_lookup` (see the README).
+hook points at :mod:`nnunet_dyntransnet.trainer_lookup` (docs/install.md).
 """
 from nnunet_dyntransnet.trainers.ablations import *  # noqa: F401,F403 - one trainer per ablation row
 from nnunet_dyntransnet.trainers.ablations import ABLATION_TRAINERS, __all__ as _ablations

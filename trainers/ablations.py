@@ -3,7 +3,7 @@
 Every trainer shares nnUNetTrainerDynTransNet's recipe and differs only in ``network_options``,
 so the rows compare architectures. "FM-M off" is simple concatenation followed by the 1x1
 fusion convolution (Table 2's first row); "RM off" keeps RM's two conv units and drops only
-its residual connection (so both have the same parameters; see the README).
+its residual connection (so both have the same parameters; docs/training.md says why).
 """
 from __future__ import annotations
 

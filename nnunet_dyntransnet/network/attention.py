@@ -5,7 +5,7 @@ Per head h::
     A_h = softmax(Q_h K_h^T / sqrt(d_h) + Delta_h) V_h,   Delta_h = ReLU(X W_d^h + b_d^h)
 
 ``W_d^h`` is read as a ``C x 1`` projection, so ``Delta_h`` is one input-dependent bias per
-*key* token, broadcast over the queries (see ``../shared/notes/design.md``, section 1). A
+*key* token, broadcast over the queries (docs/network.md, its D-MSA entry says why). A
 bias per query would cancel in the softmax; a full ``N x N`` bias would tie the weights to
 one token count.
 
@@ -151,7 +151,7 @@ class DynamicBiasAttention(Attention):
         log-sum-exp per head, and q, k, v and the attention output. With the bias these are the folded,
         padded q', k', v' and output (``H x folded_width``, 25% more than ``C`` at head dim 32) and the
         bias itself; without it v is a view of the qkv projection's output, which it keeps whole (3 ``C``).
-        Checked against autograd's saved tensors in ``tests/test_memory_model.py``.
+        Checked against autograd's saved tensors in ``tests/network/test_memory_model.py``.
         """
         c, h = self.proj.in_features, self.num_heads
         if self.bias_proj is not None:

@@ -4,7 +4,7 @@ All take channels-first tensors ``(B, C, *spatial)`` and work in 2D and 3D (``co
 
 Each block reports what it keeps for backward, ``saved_elements(voxels)``: elements per sample
 for ``voxels`` voxels at its resolution, counted as autograd saves them (measured with
-``saved_tensors_hooks``; ``tests/test_memory_model.py`` checks the network's total). The
+``saved_tensors_hooks``; ``tests/network/test_memory_model.py`` checks the network's total). The
 network sums them for nnU-Net's planners (:mod:`nnunet_dyntransnet.network.units`).
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ DynTransNet's blocks each report what they keep for backward (``saved_elements``
 own widths: the conv units, the transformer blocks and their attention, the fusions, RM); the
 network sums them (``DynTransNet.saved_activation_elements``) and divides by that factor, so its
 ``compute_conv_feature_map_size`` is in nnU-Net's units and nnU-Net's planning logic sizes
-DynTransNet's patches for the same memory as its own U-Net's. ``tests/test_memory_model.py``
+DynTransNet's patches for the same memory as its own U-Net's. ``tests/network/test_memory_model.py``
 checks the sum against autograd's saved tensors for several plans and variants. At head dim 32
 and MLP ratio 4 a transformer block keeps about 18 elements per token and channel, a conv unit 2,
 FM-M 1 (it is recomputed in backward; 3, +1 per voxel for its gate, when kept) and RM 5.
