@@ -62,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=3)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--networks", nargs="+", default=list(NETWORKS), metavar="NAME",
-                   help=f"networks to measure, PlainConvUNet first (default: {', '.join(NETWORKS)}; "
-                        f"baselines: {', '.join(BASELINE_NETWORKS)}; or a DynTransNet variant, "
+                   help=f"networks to measure, PlainConvUNet first, each name quoted as the shell needs it (default: "
+                        f"{' '.join(repr(n) for n in NETWORKS)}; baselines: "
+                        f"{' '.join(repr(n) for n in BASELINE_NETWORKS)}; or a DynTransNet variant, "
                         f"'DynTransNet[mlp_ratio=2,head_dim=64]')"),
     p.add_argument("--baselines", action="store_true",
                    help="also measure every baseline of the paper's Tables 4/5 that runs this plan's dimensionality")
