@@ -117,7 +117,12 @@ def first_epoch_warmup_factor(step: int, seconds_since_second_step: float, budge
 
 
 class _BudgetSpent(Exception):
-    """Raised after the last epoch that fits; ``run_training`` ends the training as nnU-Net does."""
+    """Raised after the last epoch that fits, or inside an epoch when the budget is spent there (``inside_epoch``);
+    ``run_training`` ends the training as nnU-Net does."""
+
+    def __init__(self, inside_epoch: bool = False) -> None:
+        super().__init__()
+        self.inside_epoch = inside_epoch
 
 
 class WallClockBudget(ChecksResume):
@@ -170,7 +175,7 @@ class WallClockBudget(ChecksResume):
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
-        self._steps_this_epoch, self._second_step_at = 0, None
+        self._steps_this_epoch, self._second_step_at, self._epoch_outputs = 0, None, []
 
     def train_step(self, batch: dict) -> dict:
         if self.train_minutes is not None and self.current_epoch == 0 \
@@ -184,6 +189,7 @@ class WallClockBudget(ChecksResume):
                 group["lr"] = self.initial_lr * factor
         self._steps_this_epoch = getattr(self, "_steps_this_epoch", 0) + 1
         result = super().train_step(batch)
+        self._epoch_outputs.append(result)  # nnU-Net keeps them in its loop; a cut epoch is closed with these
         self._say_progress()
         # the steps are the stop's grain, not the epoch: a first epoch longer than the whole budget (a CPU at the
         # plan's widths) stops when the budget is spent. Not under DDP, where every worker must stop at one step.
@@ -191,8 +197,21 @@ class WallClockBudget(ChecksResume):
             self.print_to_log_file(f"{BUDGET_ENV}: the {self.train_minutes:g} minutes were spent in epoch "
                                    f"{self.current_epoch}, after {self._steps_this_epoch} of its "
                                    f"{self.num_iterations_per_epoch} steps: training ends there")
-            raise _BudgetSpent()
+            raise _BudgetSpent(inside_epoch=True)
         return result
+
+    def _close_cut_epoch(self) -> None:
+        """The epoch the budget cut short, closed as nnU-Net closes one (its loss so far, a validation, the epoch's
+        end: the log, the progress plot, the checkpoints), so that the fold looks like any finished training."""
+        self.on_train_epoch_end(self._epoch_outputs)
+        with torch.no_grad():
+            self.on_validation_epoch_start()
+            outputs = [self.validation_step(next(self.dataloader_val)) for _ in range(self.num_val_iterations_per_epoch)]
+            self.on_validation_epoch_end(outputs)
+        try:
+            self.on_epoch_end()
+        except _BudgetSpent:
+            pass  # it is: that is why the epoch was cut
 
     def _seconds_left(self) -> float:
         """The budget left now: the finished epochs' durations and the running epoch's time so far, on nnU-Net's
@@ -277,7 +296,9 @@ class WallClockBudget(ChecksResume):
                 raise
             try:
                 super().run_training()
-            except _BudgetSpent:
+            except _BudgetSpent as stop:
+                if stop.inside_epoch:
+                    self._close_cut_epoch()
                 self.on_train_end()  # final checkpoint, data loaders shut down, as after the last epoch
 
     def _fit_warmup(self) -> None:

@@ -229,16 +229,32 @@ class _Stepped(_StandIn):
         self.clock += self.step_s
         return {"loss": 0.0}
 
+    dataloader_val = iter(lambda: {}, None)
+
     def on_train_epoch_start(self):
         pass
+
+    def on_train_epoch_end(self, outputs):
+        self.lines.append(f"train_loss over {len(outputs)} steps")
+
+    def on_validation_epoch_start(self):
+        pass
+
+    def validation_step(self, batch):
+        return {}
+
+    def on_validation_epoch_end(self, outputs):
+        self.lines.append(f"validation over {len(outputs)} steps")
 
     def run_training(self):
         self.on_train_start()
         for _ in range(self.current_epoch, self.num_epochs):
             self.logger.values["epoch_start_timestamps"].append(self.clock)
             self.on_train_epoch_start()
-            for _ in range(self.num_iterations_per_epoch):
-                self.train_step({})
+            outputs = [self.train_step({}) for _ in range(self.num_iterations_per_epoch)]
+            self.on_train_epoch_end(outputs)
+            self.on_validation_epoch_start()
+            self.on_validation_epoch_end([self.validation_step({}) for _ in range(self.num_val_iterations_per_epoch)])
             self.on_epoch_end()
         self.on_train_end()
 
@@ -257,8 +273,13 @@ def test_a_first_epoch_longer_than_the_budget_stops_inside_it_and_says_how_far_i
     trainer.step_s = 11.5
     monkeypatch.setattr(budget.time, "time", lambda: trainer.clock)
     trainer.run_training()
-    assert trainer.ended and trainer.current_epoch == 0 and trainer.clock == pytest.approx(11 * 11.5)
-    assert trainer.lines[-1].endswith("spent in epoch 0, after 11 of its 50 steps: training ends there")
+    assert trainer.ended and trainer.clock == pytest.approx(11 * 11.5)
+    # the cut epoch is closed as nnU-Net closes one (its loss, a validation, the epoch's end: log, plot, checkpoint),
+    # so the fold is a finished training (nnUNetv2_export_model_to_zip wants the progress plot of one)
+    assert trainer.current_epoch == 1 and len(trainer.logger.values["epoch_end_timestamps"]) == 1
+    assert trainer.lines[-4:-1] == ["DYNTRANSNET_TRAIN_MINUTES: the 2 minutes were spent in epoch 0, after 11 of its 50 "
+                                    "steps: training ends there", "train_loss over 11 steps", "validation over 10 steps"]
+    assert trainer.lines[-1].endswith("training ends after 1 epochs")
     progress = [line for line in trainer.lines if line.startswith("epoch 0: step")]
     assert progress == ["epoch 0: step 6 of 50, 0.8 of 2 minutes left"]  # 69 s in; the next would be at 129 s
 
