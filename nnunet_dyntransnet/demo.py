@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from nnunet_dyntransnet.evaluation.threshold_baseline import CLASSES, OVERLAP
+from nnunet_dyntransnet.trainers.demo import ENOUGH, QUIET_STEP_ENV
 
 COMMAND = "dyntransnet_demo"
 DATASET_ID = 990
@@ -28,7 +29,6 @@ DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
 # of a half-trained network as DynTransNet's.
 QUIET_CPU_SECONDS_PER_STEP = 0.62
 _STOPPED: List[str] = []  # what a Ctrl-C or SIGTERM stopped, for the last line
-ENOUGH = 0.5  # fewer than this share of the planned steps: the result is not representative
 
 
 def _log(message: str) -> None:
@@ -123,12 +123,24 @@ def _must_train(fold_dir: Path, out: Path, minutes: float, iterations: int) -> b
     return True
 
 
-def _training_summary(epoch_s: Sequence[float], steps_per_epoch: int, minutes: float, device: str) -> Dict:
-    """Epochs and steps trained, against the steps a quiet machine trains in the budget (CPU only: a GPU's
-    speed varies too much to plan for), and a plain sentence when too few were trained to mean much."""
-    steps = len(epoch_s) * steps_per_epoch
+def _trained(fold_dir: Path, steps_per_epoch: int):
+    """(each epoch's duration in s, the steps trained) from nnU-Net's training logs of the fold; an epoch the budget
+    cut short counts the steps it ran."""
+    from nnunet_dyntransnet.evaluation.results import read_training_log
+
+    epochs = [v for _, v in sorted(read_training_log(sorted(fold_dir.glob("training_log_*.txt"))).items())
+              if "epoch_time" in v]
+    return [v["epoch_time"] for v in epochs], sum(v.get("steps", steps_per_epoch) for v in epochs)
+
+
+def _training_summary(epoch_s: Sequence[float], steps_per_epoch: int, minutes: float, device: str,
+                      steps: Optional[int] = None) -> Dict:
+    """Epochs and steps trained (``steps``; all epochs whole when None), against the steps a quiet machine trains
+    in the budget (CPU only: a GPU's speed varies too much to plan for), and a plain sentence when too few were
+    trained to mean much."""
+    steps = len(epoch_s) * steps_per_epoch if steps is None else steps
     planned = int(minutes * 60 / QUIET_CPU_SECONDS_PER_STEP) if device == "cpu" else None
-    summary = (f"Trained {len(epoch_s)} epoch(s) of {steps_per_epoch} steps = {steps} steps in "
+    summary = (f"Trained {len(epoch_s)} epoch(s) of up to {steps_per_epoch} steps = {steps} steps in "
                f"{sum(epoch_s) / 60:.1f} of {minutes:g} minutes"
                + (f"; a quiet 2-core machine trains about {planned} in this budget." if planned else "."))
     representative = planned is None or steps >= ENOUGH * planned
@@ -141,16 +153,32 @@ def _training_summary(epoch_s: Sequence[float], steps_per_epoch: int, minutes: f
             "seconds_per_step": sum(epoch_s) / steps if steps else None, "summary": summary}
 
 
-def _progress_figure(fold_dir: Path, trainer: str, path: Path) -> None:
+def _progress_figure(fold_dir: Path, trainer: str, path: Path, training: Dict) -> None:
     """Loss and pseudo Dice per epoch from nnU-Net's training log, drawn by the report (markers, so that a
-    training of one epoch shows)."""
+    training of one epoch shows), saying above them when the run trained too few steps to mean much."""
     from types import SimpleNamespace
 
     from nnunet_dyntransnet.evaluation.figures import training_curves
 
     logs = sorted(fold_dir.glob("training_log_*.txt"))
+    note = "" if training["representative"] else (
+        f"under-trained: {training['steps']} of about {training['steps_planned']} planned steps; not representative")
     if logs:
-        training_curves(SimpleNamespace(name=trainer, logs={"fold_0": logs}), path)
+        training_curves(SimpleNamespace(name=trainer, logs={"fold_0": logs}), path, note)
+
+
+def _about(args, trainer: str, started: float) -> str:
+    """What results.md describes: the run (date, device, trainer, total time), the rows and the other numbers."""
+    network = ("the demo's CPU network: DynTransNet with widths capped at 8 to 64 channels, 16 channels per head and "
+               "4-token windows, so that 2 cores train it in minutes" if trainer.endswith("CPU") else
+               "DynTransNet at the plan's widths")
+    return (f"Run of {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))} on {args.device}, trainer `{trainer}` "
+            f"(fold 0), {(time.time() - started) / 60:.1f} minutes in all (phantom, planning and preprocessing, "
+            f"training, nnU-Net's validation, prediction, scoring).\n\n"
+            f"The \"DynTransNet\" rows are {network}. The threshold baseline labels each voxel by intensity alone: per "
+            f"class, the interval of intensities with the best Dice on the training cases. nnU-Net's \"Mean Validation "
+            f"Dice\" printed at the end of training scores fold 0's validation cases per label (liver without tumor, "
+            f"tumor); the table below scores the held-out cases, with the whole liver.")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -218,7 +246,6 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
 
     from nnunet_dyntransnet.evaluation.threshold_baseline import ThresholdBaseline, evaluate_cases, summarize
     from nnunet_dyntransnet.dataset_conversion.phantom import write_phantom_dataset
-    from nnunet_dyntransnet.training.scheduling import epoch_times
     from nnunet_dyntransnet.utilities.staging import staged_folder
 
     if raw.is_dir():
@@ -233,6 +260,8 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     # the training runs for the budget (trainers/budget.py): as many epochs as fit, the schedule sized to them
     env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)
     env["DYNTRANSNET_TRAIN_MINUTES"] = str(minutes)
+    if args.device == "cpu":  # the trainer warns after its first epoch when this machine is too slow for the budget
+        env[QUIET_STEP_ENV] = str(QUIET_CPU_SECONDS_PER_STEP)
     _log(f"training for {minutes:g} minutes (DYNTRANSNET_TRAIN_MINUTES), epochs of {args.iterations} steps")
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
     if _must_train(fold_dir, out, minutes, args.iterations):
@@ -252,8 +281,8 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     net_rows = evaluate_cases((c, _read(preds / f"{c}.nii.gz"), truths[c]) for c in ts_cases)
     base_rows = evaluate_cases((c, baseline.predict(_read(raw / "imagesTs" / f"{c}_0000.nii.gz")), truths[c])
                                for c in ts_cases)
-    times = epoch_times(fold_dir)
-    training = _training_summary(times, args.iterations, minutes, args.device)
+    times, steps = _trained(fold_dir, args.iterations)
+    training = _training_summary(times, args.iterations, minutes, args.device, steps)
     results = {"DynTransNet": summarize(net_rows), "threshold baseline": summarize(base_rows),
                "per_case": {"DynTransNet": net_rows, "threshold baseline": base_rows},
                "baseline_intervals": baseline.intervals, **training,
@@ -261,10 +290,11 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     table = _table(results)
     note = (f"{len(ts_cases)} held-out phantom cases; whole liver = labels 1+2, tumor = label 2; means over cases, "
             f"a case with no tumor in truth and prediction has no tumor Dice and is left out of that mean.")
+    about = _about(args, trainer, started)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.md").write_text(f"# dyntransnet_demo\n\n{training['summary']}\n\n{table}\n\n{note}\n")
+    (out / "results.md").write_text(f"# dyntransnet_demo\n\n{about}\n\n{training['summary']}\n\n{table}\n\n{note}\n")
     overlays = _overlays(out, ts_cases[:3], raw / "imagesTs", raw / "labelsTs", preds, baseline)
-    _progress_figure(fold_dir, trainer, out / "training_progress.png")
+    _progress_figure(fold_dir, trainer, out / "training_progress.png", training)
     print("\n" + training["summary"] + "\n\n" + table + "\n\n" + note)
     _log(f"done in {(time.time() - started) / 60:.1f} minutes; results.md, results.json, overlays/ "
          f"({len(overlays)} PNGs) and training_progress.png are in {out}")

@@ -45,8 +45,9 @@ def box_plots(scores: Dict[str, Dict[str, dict]], path: Path) -> Path:
     return path
 
 
-def training_curves(result: TrainerResult, path: Path) -> Optional[Path]:
-    """Loss (train and validation) and nnU-Net's pseudo Dice per epoch, one line per fold; None without logs."""
+def training_curves(result: TrainerResult, path: Path, note: str = "") -> Optional[Path]:
+    """Loss (train and validation, each fold's two in colours of their own) and nnU-Net's pseudo Dice per epoch, one
+    line per fold, ``note`` (if any) above them; None without logs."""
     logs = {fold: read_training_log(paths) for fold, paths in result.logs.items()}
     logs = {fold: epochs for fold, epochs in logs.items() if epochs}
     if not logs:
@@ -54,13 +55,13 @@ def training_curves(result: TrainerResult, path: Path) -> Optional[Path]:
     plt = _pyplot()
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (fold, epochs) in enumerate(sorted(logs.items())):
-        color = f"C{i}"
+        color = f"C{(2 * i) % 10}"
         e = sorted(epochs)
-        for key, style in (("train_loss", "-"), ("val_loss", "--")):
+        for j, (key, style) in enumerate((("train_loss", "-"), ("val_loss", "--"))):
             pts = [(k, epochs[k][key]) for k in e if key in epochs[k]]
             if pts:
                 # markers: a training of one epoch is one point, which a line alone does not draw
-                ax_loss.plot(*zip(*pts), style, marker="o", markersize=3, color=color,
+                ax_loss.plot(*zip(*pts), style, marker="o", markersize=3, color=f"C{(2 * i + j) % 10}",
                              label=f"{fold} {key.replace('_', ' ')}")
         pts = [(k, float(np.mean(epochs[k]["pseudo_dice"]))) for k in e if epochs[k].get("pseudo_dice")]
         if pts:
@@ -71,6 +72,8 @@ def training_curves(result: TrainerResult, path: Path) -> Optional[Path]:
     for ax in (ax_loss, ax_dice):
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    if note:
+        fig.suptitle(note, fontsize=9, color="darkred")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -304,7 +304,8 @@ _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan"
 
 
 def read_training_log(paths: Sequence[Path]) -> Dict[int, dict]:
-    """nnU-Net's ``training_log_*.txt`` files of one fold -> ``{epoch: {train_loss, val_loss, pseudo_dice, epoch_time}}``.
+    """nnU-Net's ``training_log_*.txt`` files of one fold -> ``{epoch: {train_loss, val_loss, pseudo_dice, epoch_time}}``,
+    and ``steps`` for an epoch the plugin's budget cut short.
 
     nnU-Net writes, per epoch, ``Epoch N``, ``train_loss x``, ``val_loss x``, ``Pseudo dice [..]`` and
     ``Epoch time: x s``.
@@ -324,6 +325,8 @@ def read_training_log(paths: Sequence[Path]) -> Dict[int, dict]:
                 epochs[epoch][m.group(1)] = float(m.group(2))
             elif m := re.match(rf"Epoch time: ({_FLOAT}) s\s*$", text):
                 epochs[epoch]["epoch_time"] = float(m.group(1))
+            elif m := re.search(r"spent in epoch \d+, after (\d+) of its \d+ steps", text):
+                epochs[epoch]["steps"] = int(m.group(1))  # an epoch the budget cut short (trainers/budget.py)
             elif text.startswith("Pseudo dice"):
                 body = re.sub(r"np\.float\d+\(", "(", text[len("Pseudo dice"):])
                 epochs[epoch]["pseudo_dice"] = [float(v) for v in re.findall(_FLOAT, body)]
