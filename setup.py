@@ -68,7 +68,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=["nnunet_dyntransnet", "nnunet_dyntransnet.network", "nnunet_dyntransnet.dataset_conversion",
-              "nnunet_dyntransnet.evaluation", "nnunet_dyntransnet.inference", "nnunet_dyntransnet.training",
+              "nnunet_dyntransnet.evaluation", "nnunet_dyntransnet.inference", "nnunet_dyntransnet.protocol",
               "nnunet_dyntransnet.utilities", "nnunet_dyntransnet.benchmark", "nnunet_dyntransnet.trainer_lookup",
               "nnunet_dyntransnet.plans", "nnunet_dyntransnet.trainers"],
     package_dir={"nnunet_dyntransnet": "nnunet_dyntransnet", "nnunet_dyntransnet.trainers": "trainers",
@@ -106,7 +106,7 @@ setup(
             "dyntransnet_plan_and_preprocess = nnunet_dyntransnet.plans.cli:main",
             "dyntransnet_export_onnx = nnunet_dyntransnet.inference.export:main",
             "dyntransnet_predict_onnx = nnunet_dyntransnet.inference.predict:main",
-            "dyntransnet_protocol = nnunet_dyntransnet.training.protocol:main",
+            "dyntransnet_protocol = nnunet_dyntransnet.protocol.cli:main",
         ]
     },
     cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth},

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The experiment protocol; the same as the installed ``dyntransnet_protocol`` (see
-``nnunet_dyntransnet/training/protocol.py`` for what it does and its options)."""
+``nnunet_dyntransnet/protocol/cli.py`` for what it does and its options)."""
 import sys
 
-from nnunet_dyntransnet.training.protocol import main
+from nnunet_dyntransnet.protocol.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

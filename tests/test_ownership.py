@@ -223,7 +223,7 @@ def run_make_phantom(world, kind):
 
 
 def run_protocol(world, kind):
-    from nnunet_dyntransnet.training import protocol
+    from nnunet_dyntransnet.protocol import cli as protocol
 
     out = _folder_target(world, kind, world / "nnUNet_results", "dyntransnet_report")
     return lambda: protocol.main(["phantom", "--trainers", "nnUNetTrainerDynTransNet", "--report-out", str(out),

@@ -1,6 +1,6 @@
 """The paper's baselines (Tables 4 and 5) as nnU-Net trainers: one class per network, one recipe for all.
 
-Each trainer trains the network of ``nnunet_dyntransnet.training.baseline_networks.BASELINES[KEY]`` (MONAI or
+Each trainer trains the network of ``nnunet_dyntransnet.baseline_networks.BASELINES[KEY]`` (MONAI or
 segmentation-models-pytorch, built from the plan) with the recipe nnUNetTrainerDynTransNet
 uses (``recipe.py``: AdamW, lr 3e-4, warm-up, polynomial decay, clipping; Dice + CE), so the
 comparison table compares networks, not recipes. Deep supervision is off (one output).
@@ -22,7 +22,7 @@ from torch import nn
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_dyntransnet.training.baseline_networks import BASELINES, BaselineConfigurationError, adapt_configuration, build_baseline
+from nnunet_dyntransnet.baseline_networks import BASELINES, BaselineConfigurationError, adapt_configuration, build_baseline
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import TrainingRefused
 

@@ -14,7 +14,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_dyntransnet.training.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
+from nnunet_dyntransnet.network.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
                                                 free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet, network_defaults
 from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock

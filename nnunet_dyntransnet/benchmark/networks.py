@@ -12,7 +12,7 @@ of a real ``nnUNetPlans.json``), so the networks see the same patch, stages and 
   ``nnUNetTrainerDynTransNet_Checkpointed`` trains it);
 * the paper's baselines (``BASELINE_NETWORKS``: SegResNet, DynUNet, UNETR, SwinUNETR, VNet,
   Attention U-Net, DeepLabV3+), built exactly as their trainers build them
-  (:mod:`nnunet_dyntransnet.training.baseline_networks`), including the patch rounded up to what the network
+  (:mod:`nnunet_dyntransnet.baseline_networks`), including the patch rounded up to what the network
   needs: the child then measures at that patch and records it;
 * ``DynTransNet[option=value,...]``: DynTransNet with constructor options changed, for measuring
   a variant before it becomes a trainer (``DynTransNet[mlp_ratio=2,head_dim=64]``).
@@ -25,13 +25,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from torch import nn
 
-from nnunet_dyntransnet.training.baseline_networks import BASELINES, build_baseline
+from nnunet_dyntransnet.baseline_networks import BASELINES, build_baseline
 
 __all__ = ["default_plan", "plan_from_file", "build_networks", "NETWORKS", "BASELINE_NETWORKS", "baselines_for",
            "estimate_feature_map_size", "network_of_trainer", "variant_options"]
 
 NETWORKS = ("PlainConvUNet", "ResEnc M", "Primus-S", "DynTransNet", "DynTransNet, plain MSA", "DynTransNet, checkpointed")
-# benchmark name -> key of nnunet_dyntransnet.training.baseline_networks.BASELINES (the names of the paper's tables)
+# benchmark name -> key of nnunet_dyntransnet.baseline_networks.BASELINES (the names of the paper's tables)
 BASELINE_NETWORKS = {spec.network: key for key, spec in BASELINES.items()}
 
 

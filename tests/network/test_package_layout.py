@@ -90,3 +90,53 @@ def test_no_module_imports_itself_round():
         if v not in index:
             visit(v)
     assert not cycles, f"modules that import each other at module scope: {cycles}"
+
+
+# The package's layers, lowest first (docs/developing.md, "Layers"): a module imports only from its own layer or
+# below, at module scope and inside functions alike (a function-level import hides coupling, it does not remove it).
+LAYERS = [
+    ["nnunet_dyntransnet.utilities", "nnunet_dyntransnet.trainer_search_path"],
+    ["nnunet_dyntransnet.network", "nnunet_dyntransnet.baseline_networks"],
+    ["nnunet_dyntransnet.trainers", "nnunet_dyntransnet.trainer_lookup", "nnunet_dyntransnet.plans"],
+    ["nnunet_dyntransnet.dataset_conversion", "nnunet_dyntransnet.inference", "nnunet_dyntransnet.benchmark"],
+    ["nnunet_dyntransnet.evaluation"],
+    ["nnunet_dyntransnet.protocol", "nnunet_dyntransnet.demo"],
+]
+
+
+def _layer(module: str):
+    for i, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return None
+
+
+def _all_imports():
+    """Module -> every module of the package it imports, at any depth of its code."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = {}
+    for folder, package in (("nnunet_dyntransnet", "nnunet_dyntransnet"), ("trainers", "nnunet_dyntransnet.trainers"),
+                            ("plans", "nnunet_dyntransnet.plans")):
+        for path in (root / folder).rglob("*.py"):
+            parts = list(path.relative_to(root / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            tree = ast.parse(path.read_text())
+            imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+                       {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            found[".".join([package, *parts])] = {m for m in imported if m.startswith("nnunet_dyntransnet.")}
+    return found
+
+
+def test_every_module_imports_only_its_layer_or_below():
+    """Issue 27: ``training`` and ``trainers`` imported each other through function-level imports, and the demo read
+    epoch times through the cluster scheduler. Every module has a layer, and no import goes up."""
+    imports = _all_imports()
+    unplaced = sorted(m for m in imports if m != "nnunet_dyntransnet" and _layer(m) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS and docs/developing.md): {unplaced}"
+    upward = sorted(f"{m} -> {t}" for m, targets in imports.items() if _layer(m) is not None
+                    for t in targets if _layer(t) is not None and _layer(t) > _layer(m))
+    assert not upward, upward

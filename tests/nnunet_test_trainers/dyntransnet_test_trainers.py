@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from nnunet_dyntransnet.training.baseline_networks import adapt_configuration
+from nnunet_dyntransnet.baseline_networks import adapt_configuration
 from nnunet_dyntransnet.network import capped_widths
 from nnunet_dyntransnet.trainers import nnUNetTrainerDynTransNet, nnUNetTrainerSwinUNETR
 

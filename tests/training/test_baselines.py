@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nnunet_dyntransnet.training.baseline_networks import (BASELINES, BaselineConfigurationError, adapt_configuration, adapted_patch,
+from nnunet_dyntransnet.baseline_networks import (BASELINES, BaselineConfigurationError, adapt_configuration, adapted_patch,
                                           build_baseline)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_dyntransnet.training.gpu_fit import (BYTES_PER_UNIT, GiB, DoesNotFitError, checkpointing_mode,
+from nnunet_dyntransnet.network.gpu_fit import (BYTES_PER_UNIT, GiB, DoesNotFitError, checkpointing_mode,
                                                 decide_checkpointing, fit_to_gpu, training_bytes)
 from nnunet_dyntransnet.network import DynTransNet
 

@@ -318,7 +318,7 @@ def test_gpus_are_validated(tmp_path, _run, capsys, gpus, message):
 
 
 def test_gpu_ids_beyond_the_machine_are_refused():
-    from nnunet_dyntransnet.training.scheduling import parse_gpus
+    from nnunet_dyntransnet.protocol.scheduling import parse_gpus
 
     assert parse_gpus(" 0, 1", available=2) == ["0", "1"]
     with pytest.raises(ValueError, match="has 2 CUDA device"):
@@ -330,7 +330,7 @@ def test_gpu_ids_beyond_the_machine_are_refused():
 def test_gpu_ids_are_ascii_numbers_compared_as_numbers(text, message):
     """Issue 28, case 7: --gpus 1,01 passed the duplicate check (both CUDA_VISIBLE_DEVICES=1); fullwidth and
     superscript digits passed str.isdigit."""
-    from nnunet_dyntransnet.training.scheduling import parse_gpus
+    from nnunet_dyntransnet.protocol.scheduling import parse_gpus
 
     with pytest.raises(ValueError, match=message):
         parse_gpus(text)
@@ -413,7 +413,7 @@ def test_sigterm_stops_the_trainings_and_a_rerun_never_starts_a_live_one(tmp_pat
 
 def test_progress_reads_the_trainers_epoch_count(tiny_dataset, monkeypatch):
     """Case 8: a fold not yet started was assumed to take nnU-Net's 1000 epochs (the test trainer showed 26 h)."""
-    from nnunet_dyntransnet.training.scheduling import Training, trainer_epochs
+    from nnunet_dyntransnet.protocol.scheduling import Training, trainer_epochs
 
     for key, value in tiny_dataset.env.items():
         monkeypatch.setenv(key, value)

@@ -185,7 +185,7 @@ def test_lowres_and_cascade_configurations(nnunet_in_process, name):
 
 @pytest.mark.parametrize("name", BASELINES_3D)
 def test_baseline_trainers_3d(nnunet_in_process, name):
-    from nnunet_dyntransnet.training.baseline_networks import BASELINES
+    from nnunet_dyntransnet.baseline_networks import BASELINES
 
     trainer = _trainer(name)
     spec = BASELINES[type(trainer).baseline]
@@ -252,7 +252,7 @@ def test_a_3d_baseline_builds_from_the_2d_plan(nnunet_in_process):
 def test_fit_to_gpu_in_the_trainer(nnunet_in_process, monkeypatch):
     """The decision ``initialize`` makes on CUDA, with a stubbed free-memory figure: off when the plan fits,
     on when it fits only with checkpointing, a stop naming the planner when it does not fit at all."""
-    from nnunet_dyntransnet.training.gpu_fit import DoesNotFitError, training_bytes
+    from nnunet_dyntransnet.network.gpu_fit import DoesNotFitError, training_bytes
 
     monkeypatch.delenv("DYNTRANSNET_CHECKPOINTING", raising=False)
     trainer = _trainer("nnUNetTrainerDynTransNet")

@@ -18,7 +18,7 @@ Steps, each skipped when its output already exists (so a stopped run picks up wh
 ``--dry-run`` prints the commands and runs nothing. nnU-Net's environment variables
 (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``) must be set, as for nnU-Net.
 
-At scale (``nnunet_dyntransnet/training/scheduling.py``):
+At scale (``nnunet_dyntransnet/protocol/scheduling.py``):
 
     dyntransnet_protocol lits --source /data/LiTS --gpus 0,1,2,3     # one training per GPU at a time
     dyntransnet_protocol lits --source /data/LiTS --slurm [--submit] [--sbatch=--time=48:00:00 ...]
@@ -48,7 +48,7 @@ import sys
 from pathlib import Path
 from typing import List
 
-from nnunet_dyntransnet.training.scheduling import (Training, alive_elsewhere, check_slurm_inputs, format_progress,
+from nnunet_dyntransnet.protocol.scheduling import (Training, alive_elsewhere, check_slurm_inputs, format_progress,
                                                     parse_gpus, progress, run_on_gpus, slurm_scripts, submit_slurm,
                                                     write_slurm_scripts, write_status)
 from nnunet_dyntransnet.utilities import processes
@@ -79,7 +79,7 @@ def _trainer_sets() -> dict:
 def _configuration_of(trainer: str, default: str) -> str:
     """``2d`` for a baseline that only runs 2D (DeepLabV3+), else the protocol's configuration."""
     from nnunet_dyntransnet import trainers
-    from nnunet_dyntransnet.training.baseline_networks import BASELINES
+    from nnunet_dyntransnet.baseline_networks import BASELINES
 
     key = getattr(getattr(trainers, trainer, None), "baseline", None)
     dims = 2 if default == "2d" else 3
