@@ -131,139 +131,175 @@ def _trainings(dataset_id, trainers, configurations, folds, results: Path, devic
             for trainer in trainers for fold in folds]
 
 
+class _Stop(Exception):
+    """Ends the command early: ``message`` (if any) goes to stderr after the command's name, ``code`` is the exit
+    status (2: bad input, refused before any work; 1: a step failed)."""
+
+    def __init__(self, message: str = "", code: int = 2) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args = _checked_arguments(argv)
+    try:
+        return _protocol(args)
+    except _Stop as stop:
+        if stop.message:
+            print(f"dyntransnet_protocol: {stop.message}", file=sys.stderr)
+        return stop.code
+
+
+def _checked_arguments(argv):
+    """The parsed arguments; argparse's own error (exit 2) for combinations and values that cannot work."""
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.submit and not args.slurm:
-        _parser().error("--submit goes with --slurm")
+        parser.error("--submit goes with --slurm")
     if args.gpus is not None and args.device != "cuda":
-        _parser().error("--gpus runs the trainings on CUDA devices; leave -device at cuda")
+        parser.error("--gpus runs the trainings on CUDA devices; leave -device at cuda")
     if args.gpus is not None:
         try:
             args.gpus = parse_gpus(args.gpus, _cuda_device_count())
         except ValueError as e:
-            _parser().error(str(e))
-    bad_folds = [f for f in args.folds if f < 0]
-    if bad_folds or len(set(args.folds)) != len(args.folds):
-        _parser().error(f"--folds {' '.join(map(str, args.folds))}: each fold once, numbered from 0 (nnU-Net's 5-fold "
-                        f"split has 0 to 4)")
+            parser.error(str(e))
+    if any(f < 0 for f in args.folds) or len(set(args.folds)) != len(args.folds):
+        parser.error(f"--folds {' '.join(map(str, args.folds))}: each fold once, numbered from 0 (nnU-Net's 5-fold "
+                     f"split has 0 to 4)")
+    return args
+
+
+def _protocol(args) -> int:
+    """The steps in order: checks, conversion, planning, then the report alone, SLURM scripts, or the trainings."""
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(v)]
     if missing:
-        print(f"dyntransnet_protocol: set {', '.join(missing)} first (nnU-Net's folders; see its documentation)", file=sys.stderr)
-        return 2
+        raise _Stop(f"set {', '.join(missing)} first (nnU-Net's folders; see its documentation)")
     if args.slurm:
         try:
             check_slurm_inputs(args.sbatch, os.environ["nnUNet_results"])
         except ValueError as e:
-            print(f"dyntransnet_protocol: {e}", file=sys.stderr)
-            return 2
+            raise _Stop(str(e)) from None
     default_id, suffix, create = DATASETS[args.dataset]
     dataset_id = args.d if args.d is not None else default_id
-    sets = _trainer_sets()
-    if args.trainers in sets:
-        trainers = sets[args.trainers]
-    else:
-        from nnunet_dyntransnet.trainer_search_path import find_trainer_class
-
-        trainers = [t.strip() for t in args.trainers.split(",") if t.strip()]
-        if not trainers:
-            print(f"dyntransnet_protocol: --trainers {args.trainers!r} names no trainer; give a set ({', '.join(sets)}) or "
-                  f"trainer names separated by commas", file=sys.stderr)
-            return 2
-        repeated = sorted({t for t in trainers if trainers.count(t) > 1})
-        if repeated:  # the same fold twice would be two trainings of one folder, on two GPUs at once
-            print(f"dyntransnet_protocol: --trainers {args.trainers}: {', '.join(repeated)} is named twice; name each "
-                  f"trainer once", file=sys.stderr)
-            return 2
-        unknown = [t for t in trainers if find_trainer_class(t) is None]
-        if unknown:
-            print(f"dyntransnet_protocol: --trainers {args.trainers}: {', '.join(unknown) or 'no trainer'} is neither a set "
-                  f"({', '.join(sets)}) nor a trainer nnU-Net finds", file=sys.stderr)
-            return 2
-    baseline = args.baseline or next((t for t in trainers if t.endswith("_Baseline")), trainers[0])
+    trainers = _selected_trainers(args.trainers)
     configurations = {t: _configuration_of(t, args.configuration) for t in trainers}
-    to_plan = [args.configuration] + sorted(set(configurations.values()) - {args.configuration})
     raw = Path(os.environ["nnUNet_raw"])
-    name = next((p.name for p in sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))), f"Dataset{dataset_id:03d}_{suffix}")
-
+    name = _dataset_name(raw, dataset_id, f"Dataset{dataset_id:03d}_{suffix}")
     if args.report_out is not None and not args.progress:  # refused now, not after hours of training (ownership.py)
         from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
 
         try:
             Claim("dyntransnet_report", option="--report-out").folder(args.report_out, overwrite=True)
         except OwnershipError as e:
-            print(f"dyntransnet_protocol: error: {e}", file=sys.stderr)
-            return 2
-
+            raise _Stop(f"error: {e}") from None
     if args.progress:
         results = Path(os.environ["nnUNet_results"]) / name
         trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
         print(format_progress(progress(trainings, results / "protocol"), gpus=len(args.gpus or [0])))
         return 0
 
+    name = _convert(args, raw, name, create, dataset_id)
+    _plan(args, name, dataset_id, [args.configuration] + sorted(set(configurations.values()) - {args.configuration}))
+    results = Path(os.environ["nnUNet_results"]) / name
+    trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
+    baseline = args.baseline or next((t for t in trainers if t.endswith("_Baseline")), trainers[0])
+    report = ["dyntransnet_report", *dict.fromkeys(t.fold_dir.parent for t in trainings), "--out",
+              args.report_out or results / "report", "--baseline", baseline, "--overwrite",
+              "--title", f"{name}: {args.configuration}, folds {' '.join(map(str, args.folds))}"]
+    if args.report_only:
+        unfinished = [t.name for t in trainings if not t.finished]
+        if unfinished:
+            raise _Stop(f"--report-only: {len(unfinished)} training(s) have not finished (no validation summary): "
+                        f"{', '.join(unfinished[:5])}; train them first", code=1)
+        _run(report, args.dry_run)
+        return 0
+    if args.slurm:
+        return _slurm(args, trainings, report, results / "protocol", dataset_id)
+    _train(args, trainings, results / "protocol")
+    _run(report, args.dry_run)
+    return 0
+
+
+def _selected_trainers(option: str) -> List[str]:
+    """``--trainers``: a set's trainers, or trainer names separated by commas, each once and known to nnU-Net."""
+    sets = _trainer_sets()
+    if option in sets:
+        return sets[option]
+    from nnunet_dyntransnet.trainer_search_path import find_trainer_class
+
+    trainers = [t.strip() for t in option.split(",") if t.strip()]
+    if not trainers:
+        raise _Stop(f"--trainers {option!r} names no trainer; give a set ({', '.join(sets)}) or trainer names "
+                    f"separated by commas")
+    repeated = sorted({t for t in trainers if trainers.count(t) > 1})
+    if repeated:  # the same fold twice would be two trainings of one folder, on two GPUs at once
+        raise _Stop(f"--trainers {option}: {', '.join(repeated)} is named twice; name each trainer once")
+    unknown = [t for t in trainers if find_trainer_class(t) is None]
+    if unknown:
+        raise _Stop(f"--trainers {option}: {', '.join(unknown) or 'no trainer'} is neither a set ({', '.join(sets)}) "
+                    f"nor a trainer nnU-Net finds")
+    return trainers
+
+
+def _dataset_name(raw: Path, dataset_id: int, default: str) -> str:
+    """The dataset's folder name in ``$nnUNet_raw`` (the converter names it), else ``default``."""
+    return next((p.name for p in sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))), default)
+
+
+def _convert(args, raw: Path, name: str, create: str, dataset_id: int) -> str:
+    """Step 1: the raw dataset, unless it exists; returns its folder name, and refuses folds beyond its split."""
     if (raw / name / "dataset.json").is_file():
         print(f"# {raw / name} exists: not converting again")
     elif args.dataset != "phantom" and args.source is None:
-        print(f"dyntransnet_protocol: {args.dataset} needs --source (the downloaded release folder) to create "
-              f"{raw / name}", file=sys.stderr)
-        return 2
+        raise _Stop(f"{args.dataset} needs --source (the downloaded release folder) to create {raw / name}")
     elif args.dataset == "phantom":
         _run([create, "-d", dataset_id, "-n", args.phantom_cases], args.dry_run)
     else:
         _run([create, args.source, "-d", dataset_id, "-np", args.np], args.dry_run)
-
-    # the converter names the folder; look again now that it has run
-    name = next((p.name for p in sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))), name)
+    name = _dataset_name(raw, dataset_id, name)  # the converter names the folder; look again now that it has run
     too_high = _folds_beyond_split(Path(os.environ["nnUNet_preprocessed"]) / name, args.folds)
     if too_high:
-        print(f"dyntransnet_protocol: --folds {' '.join(map(str, args.folds))}: {too_high}", file=sys.stderr)
-        return 2
+        raise _Stop(f"--folds {' '.join(map(str, args.folds))}: {too_high}")
+    return name
+
+
+def _plan(args, name: str, dataset_id: int, configurations: List[str]) -> None:
+    """Step 2: nnU-Net's planning and preprocessing, unless its plans exist (or only the report is asked for)."""
     plans = Path(os.environ["nnUNet_preprocessed"]) / name / "nnUNetPlans.json"
     if args.report_only:
-        pass
-    elif plans.is_file():
+        return
+    if plans.is_file():
         print(f"# {plans} exists: not planning again")
     else:
-        _run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *to_plan, "-np", args.np,
+        _run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *configurations, "-np", args.np,
               "--verify_dataset_integrity"], args.dry_run)
 
-    results = Path(os.environ["nnUNet_results"]) / name
-    trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
-    folders = list(dict.fromkeys(t.fold_dir.parent for t in trainings))
-    protocol_dir = results / "protocol"
-    out = args.report_out or results / "report"
-    report = ["dyntransnet_report", *folders, "--out", out, "--baseline", baseline, "--overwrite",
-              "--title", f"{name}: {args.configuration}, folds {' '.join(map(str, args.folds))}"]
 
-    if args.report_only:
-        unfinished = [t.name for t in trainings if not t.finished]
-        if unfinished:
-            print(f"dyntransnet_protocol: --report-only: {len(unfinished)} training(s) have not finished (no validation "
-                  f"summary): {', '.join(unfinished[:5])}; train them first", file=sys.stderr)
-            return 1
-        _run(report, args.dry_run)
+def _slurm(args, trainings, report, protocol_dir: Path, dataset_id: int) -> int:
+    """Step 3 on a cluster: the job array and the report job, written (and printed with --dry-run) or submitted."""
+    scripts = slurm_scripts(trainings, [str(c) for c in report], protocol_dir, job=f"dyntransnet_{dataset_id}",
+                            sbatch_args=args.sbatch)
+    if args.dry_run:
+        for file, text in scripts.items():
+            print(f"# ---- {file}\n{text}")
         return 0
-
-    if args.slurm:
-        scripts = slurm_scripts(trainings, [str(c) for c in report], protocol_dir, job=f"dyntransnet_{dataset_id}",
-                                sbatch_args=args.sbatch)
-        if args.dry_run or not args.submit:
-            if not args.dry_run:
-                folder = write_slurm_scripts(scripts, protocol_dir)
-                print(f"# wrote {folder / 'train.sbatch'} ({len(trainings)} tasks) and {folder / 'report.sbatch'}; "
-                      f"submit with --submit, or: jid=$(sbatch --parsable {folder / 'train.sbatch'}) && "
-                      f"sbatch --dependency=afterany:$jid {folder / 'report.sbatch'}")
-            else:
-                for file, text in scripts.items():
-                    print(f"# ---- {file}\n{text}")
-            return 0
-        try:
-            array, report_job = submit_slurm(scripts, protocol_dir)
-        except RuntimeError as e:
-            print(f"dyntransnet_protocol: {e}", file=sys.stderr)
-            return 1
-        print(f"# submitted job array {array} ({len(trainings)} trainings) and report job {report_job} (afterany; it reports once every training finished)")
+    if not args.submit:
+        folder = write_slurm_scripts(scripts, protocol_dir)
+        print(f"# wrote {folder / 'train.sbatch'} ({len(trainings)} tasks) and {folder / 'report.sbatch'}; "
+              f"submit with --submit, or: jid=$(sbatch --parsable {folder / 'train.sbatch'}) && "
+              f"sbatch --dependency=afterany:$jid {folder / 'report.sbatch'}")
         return 0
+    try:
+        array, report_job = submit_slurm(scripts, protocol_dir)
+    except RuntimeError as e:
+        raise _Stop(str(e), code=1) from None
+    print(f"# submitted job array {array} ({len(trainings)} trainings) and report job {report_job} (afterany; it "
+          f"reports once every training finished)")
+    return 0
 
+
+def _train(args, trainings, protocol_dir: Path) -> None:
+    """Step 3 here: the trainings one by one or one per GPU; a failed or stopped one ends the command."""
     try:
         if args.gpus is not None:
             codes = run_on_gpus(trainings, args.gpus, protocol_dir, dry_run=args.dry_run)
@@ -271,22 +307,17 @@ def main(argv=None) -> int:
             with sigterm_raises():  # subprocess.run stops the training it waits for on SIGTERM / Ctrl-C
                 codes = _run_one_by_one(trainings, protocol_dir, args.dry_run)
     except KeyboardInterrupt as e:
-        print(f"dyntransnet_protocol: {str(e) or 'interrupted (Ctrl-C)'}; the trainings it started were stopped, run the same command "
-              f"again to continue them", file=sys.stderr)
-        return exit_code_of(e)
+        raise _Stop(f"{str(e) or 'interrupted (Ctrl-C)'}; the trainings it started were stopped, run the same command "
+                    f"again to continue them", code=exit_code_of(e)) from None
     busy = [n for n, c in codes.items() if c == -1]
     failed = [n for n, c in codes.items() if c not in (0, -1)]
     if failed or busy:
-        print(_unfinished_message(trainings, failed, busy, protocol_dir, args.gpus is not None), file=sys.stderr)
-        return 1
-    _run(report, args.dry_run)
-    return 0
+        raise _Stop(_unfinished_message(trainings, failed, busy, protocol_dir, args.gpus is not None), code=1)
 
 
 def _unfinished_message(trainings, failed: List[str], busy: List[str], protocol_dir: Path, on_gpus: bool) -> str:
     """Why no report was written: each failed training with the log that says why, and what the next run does."""
-    lines = [f"dyntransnet_protocol: {len(failed)} training(s) failed, {len(busy)} still running elsewhere; no report "
-             f"written"]
+    lines = [f"{len(failed)} training(s) failed, {len(busy)} still running elsewhere; no report written"]
     by_name = {t.name: t for t in trainings}
     for name in failed:
         logs = sorted(by_name[name].fold_dir.glob("training_log_*.txt"))
