@@ -142,42 +142,66 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
     """The whole report.md. ``folds`` is ``{trainer: {case: fold}}``; ``context`` lines describe the data;
     ``missing`` is ``{trainer: expected cases without a prediction}`` (a --chill run); ``anchors`` is
     ``{trainer: anchor_metrics(...)}``; ``costs`` is ``{trainer: benchmark row}`` (from ``--benchmark``),
-    ``costs_source`` says which benchmark run they come from."""
+    ``costs_source`` says which benchmark run they come from. One function per section below."""
     trainers = list(scores)
     classes = scored_classes(scores[trainers[0]])
+    modules = {t: trainer_modules(t) for t in trainers}
     out = [f"# {title}", ""] + list(context) + [""]
-    n_cases = {t: len(scores[t]) for t in trainers}
-    missing = missing or {}
-    out += ["## Trainers", "", _table(["trainer", "cases", "missing cases", "folds"], [
-        [t, str(n_cases[t]), str(len(missing.get(t, ()))), ", ".join(sorted(set(folds[t].values())))]
+    out += _trainers_section(trainers, scores, folds, missing or {})
+    out += _ablation_section(trainers, classes, modules, stats, baseline)
+    out += _fusion_section(trainers, classes, modules, stats)
+    out += _all_trainers_section(trainers, classes, stats, costs, costs_source)
+    if anchors:
+        out += _anchors_section(trainers, classes, anchors)
+    out += _every_metric_section(trainers, classes, stats)
+    out += _empty_section(trainers, classes, scores, stats)
+    out += _per_fold_section(trainers, classes, scores, folds)
+    if figures:
+        out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    return "\n".join(out)
+
+
+def _trainers_section(trainers, scores, folds, missing) -> List[str]:
+    return ["## Trainers", "", _table(["trainer", "cases", "missing cases", "folds"], [
+        [t, str(len(scores[t])), str(len(missing.get(t, ()))), ", ".join(sorted(set(folds[t].values())))]
         for t in trainers]), ""]
 
-    modules = {t: trainer_modules(t) for t in trainers}
+
+def _ablation_section(trainers, classes, modules, stats, baseline) -> List[str]:
+    """The paper's Table 3: the DynTransNet rows with their modules ticked (weighted-sum fusion is Table 2's)."""
     ablation = [t for t in trainers if modules[t] is not None and modules[t]["fusion"] != "weighted_sum"]
-    if ablation:
-        out += ["## Submodule ablation (layout of the paper's Table 3)", "",
-                f"Dice as mean ± SD [95% CI, clipped to 0-100; n cases]; "
-                + (f"p-values of the paired t-test and Wilcoxon signed-rank test of Dice against {baseline}, over the "
-                   f"cases where both have a defined Dice. " if baseline else "no p-values (one result). ") +
-                f"\"FM-M -\" is simple concatenation.", ""]
-        for cls in classes:
-            rows = []
-            for t in ablation:
-                m, s = modules[t], stats[t][cls]
-                rows.append([t, "✓" if m["dmsa"] else "-", "✓" if m["fusion"] == "feature_mix" else "-",
-                             "✓" if m["rm"] else "-", _fmt(s["dice"], "dice", ci=True), _p(s["dice"]["p_ttest"]),
-                             _p(s["dice"]["p_wilcoxon"]), _fmt(s["precision"], "precision"), _fmt(s["recall"], "recall")])
-            out += [f"### {cls}", "", _table(["Model", "D-MSA", "FM-M", "RM", "Dice (± SD [95% CI])", "p (t-test)",
-                                              "p (Wilcoxon)", "Precision", "Recall"], rows), ""]
+    if not ablation:
+        return []
+    out = ["## Submodule ablation (layout of the paper's Table 3)", "",
+           "Dice as mean ± SD [95% CI, clipped to 0-100; n cases]; "
+           + (f"p-values of the paired t-test and Wilcoxon signed-rank test of Dice against {baseline}, over the "
+              f"cases where both have a defined Dice. " if baseline else "no p-values (one result). ") +
+           "\"FM-M -\" is simple concatenation.", ""]
+    for cls in classes:
+        rows = []
+        for t in ablation:
+            m, s = modules[t], stats[t][cls]
+            rows.append([t, "✓" if m["dmsa"] else "-", "✓" if m["fusion"] == "feature_mix" else "-",
+                         "✓" if m["rm"] else "-", _fmt(s["dice"], "dice", ci=True), _p(s["dice"]["p_ttest"]),
+                         _p(s["dice"]["p_wilcoxon"]), _fmt(s["precision"], "precision"), _fmt(s["recall"], "recall")])
+        out += [f"### {cls}", "", _table(["Model", "D-MSA", "FM-M", "RM", "Dice (± SD [95% CI])", "p (t-test)",
+                                          "p (Wilcoxon)", "Precision", "Recall"], rows), ""]
+    return out
 
+
+def _fusion_section(trainers, classes, modules, stats) -> List[str]:
+    """The paper's Table 2: D-MSA and RM rows that differ in their skip fusion."""
     fusion = [t for t in trainers if modules[t] is not None and modules[t]["dmsa"] and modules[t]["rm"]]
-    if len({modules[t]["fusion"] for t in fusion}) > 1:
-        header = ["Model", "Module"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
-        rows = [[t, FUSION_NAME[modules[t]["fusion"]]] +
-                [_fmt(stats[t][cls][m], m) for cls in classes for m in ("dice", "precision", "recall")] for t in fusion]
-        out += ["## Skip fusion (layout of the paper's Table 2)", "", "Mean ± SD over cases.", "",
-                _table(header, rows), ""]
+    if len({modules[t]["fusion"] for t in fusion}) <= 1:
+        return []
+    header = ["Model", "Module"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
+    rows = [[t, FUSION_NAME[modules[t]["fusion"]]] +
+            [_fmt(stats[t][cls][m], m) for cls in classes for m in ("dice", "precision", "recall")] for t in fusion]
+    return ["## Skip fusion (layout of the paper's Table 2)", "", "Mean ± SD over cases.", "", _table(header, rows), ""]
 
+
+def _all_trainers_section(trainers, classes, stats, costs, costs_source) -> List[str]:
+    """The paper's Tables 4 and 5, with the benchmark's cost columns when given."""
     header = ["Model name"] + [f"{cls} {LABEL[m]}" for cls in classes for m in ("dice", "precision", "recall")]
     rows = [[t] + [_fmt(stats[t][cls][m], m, spread=False) for cls in classes for m in ("dice", "precision", "recall")]
             for t in trainers]
@@ -191,44 +215,51 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
                     f"{c['peak_memory_ratio']:.2f}" if c.get("peak_memory_ratio") else "-"]
         note += (f" Cost columns: `dyntransnet_benchmark` ({costs_source}); ratios against nnU-Net's PlainConvUNet in "
                  f"the same run; '-': no benchmark row for that trainer's network.")
-    out += ["## All trainers (layout of the paper's Tables 4 and 5)", "", note, "", _table(header, rows), ""]
+    return ["## All trainers (layout of the paper's Tables 4 and 5)", "", note, "", _table(header, rows), ""]
 
-    if anchors:
-        sizes = list(LESION_SIZES_MM)
-        rows = []
-        for t in trainers:
-            a, les = anchors[t], anchors[t]["lesions"]
-            pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
-            lesion_cells = (["n/a (no tumor class)"] + ["n/a"] * (3 + len(sizes)) if les is None else
-                            [f"{les['matched']}/{les['ref']}/{les['pred']}", pct(les["precision"]), pct(les["recall"]),
-                             pct(les["f1"])] + [f"{pct(les['recall_by_size'][s])} (n={les['ref_by_size'][s]})"
-                                                for s in sizes])
-            rows.append([t, pct(a["foreground_mean"])] + [pct(a["global_dice"][c]) for c in classes] + lesion_cells)
-        out += ["## The anchors' numbers", "",
-                f"`foreground_mean`: the mean of the dataset's classes' Dice "
-                f"({', '.join(c for c in classes if c != UNION_CLASS)}), each averaged over the cases "
-                "where it is defined: nnU-Net's `foreground_mean`, the LiTS number of nnU-Net Revisited. Global Dice: "
-                "all cases' voxels pooled (the LiTS challenge's \"Dice global\"). Lesions: 26-connected tumor "
-                "components; a reference and a predicted lesion match when their IoU exceeds 0.5 (one-to-one at that "
-                "threshold); precision = matched / predicted, recall = matched / reference lesions, pooled over "
-                "cases; sizes are equivalent-sphere diameters of the reference lesions.", "",
-                _table(["trainer", "foreground_mean"] + [f"global Dice {c}" for c in classes] +
-                       ["lesions matched/ref/pred", "lesion precision", "lesion recall", "lesion F1"] +
-                       [f"recall {s}" for s in sizes], rows), ""]
 
+def _anchors_section(trainers, classes, anchors) -> List[str]:
+    """The numbers other papers report (:func:`anchor_metrics`)."""
+    sizes = list(LESION_SIZES_MM)
+    rows = []
+    for t in trainers:
+        a, les = anchors[t], anchors[t]["lesions"]
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+        lesion_cells = (["n/a (no tumor class)"] + ["n/a"] * (3 + len(sizes)) if les is None else
+                        [f"{les['matched']}/{les['ref']}/{les['pred']}", pct(les["precision"]), pct(les["recall"]),
+                         pct(les["f1"])] + [f"{pct(les['recall_by_size'][s])} (n={les['ref_by_size'][s]})"
+                                            for s in sizes])
+        rows.append([t, pct(a["foreground_mean"])] + [pct(a["global_dice"][c]) for c in classes] + lesion_cells)
+    return ["## The anchors' numbers", "",
+            f"`foreground_mean`: the mean of the dataset's classes' Dice "
+            f"({', '.join(c for c in classes if c != UNION_CLASS)}), each averaged over the cases "
+            "where it is defined: nnU-Net's `foreground_mean`, the LiTS number of nnU-Net Revisited. Global Dice: "
+            "all cases' voxels pooled (the LiTS challenge's \"Dice global\"). Lesions: 26-connected tumor "
+            "components; a reference and a predicted lesion match when their IoU exceeds 0.5 (one-to-one at that "
+            "threshold); precision = matched / predicted, recall = matched / reference lesions, pooled over "
+            "cases; sizes are equivalent-sphere diameters of the reference lesions.", "",
+            _table(["trainer", "foreground_mean"] + [f"global Dice {c}" for c in classes] +
+                   ["lesions matched/ref/pred", "lesion precision", "lesion recall", "lesion F1"] +
+                   [f"recall {s}" for s in sizes], rows), ""]
+
+
+def _every_metric_section(trainers, classes, stats) -> List[str]:
     rows = []
     for t in trainers:
         for cls in classes:
             s = stats[t][cls]
             rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in METRICS] +
                         [_p(s["dice"]["p_ttest"]), _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
-    out += ["## Every metric", "",
+    return ["## Every metric", "",
             "Mean ± SD [95% CI; n cases] over the cases where the metric is defined (the interval clipped to the "
             "metric's range, 0-100% or from 0 mm: with few cases Student's t reaches beyond it); p-values compare Dice "
             "with the baseline over the paired cases (n pairs).", "",
-            _table(["trainer", "class"] + [LABEL[m] for m in METRICS] + ["p Dice (t-test)", "p Dice (Wilcoxon)", "n pairs"],
-                   rows), ""]
+            _table(["trainer", "class"] + [LABEL[m] for m in METRICS] + ["p Dice (t-test)", "p Dice (Wilcoxon)",
+                                                                          "n pairs"], rows), ""]
 
+
+def _empty_section(trainers, classes, scores, stats) -> List[str]:
+    """How many cases left each metric undefined, and why."""
     rows = []
     for t in trainers:
         for cls in classes:
@@ -238,13 +269,15 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
             both = sum(1 for m in per_case.values() if m[cls]["n_ref"] == 0 and m[cls]["n_pred"] == 0)
             rows.append([t, cls, str(len(per_case)), str(empty_ref), str(empty_pred), str(both),
                          str(stats[t][cls]["dice"]["n"]), str(stats[t][cls]["hd95"]["n"])])
-    out += ["## Empty labels and predictions", "",
+    return ["## Empty labels and predictions", "",
             "A metric whose formula divides by zero is left out of its mean, never counted as 0 or 1: Dice when truth "
             "and prediction are both empty, precision when the prediction is empty, recall when the truth is empty, "
             "HD95 and ASD when either is. A predicted tumor in a case without tumor gives Dice 0 and precision 0.", "",
             _table(["trainer", "class", "cases", "empty truth", "empty prediction", "both empty", "cases with Dice",
                     "cases with HD95/ASD"], rows), ""]
 
+
+def _per_fold_section(trainers, classes, scores, folds) -> List[str]:
     rows = []
     for t in trainers:
         for fold in sorted(set(folds[t].values())):
@@ -254,7 +287,4 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
                 s = describe(list(values(cases, cls, "dice").values()))
                 cells.append("n/a" if s.mean is None else f"{100 * s.mean:.2f}")
             rows.append([t, fold, str(len(cases))] + cells)
-    out += ["## Dice per fold", "", _table(["trainer", "fold", "cases"] + [f"{c} Dice" for c in classes], rows), ""]
-    if figures:
-        out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
-    return "\n".join(out)
+    return ["## Dice per fold", "", _table(["trainer", "fold", "cases"] + [f"{c} Dice" for c in classes], rows), ""]
