@@ -27,10 +27,9 @@ def test_the_units_leaf_imports_nothing_of_the_package():
     assert not [m for m in imported if m and m.startswith("nnunet_dyntransnet")]
 
 
-def _module_scope_imports():
-    """Module -> the package's modules it imports at module scope (function-level imports run later, on call).
-    The repository's ``trainers/`` and ``plans/`` are installed as ``nnunet_dyntransnet.trainers`` and ``.plans``."""
-    import ast
+def _package_files():
+    """Module name -> its file. The repository's ``trainers/`` and ``plans/`` are installed as
+    ``nnunet_dyntransnet.trainers`` and ``.plans``."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
@@ -42,6 +41,14 @@ def _module_scope_imports():
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             files[".".join([package, *parts])] = path
+    return files
+
+
+def _module_scope_imports():
+    """Module -> the package's modules it imports at module scope (function-level imports run later, on call)."""
+    import ast
+
+    files = _package_files()
     graph = {}
     for name, path in files.items():
         tree = ast.parse(path.read_text())
@@ -114,20 +121,13 @@ def _layer(module: str):
 def _all_imports():
     """Module -> every module of the package it imports, at any depth of its code."""
     import ast
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
     found = {}
-    for folder, package in (("nnunet_dyntransnet", "nnunet_dyntransnet"), ("trainers", "nnunet_dyntransnet.trainers"),
-                            ("plans", "nnunet_dyntransnet.plans")):
-        for path in (root / folder).rglob("*.py"):
-            parts = list(path.relative_to(root / folder).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            tree = ast.parse(path.read_text())
-            imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
-                       {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-            found[".".join([package, *parts])] = {m for m in imported if m.startswith("nnunet_dyntransnet.")}
+    for name, path in _package_files().items():
+        tree = ast.parse(path.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+                   {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        found[name] = {m for m in imported if m.startswith("nnunet_dyntransnet.")}
     return found
 
 
