@@ -19,9 +19,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
-from nnunet_dyntransnet.utilities.command import plain_text
+from nnunet_dyntransnet.utilities.command import CommandStop, plain_text, run_steps
+
+COMMAND = "dyntransnet_plan_and_preprocess"
 
 __all__ = ["main", "preprocessed_data_complete"]
 
@@ -29,7 +31,7 @@ CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")  # what nnU-Net's planner (an
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dyntransnet_plan_and_preprocess",
+    p = argparse.ArgumentParser(prog=COMMAND,
                                 description=plain_text(__doc__.split("\n\n")[0].split(": ", 1)[1]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=plain_text(__doc__.split("\n\n", 1)[1]))
@@ -74,95 +76,121 @@ def _planner_of(plans_file: Path) -> Optional[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    return run_steps(COMMAND, lambda: _plan_and_preprocess(args))
+
+
+def _plan_and_preprocess(args) -> int:
+    """Every check first (folders, target, process count, dataset ids, the plans files it would replace), then per
+    dataset: fingerprint, plans, preprocessing of what is not there yet."""
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed") if not os.environ.get(v)]
     if missing:
-        print(f"dyntransnet_plan_and_preprocess: set {', '.join(missing)} (nnU-Net's folders) first", file=sys.stderr)
-        return 2
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,
-                                                                        preprocess_dataset)
-    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
-    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
-
-    from nnunet_dyntransnet.plans.dyntransnet_planner import (DynTransNetPlanner, plans_name_for,
-                                                              smallest_possible_target, smallest_target_for)
-
-    try:
-        plans_name = plans_name_for(args.gpu_memory_target)  # validates the target, also when renamed
-        plans_name = args.overwrite_plans_name or plans_name
-    except ValueError as e:
-        print(f"dyntransnet_plan_and_preprocess: {e}", file=sys.stderr)
-        return 2
-    floor = smallest_possible_target()
-    if args.gpu_memory_target < floor:
-        print(f"dyntransnet_plan_and_preprocess: -gpu_memory_target {args.gpu_memory_target:g} is below the smallest "
-              f"DynTransNet any dataset can be planned for ({floor:.2g} GB: two stages on a patch of 8 voxels); "
-              f"pass at least that (presets 8, 24, 40)", file=sys.stderr)
-        return 2
+        raise CommandStop(f"set {', '.join(missing)} (nnU-Net's folders) first")
+    plans_name = _checked_target(args)
     if args.np is not None and args.np < 1:
-        print(f"dyntransnet_plan_and_preprocess: -np must be at least 1, got {args.np}", file=sys.stderr)
-        return 2
-    np_kwargs = {} if args.np is None else {"num_processes": args.np}
-    names = {}
-    for dataset_id in args.d:  # every id is checked before any work starts
-        try:
-            names[dataset_id] = convert_id_to_dataset_name(dataset_id)
-        except RuntimeError as e:
-            print(f"dyntransnet_plan_and_preprocess: dataset {dataset_id}: {e}", file=sys.stderr)
-            return 2
-    from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
-
+        raise CommandStop(f"-np must be at least 1, got {args.np}")
+    names = _dataset_names(args.d)
+    for name in names.values():
+        _claim_plans_file(Path(os.environ["nnUNet_preprocessed"]) / name / f"{plans_name}.json", plans_name,
+                          args.replace_plans_of_other_planners)
     for dataset_id, name in names.items():
-        # ownership.py: a plans file is replaced only if this planner wrote it (re-planning replaces it, as nnU-Net
-        # does), or, with --replace_plans_of_other_planners, because the user named another planner's file
-        plans_file = Path(os.environ["nnUNet_preprocessed"]) / name / f"{plans_name}.json"
-        planner_used = _planner_of(plans_file)
-        try:
-            Claim("dyntransnet_plan_and_preprocess", option="-overwrite_plans_name").file(
-                plans_file, overwrite=True,
-                owned=lambda p: planner_used == DynTransNetPlanner.__name__ or args.replace_plans_of_other_planners)
-        except OwnershipError as e:
-            print(f"dyntransnet_plan_and_preprocess: {e}; it was written by {planner_used} and every nnU-Net command "
-                  f"with -p {plans_name} uses it. Choose another -overwrite_plans_name, or pass "
-                  f"--replace_plans_of_other_planners to replace it", file=sys.stderr)
-            return 2
-    for dataset_id, name in names.items():
-        preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
-        if args.clean or args.verify_dataset_integrity or not (preprocessed / "dataset_fingerprint.json").is_file():
-            extract_fingerprint_dataset(dataset_id, check_dataset_integrity=args.verify_dataset_integrity,
-                                        clean=True, **np_kwargs)
-        else:
-            print(f"{name}: using the existing fingerprint (--clean to extract it again)")
-        planner = DynTransNetPlanner(dataset_id, args.gpu_memory_target, plans_name=plans_name)
-        try:
-            plans = planner.plan_experiment()
-        except ValueError as e:  # the target leaves too small a patch for two stages on this dataset
-            enough = smallest_target_for(dataset_id, args.gpu_memory_target)
-            hint = f"the smallest that plans {name} is about {enough:.2g} GB" if enough else "pass a larger one"
-            print(f"dyntransnet_plan_and_preprocess: -gpu_memory_target {args.gpu_memory_target:g} is too small for "
-                  f"{name} ({e}); {hint}. Nothing was written", file=sys.stderr)
-            return 2
-        for cfg, c in plans["configurations"].items():
-            if "patch_size" in c:
-                print(f"{name} {plans_name} {cfg}: patch {c['patch_size']}, batch {c['batch_size']}, "
-                      f"data {c['data_identifier']}")
-        if args.no_pp:
-            continue
-        raw = Path(os.environ["nnUNet_raw"]) / name
-        cases = sorted(get_filenames_of_train_images_and_targets(str(raw), json.loads((raw / "dataset.json").read_text())))
-        todo = []
-        for cfg in args.c:
-            if cfg not in plans["configurations"]:
-                continue
-            data = preprocessed / plans["configurations"][cfg]["data_identifier"]
-            if preprocessed_data_complete(data, cases):
-                print(f"{name} {cfg}: reusing the preprocessed data in {data}")
-            else:
-                todo.append(cfg)
-        if todo:
-            preprocess_dataset(dataset_id, plans_name, todo, [args.np or 4] * len(todo))
+        plans = _plan(args, dataset_id, name, plans_name)
+        if not args.no_pp:
+            _preprocess(args, dataset_id, name, plans_name, plans)
         print(f"\n{name}: train and predict with  -p {plans_name}, e.g.\n"
               f"  nnUNetv2_train {dataset_id} 3d_fullres 0 -tr nnUNetTrainerDynTransNet -p {plans_name}")
     return 0
+
+
+def _checked_target(args) -> str:
+    """The plans name for ``-gpu_memory_target`` (or ``-overwrite_plans_name``), the target checked."""
+    from nnunet_dyntransnet.plans.dyntransnet_planner import plans_name_for, smallest_possible_target
+
+    try:
+        plans_name = plans_name_for(args.gpu_memory_target)  # validates the target, also when renamed
+    except ValueError as e:
+        raise CommandStop(str(e)) from None
+    floor = smallest_possible_target()
+    if args.gpu_memory_target < floor:
+        raise CommandStop(f"-gpu_memory_target {args.gpu_memory_target:g} is below the smallest DynTransNet any "
+                          f"dataset can be planned for ({floor:.2g} GB: two stages on a patch of 8 voxels); pass at "
+                          f"least that (presets 8, 24, 40)")
+    return args.overwrite_plans_name or plans_name
+
+
+def _dataset_names(ids) -> Dict[int, str]:
+    """Dataset id -> nnU-Net's dataset name, every id checked before any work starts."""
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    names = {}
+    for dataset_id in ids:
+        try:
+            names[dataset_id] = convert_id_to_dataset_name(dataset_id)
+        except RuntimeError as e:
+            raise CommandStop(f"dataset {dataset_id}: {e}") from None
+    return names
+
+
+def _claim_plans_file(plans_file: Path, plans_name: str, replace_others: bool) -> None:
+    """ownership.py: a plans file is replaced only if this planner wrote it (re-planning replaces it, as nnU-Net
+    does), or, with --replace_plans_of_other_planners, because the user named another planner's file."""
+    from nnunet_dyntransnet.plans.dyntransnet_planner import DynTransNetPlanner
+    from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
+
+    planner_used = _planner_of(plans_file)
+    try:
+        Claim(COMMAND, option="-overwrite_plans_name").file(
+            plans_file, overwrite=True, owned=lambda p: planner_used == DynTransNetPlanner.__name__ or replace_others)
+    except OwnershipError as e:
+        raise CommandStop(f"{e}; it was written by {planner_used} and every nnU-Net command with -p {plans_name} uses "
+                          f"it. Choose another -overwrite_plans_name, or pass --replace_plans_of_other_planners to "
+                          f"replace it") from None
+
+
+def _plan(args, dataset_id: int, name: str, plans_name: str) -> dict:
+    """The fingerprint (nnU-Net's, reused unless asked) and this planner's plans, printed per configuration."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset
+
+    from nnunet_dyntransnet.plans.dyntransnet_planner import DynTransNetPlanner, smallest_target_for
+
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
+    if args.clean or args.verify_dataset_integrity or not (preprocessed / "dataset_fingerprint.json").is_file():
+        extract_fingerprint_dataset(dataset_id, check_dataset_integrity=args.verify_dataset_integrity, clean=True,
+                                    **({} if args.np is None else {"num_processes": args.np}))
+    else:
+        print(f"{name}: using the existing fingerprint (--clean to extract it again)")
+    try:
+        plans = DynTransNetPlanner(dataset_id, args.gpu_memory_target, plans_name=plans_name).plan_experiment()
+    except ValueError as e:  # the target leaves too small a patch for two stages on this dataset
+        enough = smallest_target_for(dataset_id, args.gpu_memory_target)
+        hint = f"the smallest that plans {name} is about {enough:.2g} GB" if enough else "pass a larger one"
+        raise CommandStop(f"-gpu_memory_target {args.gpu_memory_target:g} is too small for {name} ({e}); {hint}. "
+                          f"Nothing was written") from None
+    for cfg, c in plans["configurations"].items():
+        if "patch_size" in c:
+            print(f"{name} {plans_name} {cfg}: patch {c['patch_size']}, batch {c['batch_size']}, "
+                  f"data {c['data_identifier']}")
+    return plans
+
+
+def _preprocess(args, dataset_id: int, name: str, plans_name: str, plans: dict) -> None:
+    """nnU-Net's preprocessing of the configurations of ``-c`` whose data are not complete yet."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    raw = Path(os.environ["nnUNet_raw"]) / name
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
+    cases = sorted(get_filenames_of_train_images_and_targets(str(raw), json.loads((raw / "dataset.json").read_text())))
+    todo = []
+    for cfg in args.c:
+        if cfg not in plans["configurations"]:
+            continue
+        data = preprocessed / plans["configurations"][cfg]["data_identifier"]
+        if preprocessed_data_complete(data, cases):
+            print(f"{name} {cfg}: reusing the preprocessed data in {data}")
+        else:
+            todo.append(cfg)
+    if todo:
+        preprocess_dataset(dataset_id, plans_name, todo, [args.np or 4] * len(todo))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from nnunet_dyntransnet.protocol.scheduling import (Training, alive_elsewhere, c
                                                     parse_gpus, progress, run_on_gpus, slurm_scripts, submit_slurm,
                                                     write_slurm_scripts, write_status)
 from nnunet_dyntransnet.utilities import processes
+from nnunet_dyntransnet.utilities.command import CommandStop, run_steps
 from nnunet_dyntransnet.utilities.staging import Terminated, exit_code_of, sigterm_raises
 
 DATASETS = {  # name -> (default id, folder suffix, command that creates the raw dataset)
@@ -131,23 +132,9 @@ def _trainings(dataset_id, trainers, configurations, folds, results: Path, devic
             for trainer in trainers for fold in folds]
 
 
-class _Stop(Exception):
-    """Ends the command early: ``message`` (if any) goes to stderr after the command's name, ``code`` is the exit
-    status (2: bad input, refused before any work; 1: a step failed)."""
-
-    def __init__(self, message: str = "", code: int = 2) -> None:
-        super().__init__(message)
-        self.message, self.code = message, code
-
-
 def main(argv=None) -> int:
     args = _checked_arguments(argv)
-    try:
-        return _protocol(args)
-    except _Stop as stop:
-        if stop.message:
-            print(f"dyntransnet_protocol: {stop.message}", file=sys.stderr)
-        return stop.code
+    return run_steps("dyntransnet_protocol", lambda: _protocol(args))
 
 
 def _checked_arguments(argv):
@@ -173,12 +160,12 @@ def _protocol(args) -> int:
     """The steps in order: checks, conversion, planning, then the report alone, SLURM scripts, or the trainings."""
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(v)]
     if missing:
-        raise _Stop(f"set {', '.join(missing)} first (nnU-Net's folders; see its documentation)")
+        raise CommandStop(f"set {', '.join(missing)} first (nnU-Net's folders; see its documentation)")
     if args.slurm:
         try:
             check_slurm_inputs(args.sbatch, os.environ["nnUNet_results"])
         except ValueError as e:
-            raise _Stop(str(e)) from None
+            raise CommandStop(str(e)) from None
     default_id, suffix, create = DATASETS[args.dataset]
     dataset_id = args.d if args.d is not None else default_id
     trainers = _selected_trainers(args.trainers)
@@ -191,7 +178,7 @@ def _protocol(args) -> int:
         try:
             Claim("dyntransnet_report", option="--report-out").folder(args.report_out, overwrite=True)
         except OwnershipError as e:
-            raise _Stop(f"error: {e}") from None
+            raise CommandStop(f"error: {e}") from None
     if args.progress:
         results = Path(os.environ["nnUNet_results"]) / name
         trainings = _trainings(dataset_id, trainers, configurations, args.folds, results, args.device)
@@ -209,7 +196,7 @@ def _protocol(args) -> int:
     if args.report_only:
         unfinished = [t.name for t in trainings if not t.finished]
         if unfinished:
-            raise _Stop(f"--report-only: {len(unfinished)} training(s) have not finished (no validation summary): "
+            raise CommandStop(f"--report-only: {len(unfinished)} training(s) have not finished (no validation summary): "
                         f"{', '.join(unfinished[:5])}; train them first", code=1)
         _run(report, args.dry_run)
         return 0
@@ -229,14 +216,14 @@ def _selected_trainers(option: str) -> List[str]:
 
     trainers = [t.strip() for t in option.split(",") if t.strip()]
     if not trainers:
-        raise _Stop(f"--trainers {option!r} names no trainer; give a set ({', '.join(sets)}) or trainer names "
+        raise CommandStop(f"--trainers {option!r} names no trainer; give a set ({', '.join(sets)}) or trainer names "
                     f"separated by commas")
     repeated = sorted({t for t in trainers if trainers.count(t) > 1})
     if repeated:  # the same fold twice would be two trainings of one folder, on two GPUs at once
-        raise _Stop(f"--trainers {option}: {', '.join(repeated)} is named twice; name each trainer once")
+        raise CommandStop(f"--trainers {option}: {', '.join(repeated)} is named twice; name each trainer once")
     unknown = [t for t in trainers if find_trainer_class(t) is None]
     if unknown:
-        raise _Stop(f"--trainers {option}: {', '.join(unknown) or 'no trainer'} is neither a set ({', '.join(sets)}) "
+        raise CommandStop(f"--trainers {option}: {', '.join(unknown) or 'no trainer'} is neither a set ({', '.join(sets)}) "
                     f"nor a trainer nnU-Net finds")
     return trainers
 
@@ -251,7 +238,7 @@ def _convert(args, raw: Path, name: str, create: str, dataset_id: int) -> str:
     if (raw / name / "dataset.json").is_file():
         print(f"# {raw / name} exists: not converting again")
     elif args.dataset != "phantom" and args.source is None:
-        raise _Stop(f"{args.dataset} needs --source (the downloaded release folder) to create {raw / name}")
+        raise CommandStop(f"{args.dataset} needs --source (the downloaded release folder) to create {raw / name}")
     elif args.dataset == "phantom":
         _run([create, "-d", dataset_id, "-n", args.phantom_cases], args.dry_run)
     else:
@@ -259,7 +246,7 @@ def _convert(args, raw: Path, name: str, create: str, dataset_id: int) -> str:
     name = _dataset_name(raw, dataset_id, name)  # the converter names the folder; look again now that it has run
     too_high = _folds_beyond_split(Path(os.environ["nnUNet_preprocessed"]) / name, args.folds)
     if too_high:
-        raise _Stop(f"--folds {' '.join(map(str, args.folds))}: {too_high}")
+        raise CommandStop(f"--folds {' '.join(map(str, args.folds))}: {too_high}")
     return name
 
 
@@ -292,7 +279,7 @@ def _slurm(args, trainings, report, protocol_dir: Path, dataset_id: int) -> int:
     try:
         array, report_job = submit_slurm(scripts, protocol_dir)
     except RuntimeError as e:
-        raise _Stop(str(e), code=1) from None
+        raise CommandStop(str(e), code=1) from None
     print(f"# submitted job array {array} ({len(trainings)} trainings) and report job {report_job} (afterany; it "
           f"reports once every training finished)")
     return 0
@@ -307,12 +294,12 @@ def _train(args, trainings, protocol_dir: Path) -> None:
             with sigterm_raises():  # subprocess.run stops the training it waits for on SIGTERM / Ctrl-C
                 codes = _run_one_by_one(trainings, protocol_dir, args.dry_run)
     except KeyboardInterrupt as e:
-        raise _Stop(f"{str(e) or 'interrupted (Ctrl-C)'}; the trainings it started were stopped, run the same command "
+        raise CommandStop(f"{str(e) or 'interrupted (Ctrl-C)'}; the trainings it started were stopped, run the same command "
                     f"again to continue them", code=exit_code_of(e)) from None
     busy = [n for n, c in codes.items() if c == -1]
     failed = [n for n, c in codes.items() if c not in (0, -1)]
     if failed or busy:
-        raise _Stop(_unfinished_message(trainings, failed, busy, protocol_dir, args.gpus is not None), code=1)
+        raise CommandStop(_unfinished_message(trainings, failed, busy, protocol_dir, args.gpus is not None), code=1)
 
 
 def _unfinished_message(trainings, failed: List[str], busy: List[str], protocol_dir: Path, on_gpus: bool) -> str:

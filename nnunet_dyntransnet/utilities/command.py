@@ -13,7 +13,7 @@ from typing import Callable, Tuple, Type
 
 from nnunet_dyntransnet.utilities.staging import exit_code_of
 
-__all__ = ["run_command", "plain_text"]
+__all__ = ["run_command", "plain_text", "CommandStop", "run_steps"]
 
 
 def run_command(prog: str, work: Callable[[], str], errors: Tuple[Type[BaseException], ...],
@@ -42,3 +42,23 @@ def plain_text(docstring_part: str) -> str:
     """A docstring's reST as a terminal shows it in ``--help``: ``code`` and :role:`target` become plain words."""
     text = re.sub(r":[a-z]+:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], docstring_part)
     return text.replace("``", "")
+
+
+class CommandStop(Exception):
+    """Ends a command early from any of its steps: ``message`` (if any) goes to stderr after the command's name,
+    ``code`` is the exit status (2: bad input, refused before any work; 1: a step failed)."""
+
+    def __init__(self, message: str = "", code: int = 2) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def run_steps(prog: str, steps: Callable[[], int]) -> int:
+    """``steps()``'s exit status, or the status of the :class:`CommandStop` it raised, after printing its message."""
+    try:
+        return steps()
+    except CommandStop as stop:
+        if stop.message:
+            print(f"{prog}: {stop.message}", file=sys.stderr)
+        return stop.code
+
