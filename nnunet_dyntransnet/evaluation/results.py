@@ -171,43 +171,12 @@ def find_result(spec: str, labels: Optional[Path] = None, chill: bool = False) -
         raise ReportError(f"{path_text}: no such folder; pass an nnU-Net trainer folder, a fold_N folder or a "
                           f"folder of predictions (a folder whose name holds '=' is passed as ./NAME=...)")
     if (path / "validation").is_dir():           # a fold folder
-        fold_dirs, trainer_dir = [path], path.parent
+        found = _nnunet_folds(path, path.parent, [path], name)
     elif sorted(path.glob("fold_*/validation")):  # a trainer folder
-        fold_dirs, trainer_dir = sorted(p.parent for p in path.glob("fold_*/validation")), path
+        found = _nnunet_folds(path, path, sorted(p.parent for p in path.glob("fold_*/validation")), name)
     else:                                         # a folder of predictions
-        fold_dirs, trainer_dir = [], None
-    if trainer_dir is not None:
-        dataset = trainer_dir.parent.name if trainer_dir.parent.name.startswith("Dataset") else None
-        meta = _dataset_json(trainer_dir)
-        ending = (meta or {}).get("file_ending") or _guess_ending(fold_dirs[0] / "validation")
-        name = name or trainer_dir.name.split("__")[0]
-        predictions, folds, logs = {}, {}, {}
-        for fold_dir in fold_dirs:
-            logs[fold_dir.name] = sorted(fold_dir.glob("training_log_*.txt"))
-            for f in _label_files(fold_dir / "validation", ending):
-                case = _case_id(f, ending)
-                if case in predictions:
-                    raise ReportError(f"case {case} is predicted in both {folds[case]} and {fold_dir.name} of {path}; "
-                                      f"a cross-validation scores each case once (pass one fold folder instead)")
-                predictions[case], folds[case] = f, fold_dir.name
-        if not predictions:
-            raise ReportError(f"{path}: the validation folders hold no {ending} files; did `nnUNetv2_train` finish "
-                              f"(or run it with --val)?")
-        per_fold = _validation_cases(dataset, fold_dirs)
-        if per_fold is not None:
-            _check_validation_split(trainer_dir, folds, per_fold, ending)
-        expected = set().union(*per_fold.values()) if per_fold is not None else None
-    else:
-        dataset = None
-        meta = _dataset_json(path, *([labels.parent] if labels else []))
-        ending = (meta or {}).get("file_ending") or _guess_ending(path)
-        name = name or path.name
-        predictions = {_case_id(f, ending): f for f in _label_files(path, ending)}
-        if not predictions:  # also with --chill: a report of no case would be all "n/a"
-            raise ReportError(f"{path}: holds no {ending} predictions; there is nothing to report. Pass the folder "
-                              f"nnUNetv2_predict wrote")
-        folds, logs = {c: "-" for c in predictions}, {}
-        expected = None
+        found = _plain_folder(path, labels, name)
+    name, predictions, folds, logs, dataset, meta, ending, expected = found
     ref = labels or _default_labels(dataset)
     if ref is None:
         raise ReportError(f"{path}: no reference labels found; pass --labels DIR (for nnU-Net results, set "
@@ -226,6 +195,42 @@ def find_result(spec: str, labels: Optional[Path] = None, chill: bool = False) -
                           f"{len(predictions)} present (the report states the missing ones)")
     return TrainerResult(name, path, predictions, folds, ref, ending, dataset, logs, _label_values(meta), missing,
                          report_classes((meta or {}).get("labels")))
+
+
+def _nnunet_folds(path: Path, trainer_dir: Path, fold_dirs: List[Path], name: str):
+    """The validation predictions and training logs of an nnU-Net trainer's folds; the cases expected are their
+    validation sets in splits_final.json (when found), and each prediction must be of its fold's."""
+    dataset = trainer_dir.parent.name if trainer_dir.parent.name.startswith("Dataset") else None
+    meta = _dataset_json(trainer_dir)
+    ending = (meta or {}).get("file_ending") or _guess_ending(fold_dirs[0] / "validation")
+    predictions, folds, logs = {}, {}, {}
+    for fold_dir in fold_dirs:
+        logs[fold_dir.name] = sorted(fold_dir.glob("training_log_*.txt"))
+        for f in _label_files(fold_dir / "validation", ending):
+            case = _case_id(f, ending)
+            if case in predictions:
+                raise ReportError(f"case {case} is predicted in both {folds[case]} and {fold_dir.name} of {path}; "
+                                  f"a cross-validation scores each case once (pass one fold folder instead)")
+            predictions[case], folds[case] = f, fold_dir.name
+    if not predictions:
+        raise ReportError(f"{path}: the validation folders hold no {ending} files; did `nnUNetv2_train` finish "
+                          f"(or run it with --val)?")
+    per_fold = _validation_cases(dataset, fold_dirs)
+    if per_fold is not None:
+        _check_validation_split(trainer_dir, folds, per_fold, ending)
+    expected = set().union(*per_fold.values()) if per_fold is not None else None
+    return (name or trainer_dir.name.split("__")[0], predictions, folds, logs, dataset, meta, ending, expected)
+
+
+def _plain_folder(path: Path, labels: Optional[Path], name: str):
+    """The predictions of a plain folder (``nnUNetv2_predict``'s output); every reference is expected."""
+    meta = _dataset_json(path, *([labels.parent] if labels else []))
+    ending = (meta or {}).get("file_ending") or _guess_ending(path)
+    predictions = {_case_id(f, ending): f for f in _label_files(path, ending)}
+    if not predictions:  # also with --chill: a report of no case would be all "n/a"
+        raise ReportError(f"{path}: holds no {ending} predictions; there is nothing to report. Pass the folder "
+                          f"nnUNetv2_predict wrote")
+    return (name or path.name, predictions, {c: "-" for c in predictions}, {}, None, meta, ending, None)
 
 
 def describe_classes(classes: Dict[str, tuple]) -> str:
