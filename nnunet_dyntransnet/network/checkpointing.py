@@ -24,13 +24,43 @@ gradients equal the plain network's.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
-__all__ = ["KEPT_ATTENTION_OPS", "block_policy", "conv_policy", "kept_matmul", "selective_checkpoint"]
+__all__ = ["KEPT_ATTENTION_OPS", "SELECTIVE_PARTS", "CheckpointingPolicy", "block_policy", "conv_policy", "kept_matmul",
+           "selective_checkpoint"]
+
+# the parts selective checkpointing can cover, in the order a network's forward pass meets them
+SELECTIVE_PARTS = ("stem", "transformer", "decoder")
+
+
+@dataclass(frozen=True)
+class CheckpointingPolicy:
+    """What DynTransNet recomputes in backward, decided in one place and handed whole to each part
+    (``DynTransNet.set_checkpointing``; the encoder and the decoder read their share of it).
+
+    Attributes:
+        activation: full activation checkpointing of the highest-resolution transformer stage and decoder level
+            (they keep only their inputs; the constructor's ``activation_checkpointing``, which the fit-to-GPU
+            decision may switch on after building).
+        selective: the parts (:data:`SELECTIVE_PARTS`) that keep only what :func:`block_policy` and
+            :func:`conv_policy` say (the constructor's ``selective_checkpointing``).
+        depth: how many transformer stages and decoder levels, from the highest resolution down, ``selective``
+            covers; None: all (the constructor's ``selective_depth``).
+    """
+
+    activation: bool = False
+    selective: Tuple[str, ...] = ("transformer", "decoder")
+    depth: Optional[int] = 2
+
+    def covers(self, part: str, index: int = 0) -> bool:
+        """Whether ``part`` recomputes selectively at ``index`` (a transformer stage or decoder level, 0 = the
+        highest resolution)."""
+        return part in self.selective and (part == "stem" or self.depth is None or index < self.depth)
 
 aten = torch.ops.aten
 # fused attention kernels whose outputs are kept (one per backend scaled_dot_product_attention picks)

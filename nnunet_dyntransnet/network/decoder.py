@@ -9,8 +9,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.utils.checkpoint import checkpoint
 
-from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
-from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
+from nnunet_dyntransnet.network.checkpointing import CheckpointingPolicy, conv_policy, selective_checkpoint
+from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 from nnunet_dyntransnet.network.decoder_blocks import FUSIONS, ResidualRefine
 from nnunet_dyntransnet.network.pointwise import pointwise_conv
 from nnunet_dyntransnet.network.stage_layout import StageLayout
@@ -76,12 +76,22 @@ class DynTransDecoder(nn.Module):
             for i in levels
         )
         self.heads = nn.ModuleList(conv_op(layout[i].channels, num_classes, 1) for i in levels)
-        # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward
-        # rather than kept (DynTransNet's activation_checkpointing)
+        # decoder levels (0 = full resolution) whose fusion and RM are recomputed in backward rather than kept
+        # (the policy's activation), and levels that keep only their spatial convolutions' outputs (its selective
+        # parts and depth): set_checkpointing
         self.checkpoint_levels: frozenset = frozenset()
-        # levels (of the others) that keep only their spatial convolutions' outputs (DynTransNet's
-        # selective_checkpointing and selective_depth)
         self.selective_levels: frozenset = frozenset()
+
+    def set_checkpointing(self, policy: CheckpointingPolicy) -> None:
+        """The decoder's share of the network's policy: the full-resolution level whole under ``activation``, the
+        levels that ``selective`` covers keep only their spatial convolutions' outputs."""
+        self.checkpoint_levels = frozenset({0}) if policy.activation else frozenset()
+        self.selective_levels = frozenset(level for level in range(len(self.refine)) if policy.covers("decoder", level))
+        last = len(self.refine) - 1
+        for n, refine in enumerate(self.refine):  # a recomputed unit whose norm returns a view runs its
+            for unit in refine.modules():         # nonlinearity out of place (ConvNormAct.allow_in_place)
+                if isinstance(unit, ConvNormAct):
+                    unit.allow_in_place(last - n not in self.selective_levels)
 
     def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """A level recomputed by a checkpoint: its fusion runs without a recomputation of its own (FM-M's would

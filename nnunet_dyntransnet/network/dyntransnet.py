@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
@@ -11,7 +12,8 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from nnunet_dyntransnet.network.attention import ATTENTIONS
-from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
+from nnunet_dyntransnet.network.checkpointing import SELECTIVE_PARTS, CheckpointingPolicy
+from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder import DynTransDecoder
 from nnunet_dyntransnet.network.encoder import DynTransEncoder
 from nnunet_dyntransnet.network.units import in_nnunet_units
@@ -20,8 +22,6 @@ from nnunet_dyntransnet.network.stage_layout import (IntOrSeq, StageLayout, form
 
 __all__ = ["DynTransNet", "SELECTIVE_PARTS", "network_defaults", "capped_widths", "selective_parts"]
 
-# the parts selective checkpointing can cover, in the order a network's forward pass meets them
-SELECTIVE_PARTS = ("stem", "transformer", "decoder")
 
 
 def selective_parts(option: Union[bool, str]) -> tuple:
@@ -148,53 +148,45 @@ class DynTransNet(nn.Module):
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision,
                                        conv_unit, units)
-        self.selective_depth = selective_depth
-        self.set_activation_checkpointing(activation_checkpointing)
-        self.set_selective_checkpointing(selective_checkpointing)
+        self.set_checkpointing(CheckpointingPolicy(activation_checkpointing and len(self.encoder.stages) > 0,
+                                                   selective_parts(selective_checkpointing), selective_depth))
         self.apply(InitWeights_He(1e-2))
         self.apply(_init_transformer_weights)
 
+    def set_checkpointing(self, policy: CheckpointingPolicy) -> None:
+        """What the network recomputes in backward, as one policy that the encoder and the decoder each read their
+        share of. Parameters and outputs are the same under every policy, so a trainer can decide after building
+        the network (``gpu_fit``)."""
+        policy = replace(policy, activation=bool(policy.activation) and len(self.encoder.stages) > 0)
+        self.checkpointing = policy
+        self.encoder.set_checkpointing(policy)
+        self.decoder.set_checkpointing(policy)
+
     def set_activation_checkpointing(self, enabled: bool) -> None:
-        """Switch ``activation_checkpointing`` (the constructor's argument) on or off; parameters are the same
-        either way, so a trainer can decide after building the network (``gpu_fit``)."""
-        enabled = bool(enabled) and len(self.encoder.stages) > 0
-        if len(self.encoder.stages):
-            self.encoder.stages[0].checkpoint_blocks = enabled
-        self.decoder.checkpoint_levels = frozenset({0}) if enabled else frozenset()
+        """The policy with ``activation_checkpointing`` (the constructor's argument) switched on or off."""
+        self.set_checkpointing(replace(self.checkpointing, activation=bool(enabled)))
 
     def set_selective_checkpointing(self, enabled: Union[bool, str]) -> None:
-        """Switch ``selective_checkpointing`` (the constructor's argument): True or False for every part, or the
-        parts by name joined with ``+`` (``"transformer"``, ``"stem+decoder"``; :data:`SELECTIVE_PARTS`). Each
-        part keeps only what :mod:`~nnunet_dyntransnet.network.checkpointing` says. Parameters and outputs are the
-        same either way."""
-        parts = selective_parts(enabled)
-        depth = len(self.encoder.stages) if self.selective_depth is None else self.selective_depth
-        self.encoder.selective_stem = "stem" in parts
-        self.decoder.selective_levels = frozenset(range(depth)) if "decoder" in parts else frozenset()
-        # a recomputed conv unit whose norm returns a view runs its nonlinearity out of place (ConvNormAct.allow_in_place)
-        last = len(self.decoder.refine) - 1
-        recomputed = [(units, "stem" in parts) for units in (self.encoder.stem, *self.encoder.conv_stages)] + [
-            (refine, last - n in self.decoder.selective_levels) for n, refine in enumerate(self.decoder.refine)]
-        for modules, recomputes in recomputed:
-            for unit in modules.modules():
-                if isinstance(unit, ConvNormAct):
-                    unit.allow_in_place(not recomputes)
-        for i, stage in enumerate(self.encoder.stages):
-            stage.selective_blocks = "transformer" in parts and i < depth
+        """The policy with ``selective_checkpointing`` (the constructor's argument) set: True or False for every part,
+        or the parts by name joined with ``+`` (``"transformer"``, ``"stem+decoder"``; :data:`SELECTIVE_PARTS`).
+        Each part keeps only what :mod:`~nnunet_dyntransnet.network.checkpointing` says."""
+        self.set_checkpointing(replace(self.checkpointing, selective=selective_parts(enabled)))
+
+    @property
+    def selective_depth(self) -> Optional[int]:
+        return self.checkpointing.depth
 
     @property
     def selective_checkpointing(self) -> Union[bool, str]:
         """As the constructor takes it: False, True (every part) or the parts joined with ``+``."""
-        on = (self.encoder.selective_stem, any(s.selective_blocks for s in self.encoder.stages),
-              bool(self.decoder.selective_levels))
-        parts = tuple(part for part, is_on in zip(SELECTIVE_PARTS, on) if is_on)
+        parts = self.checkpointing.selective
         if not parts:
             return False
         return True if parts == SELECTIVE_PARTS else "+".join(parts)
 
     @property
     def activation_checkpointing(self) -> bool:
-        return bool(self.decoder.checkpoint_levels)
+        return self.checkpointing.activation
 
     @property
     def total_stride(self) -> tuple:

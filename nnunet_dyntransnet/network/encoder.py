@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_dyntransnet.network.checkpointing import conv_policy, selective_checkpoint
+from nnunet_dyntransnet.network.checkpointing import CheckpointingPolicy, conv_policy, selective_checkpoint
 from nnunet_dyntransnet.network.conv_unit import ConvNormAct, ConvUnitSpec
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 from nnunet_dyntransnet.network.transformer import TransformerStage
@@ -69,8 +69,20 @@ class DynTransEncoder(nn.Module):
             used += s.depth
         self.stages = nn.ModuleList(stages)
         # keep only the stem convolutions' outputs, recompute the norms and activations in backward
-        # (DynTransNet's selective_checkpointing)
+        # (set_checkpointing)
         self.selective_stem = False
+
+    def set_checkpointing(self, policy: CheckpointingPolicy) -> None:
+        """The encoder's share of the network's policy: the stem (and convolutional stages) selectively, the first
+        transformer stage whole under ``activation``, the transformer stages that ``selective`` covers."""
+        self.selective_stem = policy.covers("stem")
+        for units in (self.stem, *self.conv_stages):  # a recomputed unit whose norm returns a view runs its
+            for unit in units.modules():              # nonlinearity out of place (ConvNormAct.allow_in_place)
+                if isinstance(unit, ConvNormAct):
+                    unit.allow_in_place(not self.selective_stem)
+        for i, stage in enumerate(self.stages):
+            stage.checkpoint_blocks = policy.activation and i == 0
+            stage.selective_blocks = policy.covers("transformer", i)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         if self.selective_stem and torch.is_grad_enabled():
