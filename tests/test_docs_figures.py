@@ -32,7 +32,8 @@ def _row(document: dict, network: str) -> dict:
     return next(r for r in document["results"] if r["network"] == network)
 
 
-NARROW = "benchmarks/results/cpu_2026-11-30/narrow_defaults_rounds5.json"
+CPU = "benchmarks/results/cpu_2026-11-30/"
+NARROW = CPU + "narrow_defaults_rounds5.json"
 DEFAULTS = "benchmarks/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json"
 COMPARISON = "docs/comparison/benchmark.json"
 GPU_PROFILE = "benchmarks/results/h200_2026-11-27/gpu_profile.json"
@@ -52,6 +53,24 @@ FIGURES = [
                                              for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")))),
     ("docs/network.md", lambda: "made the whole training step {:.1f}x slower: `{}`".format(
         _json(GPU_PROFILE)["eager_step_s"] / _json(GPU_PROFILE)["step_without_pos_conv_s"], GPU_PROFILE)),
+    ("docs/speed_and_memory.md", lambda: "({:.2f}x the U-Net's count in nnU-Net's units".format(
+        _row(_json(CPU + "traffic_and_count_128_pointwise.json"), "DynTransNet")["feature_map_ratio"])),
+    ("docs/speed_and_memory.md", lambda: "the 0.1 network's was {:.2f}x".format(_row(
+        _json(CPU + "traffic_and_count_128_defaults.json"),
+        "DynTransNet[transformer_depth=None,mlp_ratio=4,window_size=8,selective_checkpointing=False]")["feature_map_ratio"])),
+    ("docs/speed_and_memory.md", lambda: "| DynTransNet (default) | {:.2f} ({}) | {:.2f} | {:.2f} | {:.2f} |".format(
+        _row(_json(NARROW), "DynTransNet")["train_step_ratio"],
+        "rounds " + ", ".join(f"{v:.2f}" for v in _row(_json(NARROW), "DynTransNet")["train_step_ratio_rounds"]),
+        *(_row(_json(NARROW), "DynTransNet")[k] for k in ("infer_ratio", "peak_memory_ratio",
+                                                          "default_malloc_peak_memory_ratio")))),
+    ("docs/speed_and_memory.md", lambda: "| before this round of changes | {:.2f} ({}) | {:.2f} | {:.2f} | {:.2f} |".format(
+        _row(_json(CPU + "narrow_defaults_rounds3.json"), "DynTransNet")["train_step_ratio"],
+        ", ".join(f"{v:.2f}" for v in _row(_json(CPU + "narrow_defaults_rounds3.json"), "DynTransNet")["train_step_ratio_rounds"]),
+        *(_row(_json(CPU + "narrow_defaults_rounds3.json"), "DynTransNet")[k]
+          for k in ("infer_ratio", "peak_memory_ratio", "default_malloc_peak_memory_ratio")))),
+    ("docs/speed_and_memory.md", lambda: "| before the two changes before it | {:.2f} | - | {:.2f} | - |".format(
+        *(_row(_json(CPU + "narrow_selective_rounds3.json"), "DynTransNet")[k]
+          for k in ("train_step_ratio", "peak_memory_ratio")))),
     ("docs/demo_and_phantom.md", lambda: "{} epochs of 25 steps, {} steps against {} planned".format(
         _json(DEMO)["epochs"], _json(DEMO)["steps"], _json(DEMO)["steps_planned"])),
 ]
