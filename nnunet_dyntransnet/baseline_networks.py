@@ -23,7 +23,7 @@ from torch import nn
 from nnunet_dyntransnet.network.stage_layout import total_stride
 
 __all__ = ["BaselineSpec", "BASELINES", "BaselineConfigurationError", "adapted_patch", "adapt_configuration",
-           "build_baseline"]
+           "build_baseline", "register_baseline"]
 
 
 class BaselineConfigurationError(ValueError):
@@ -138,6 +138,19 @@ BASELINES: Dict[str, BaselineSpec] = {
     "DeepLabV3Plus": BaselineSpec("DeepLabV3+", "segmentation-models-pytorch", (2,), _fixed(16), _deeplab_v3_plus,
                                   "Table 5"),
 }
+
+
+def register_baseline(key: str, spec: BaselineSpec) -> BaselineSpec:
+    """Make ``spec`` the network that a trainer with ``baseline = key`` trains (a three-line subclass of
+    ``nnunet_dyntransnet.trainers.baselines.BaselineTrainer``, named ``nnUNetTrainer<key>`` by convention); the
+    benchmark and the report's cost columns find it by ``spec.network``. Returns ``spec``."""
+    if not isinstance(spec, BaselineSpec):
+        raise TypeError(f"register_baseline({key!r}, ...): {spec!r} is not a BaselineSpec, which states what a "
+                        f"baseline must give (library, dimensionalities, divisibility, build)")
+    if not spec.dims or not set(spec.dims) <= {2, 3}:
+        raise ValueError(f"register_baseline({key!r}, ...): dims {spec.dims} must name 2 and/or 3 spatial axes")
+    BASELINES[key] = spec
+    return spec
 
 
 def adapted_patch(patch: Sequence[int], multiple: Sequence[int], min_cells: int = 1) -> List[int]:

@@ -86,3 +86,71 @@ def test_a_new_fusion_written_from_the_contract(monkeypatch):
     assert any(isinstance(m, SumFusion) for m in net.modules())
     with pytest.raises(TypeError, match="not a subclass of Fusion"):
         register_fusion("bare", nn.Identity)
+
+
+def test_a_new_baseline_written_from_the_contract(monkeypatch):
+    """docs/developing.md: a BaselineSpec, registered, and a three-line BaselineTrainer; the network is built from a
+    plan (its patch rounded up to what it needs), trains a step and predicts; the benchmark finds its row."""
+    from nnunet_dyntransnet.baseline_networks import BASELINES, BaselineSpec, register_baseline
+    from nnunet_dyntransnet.benchmark.networks import default_plan, network_of_trainer
+    from nnunet_dyntransnet.trainers.baselines import BaselineTrainer
+
+    def build(configuration_manager, in_channels, classes):
+        conv = nn.Conv3d if len(configuration_manager.patch_size) == 3 else nn.Conv2d
+        return nn.Sequential(conv(in_channels, 8, 3, padding=1), nn.ReLU(), conv(8, classes, 1))
+
+    monkeypatch.setitem(BASELINES, "Tiny", None)
+    register_baseline("Tiny", BaselineSpec("Tiny net", "torch", (2, 3), lambda cm: (8,) * len(cm.patch_size), build,
+                                           "none"))
+
+    class nnUNetTrainerTiny(BaselineTrainer):
+        baseline = "Tiny"
+
+    plan = default_plan([16, 32, 32])
+    plan.configuration["patch_size"] = [12, 32, 32]  # not a multiple of 8: rounded up, as the trainer would
+    net = nnUNetTrainerTiny.build_network_architecture(None, plan, 1, 3)
+    assert plan.patch_size == [16, 32, 32]
+    x, target = torch.randn(2, 1, *plan.patch_size), torch.randint(0, 3, (2, *plan.patch_size))
+    loss = F.cross_entropy(net(x), target)
+    loss.backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    with torch.no_grad():
+        assert net.eval()(x).shape == (2, 3, *plan.patch_size)
+    assert network_of_trainer(nnUNetTrainerTiny) == "Tiny net"
+    with pytest.raises(TypeError, match="not a BaselineSpec"):
+        register_baseline("Bad", build)
+
+
+def test_a_new_converter_written_from_the_contract(tmp_path, monkeypatch):
+    """docs/developing.md: a finder (release folder -> cases), a DatasetSpec registered, and convert(kind): the result
+    is a dataset nnU-Net's own integrity check accepts (what its planner reads first)."""
+    import numpy as np
+    from nnunet_helpers import write_volume
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    from nnunet_dyntransnet.dataset_conversion import cli
+    from nnunet_dyntransnet.dataset_conversion.raw_dataset import Case, ConversionError
+
+    release = tmp_path / "release"
+    for i in range(2):
+        label = np.zeros((8, 16, 16), np.uint8)
+        label[2:6, 4:12, 4:12] = 1
+        label[3:5, 6:9, 6:9] = 2
+        write_volume(release / "scans" / f"scan{i}.nii.gz", (label * 50).astype(np.float32))
+        write_volume(release / "masks" / f"scan{i}.nii.gz", label)
+
+    def find_pairs(src):
+        scans = sorted((src / "scans").glob("*.nii.gz"))
+        if not scans:
+            raise ConversionError(f"{src}: no scans/ folder; pass the release folder")
+        return [Case(f"pair_{i:03d}", s, src / "masks" / s.name) for i, s in enumerate(scans)], [], "scans+masks"
+
+    monkeypatch.setitem(cli.DATASETS, "pairs", None)
+    cli.register_dataset("pairs", cli.DatasetSpec(find_pairs, 977, "Pairs", "CT", "a test release", "-", "-"))
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    assert cli.convert("pairs", [str(release)]) == 0
+    dataset = tmp_path / "raw" / "Dataset977_Pairs"
+    verify_dataset_integrity(str(dataset), num_processes=1)
+    assert sorted(p.name for p in (dataset / "imagesTr").iterdir()) == ["pair_000_0000.nii.gz", "pair_001_0000.nii.gz"]
+    with pytest.raises(TypeError, match="not a DatasetSpec"):
+        cli.register_dataset("bad", find_pairs)
