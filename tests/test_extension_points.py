@@ -154,3 +154,37 @@ def test_a_new_converter_written_from_the_contract(tmp_path, monkeypatch):
     assert sorted(p.name for p in (dataset / "imagesTr").iterdir()) == ["pair_000_0000.nii.gz", "pair_001_0000.nii.gz"]
     with pytest.raises(TypeError, match="not a DatasetSpec"):
         cli.register_dataset("bad", find_pairs)
+
+
+def test_a_new_report_metric_written_from_the_contract(tmp_path, monkeypatch):
+    """docs/developing.md: a Metric registered; every report then scores it per case and class, in its CSV, its
+    statistics and its tables, under its own label."""
+    import csv
+    import json
+
+    import numpy as np
+    from nnunet_helpers import write_volume
+
+    from nnunet_dyntransnet.evaluation import cli
+    from nnunet_dyntransnet.evaluation.metrics import EXTRA_METRICS, Metric, register_metric
+
+    def volume_error_ml(pred, gt, spacing):
+        return abs(int(pred.sum()) - int(gt.sum())) * float(np.prod(spacing)) / 1000 if gt.any() else None
+
+    monkeypatch.setitem(EXTRA_METRICS, "volume_error", None)
+    register_metric(Metric("volume_error", "volume error (ml)", volume_error_ml))
+    truth = np.zeros((6, 12, 12), np.uint8)
+    truth[1:5, 2:10, 2:10] = 1
+    pred = truth.copy()
+    pred[1, 2:10, 2:10] = 0  # one slice of 64 voxels missed
+    write_volume(tmp_path / "labels" / "c0.nii.gz", truth, spacing=(1.0, 1.0, 2.0))
+    write_volume(tmp_path / "pred" / "c0.nii.gz", pred, spacing=(1.0, 1.0, 2.0))
+    assert cli.main([str(tmp_path / "pred"), "--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "r"),
+                     "-np", "1"]) == 0
+    (liver,) = [r for r in csv.DictReader((tmp_path / "r" / "metrics_per_case.csv").open()) if r["class"] == "liver"]
+    assert float(liver["volume_error"]) == pytest.approx(64 * 2.0 / 1000)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["statistics"]["pred"]["tumor"]["volume_error"]["undefined"] == 1  # no tumor: undefined, not 0
+    assert "volume error (ml)" in (tmp_path / "r" / "report.md").read_text()
+    with pytest.raises(ValueError, match="built-in"):
+        register_metric(Metric("dice", "Dice again", volume_error_ml))

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from nnunet_dyntransnet.evaluation.metrics import METRICS, scored_classes
+from nnunet_dyntransnet.evaluation.metrics import metric_names, scored_classes
 
 __all__ = ["main", "build_report"]
 
@@ -56,13 +56,14 @@ def _parser() -> argparse.ArgumentParser:
 def _write_csv(scores, folds, path: Path):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["trainer", "fold", "case", "class", *METRICS, "n_ref", "n_pred"])
+        names = metric_names()
+        w.writerow(["trainer", "fold", "case", "class", *names, "n_ref", "n_pred"])
         for trainer, per_case in scores.items():
             for case, classes in sorted(per_case.items()):
                 for cls in scored_classes(per_case):
                     m = classes[cls]
                     w.writerow([trainer, folds[trainer][case], case, cls] +
-                               ["" if m[k] is None else f"{m[k]:.6g}" for k in METRICS] + [m["n_ref"], m["n_pred"]])
+                               ["" if m.get(k) is None else f"{m[k]:.6g}" for k in names] + [m["n_ref"], m["n_pred"]])
 
 
 def read_costs(path: Path, results):

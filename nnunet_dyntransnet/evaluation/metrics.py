@@ -20,12 +20,14 @@ tumor in the truth and some predicted tumor therefore has tumor Dice 0 and preci
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["REPORT_CLASSES", "UNION_CLASS", "LESION_CLASS", "METRICS", "LESION_SIZES_MM", "report_classes",
+__all__ = ["REPORT_CLASSES", "UNION_CLASS", "LESION_CLASS", "METRICS", "Metric", "EXTRA_METRICS", "register_metric",
+           "metric_names", "LESION_SIZES_MM", "report_classes",
            "report_class_masks", "overlap_metrics", "surface_distances", "surface_metrics", "lesion_detection",
            "case_metrics", "scored_classes"]
 
@@ -33,7 +35,45 @@ __all__ = ["REPORT_CLASSES", "UNION_CLASS", "LESION_CLASS", "METRICS", "LESION_S
 REPORT_CLASSES: Dict[str, tuple] = {"liver": (1,), "tumor": (2,), "whole liver": (1, 2)}
 UNION_CLASS = "whole liver"  # added by the report, not declared by the dataset: nnU-Net's foreground_mean leaves it out
 LESION_CLASS = "tumor"       # the class whose connected components are lesions (lesion_detection)
-METRICS = ("dice", "precision", "recall", "hd95", "asd")
+METRICS = ("dice", "precision", "recall", "hd95", "asd")  # the built-in metrics, in the tables' order
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-case metric the report adds to its tables, CSV and statistics (the contract of a new one).
+
+    Attributes:
+        name: its key in the per-case scores, the CSV and summary.json.
+        label: its column heading (with the unit, e.g. ``"volume error (ml)"``).
+        compute: (predicted mask, reference mask, spacing per array axis in mm) -> value, or None where the
+            metric is undefined for that case (left out of its mean, never counted as 0).
+        percent: a fraction in [0, 1] printed in percent (its confidence interval clipped to 0-100); else a
+            non-negative quantity in its own unit.
+    """
+
+    name: str
+    label: str
+    compute: Callable[[np.ndarray, np.ndarray, Sequence[float]], Optional[float]]
+    percent: bool = False
+
+
+# name -> Metric: the metrics a report computes beside METRICS (register_metric)
+EXTRA_METRICS: Dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to every report from now on (each class, each case); returns it."""
+    if not isinstance(metric, Metric):
+        raise TypeError(f"register_metric: {metric!r} is not a Metric (name, label, compute, percent)")
+    if metric.name in METRICS or metric.name in ("n_pred", "n_ref", "tp"):
+        raise ValueError(f"register_metric: {metric.name!r} is a built-in metric's or count's name; choose another")
+    EXTRA_METRICS[metric.name] = metric
+    return metric
+
+
+def metric_names() -> Tuple[str, ...]:
+    """Every metric a report computes: the built-in ones, then the registered ones."""
+    return METRICS + tuple(EXTRA_METRICS)
 
 
 def report_classes(labels: Optional[Dict[str, object]]) -> Dict[str, tuple]:
@@ -148,7 +188,8 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
     if pred.shape != gt.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from the reference shape {gt.shape}")
     pm, gm = report_class_masks(pred, classes), report_class_masks(gt, classes)
-    out = {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing)} for c in classes}
+    out = {c: {**overlap_metrics(pm[c], gm[c]), **surface_metrics(pm[c], gm[c], spacing),
+               **{name: m.compute(pm[c], gm[c], spacing) for name, m in EXTRA_METRICS.items()}} for c in classes}
     if LESION_CLASS in classes:
         out["lesions"] = lesion_detection(pm[LESION_CLASS], gm[LESION_CLASS], spacing)
     return out

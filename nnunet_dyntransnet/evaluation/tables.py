@@ -10,12 +10,20 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nnunet_dyntransnet.evaluation.metrics import LESION_SIZES_MM, METRICS, UNION_CLASS, scored_classes
+from nnunet_dyntransnet.evaluation.metrics import EXTRA_METRICS, LESION_SIZES_MM, UNION_CLASS, metric_names, scored_classes
 from nnunet_dyntransnet.evaluation.stats import describe, paired_t_test, wilcoxon_signed_rank
 
 __all__ = ["values", "paired_values", "trainer_statistics", "trainer_modules", "anchor_metrics", "markdown_report"]
 
 PERCENT = {"dice", "precision", "recall"}
+
+
+def _percent(metric: str) -> bool:
+    return metric in PERCENT or (metric in EXTRA_METRICS and EXTRA_METRICS[metric].percent)
+
+
+def _label(metric: str) -> str:
+    return LABEL.get(metric) or EXTRA_METRICS[metric].label
 LABEL = {"dice": "Dice", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "asd": "ASD (mm)"}
 
 
@@ -38,7 +46,7 @@ def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[st
         out[trainer] = {}
         for cls in scored_classes(per_case):
             out[trainer][cls] = {}
-            for metric in METRICS:
+            for metric in metric_names():
                 vals = values(per_case, cls, metric)
                 s = describe(list(vals.values()))
                 entry = {"n": s.n, "mean": s.mean, "sd": s.sd, "ci_low": s.ci_low, "ci_high": s.ci_high,
@@ -102,7 +110,7 @@ def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str
     """``mean ± SD [CI low, CI high]`` of one statistics entry; ``spread=False`` gives the mean alone."""
     if entry["mean"] is None:
         return "n/a"
-    k = 100.0 if metric in PERCENT else 1.0
+    k = 100.0 if _percent(metric) else 1.0
     text = f"{entry['mean'] * k:.2f}"
     if spread and entry["sd"] is not None:
         text += f" ± {entry['sd'] * k:.2f}"
@@ -110,7 +118,7 @@ def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str
             # brackets and a comma: "(-0.20-0.47)" reads as a range or a subtraction when a bound is negative;
             # the t interval of a few cases reaches outside what the metric can be: it is clipped to that range, and
             # the number of cases it rests on stands beside it
-            upper = 1.0 if metric in PERCENT else float("inf")
+            upper = 1.0 if _percent(metric) else float("inf")
             low, high = max(entry["ci_low"], 0.0), min(entry["ci_high"], upper)
             n = f"; n={entry['n']}" if entry.get("n") is not None else ""
             text += f" [{low * k:.2f}, {high * k:.2f}{n}]"
@@ -248,13 +256,13 @@ def _every_metric_section(trainers, classes, stats) -> List[str]:
     for t in trainers:
         for cls in classes:
             s = stats[t][cls]
-            rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in METRICS] +
+            rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in metric_names()] +
                         [_p(s["dice"]["p_ttest"]), _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
     return ["## Every metric", "",
             "Mean ± SD [95% CI; n cases] over the cases where the metric is defined (the interval clipped to the "
             "metric's range, 0-100% or from 0 mm: with few cases Student's t reaches beyond it); p-values compare Dice "
             "with the baseline over the paired cases (n pairs).", "",
-            _table(["trainer", "class"] + [LABEL[m] for m in METRICS] + ["p Dice (t-test)", "p Dice (Wilcoxon)",
+            _table(["trainer", "class"] + [_label(m) for m in metric_names()] + ["p Dice (t-test)", "p Dice (Wilcoxon)",
                                                                           "n pairs"], rows), ""]
 
 
