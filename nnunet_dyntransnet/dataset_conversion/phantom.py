@@ -95,34 +95,68 @@ def _ellipsoid(coords, center, radii, noise: Optional[np.ndarray] = None, wobble
     return d < 1
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """A case's voxel grid: ``coords`` (z, y, x) in mm from the volume centre, the half extents ``ext`` (mm),
+    ``shape``, ``spacing`` and the tissue table's column (0 CT, 1 MRI)."""
+
+    coords: Tuple[np.ndarray, ...]
+    ext: Tuple[float, ...]
+    shape: Tuple[int, ...]
+    spacing: Tuple[float, ...]
+    col: int
+
+
 def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.ndarray]:
-    """One phantom case: ``image`` float32 and ``label`` uint8 (0 background, 1 liver, 2 tumor), both (z, y, x)."""
+    """One phantom case: ``image`` float32 and ``label`` uint8 (0 background, 1 liver, 2 tumor), both (z, y, x).
+
+    The steps draw from one generator in a fixed order (body, liver, organs, vessels, tumors, acquisition), so a
+    seed and index always give the same case."""
     rng = np.random.default_rng([seed, index])
-    col = 0 if spec.modality == "ct" else 1
     shape = spec.shape
-    # coordinates in mm, origin at the volume centre
     coords = np.meshgrid(*[(np.arange(n) - n / 2 + 0.5) * s for n, s in zip(shape, spec.spacing)], indexing="ij")
-    z, y, x = coords
-    ext = [n * s / 2 for n, s in zip(shape, spec.spacing)]  # half extents (mm)
-    tissue = np.full(shape, TISSUE["air"][col], dtype=np.float32)
+    grid = _Grid(tuple(coords), tuple(n * s / 2 for n, s in zip(shape, spec.spacing)), tuple(shape),
+                 tuple(spec.spacing), 0 if spec.modality == "ct" else 1)
+    tissue = np.full(shape, TISSUE["air"][grid.col], dtype=np.float32)
+    body, inner = _body(rng, grid, tissue)
+    liver, liver_centre = _liver(rng, grid, inner)
+    _organs(rng, grid, tissue, body, inner, liver)
+    _liver_vessels(rng, grid, tissue, liver, liver_centre)
+    label = _tumors(rng, grid, tissue, liver, TUMOR_PROFILES[spec.tumors])
+    return _acquisition(rng, grid, tissue, body, spec.modality), label
 
+
+def _body(rng, grid: _Grid, tissue: np.ndarray):
+    """The body (fat) and its inner part (muscle), written into ``tissue``; returns both masks."""
+    _, y, x = grid.coords
+    ext, col = grid.ext, grid.col
     body = _ellipsoid((y, x), (0, 0), (ext[1] * rng.uniform(0.78, 0.9), ext[2] * rng.uniform(0.85, 0.95)))
-    body = np.broadcast_to(body, shape)
+    body = np.broadcast_to(body, grid.shape)
     tissue[body] = TISSUE["fat"][col]
-    inner = np.broadcast_to(_ellipsoid((y, x), (0, 0), (ext[1] * 0.72, ext[2] * 0.82)), shape)
+    inner = np.broadcast_to(_ellipsoid((y, x), (0, 0), (ext[1] * 0.72, ext[2] * 0.82)), grid.shape)
     tissue[inner] = TISSUE["muscle"][col]
+    return body, inner
 
-    # liver: a few overlapping ellipsoids on the patient's right (image left), with a lobulated edge
-    lobes = np.zeros(shape, bool)
+
+def _liver(rng, grid: _Grid, inner: np.ndarray):
+    """A few overlapping ellipsoids on the patient's right (image left), with a lobulated edge; returns the mask
+    and the lobes' centre (y, x in mm)."""
+    ext = grid.ext
+    lobes = np.zeros(grid.shape, bool)
     cy, cx = rng.uniform(-0.15, 0.05) * ext[1], rng.uniform(-0.45, -0.3) * ext[2]
     for _ in range(rng.integers(2, 5)):
         center = (rng.uniform(-0.2, 0.2) * ext[0], cy + rng.uniform(-0.15, 0.15) * ext[1],
                   cx + rng.uniform(-0.15, 0.2) * ext[2])
         radii = (rng.uniform(0.55, 0.8) * ext[0], rng.uniform(0.33, 0.5) * ext[1], rng.uniform(0.28, 0.42) * ext[2])
-        lobes |= _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (2.5, 4, 4)), 0.35)
-    liver = lobes & inner
+        lobes |= _ellipsoid(grid.coords, center, radii, _smooth_field(rng, grid.shape, (2.5, 4, 4)), 0.35)
+    return lobes & inner, (cy, cx)
 
-    # organs that look like liver, and fluid that looks like a hypodense tumor
+
+def _organs(rng, grid: _Grid, tissue: np.ndarray, body: np.ndarray, inner: np.ndarray, liver: np.ndarray) -> None:
+    """Organs that look like liver (spleen, kidneys), fluid that looks like a hypodense tumor (stomach), the aorta
+    and the spine, then the liver over them, into ``tissue``."""
+    coords, ext, shape, col = grid.coords, grid.ext, grid.shape, grid.col
+    _, y, x = coords
     spleen = _ellipsoid(coords, (rng.uniform(-0.2, 0.2) * ext[0], rng.uniform(0.0, 0.3) * ext[1], rng.uniform(0.45, 0.6) * ext[2]),
                         (rng.uniform(0.3, 0.5) * ext[0], rng.uniform(0.15, 0.25) * ext[1], rng.uniform(0.1, 0.16) * ext[2]),
                         _smooth_field(rng, shape), 0.3) & inner & ~liver
@@ -143,43 +177,54 @@ def make_case(spec: PhantomSpec, seed: int, index: int) -> Tuple[np.ndarray, np.
     tissue[aorta] = TISSUE["vessel"][col]
     tissue[liver] = TISSUE["liver"][col]
 
-    # vessels inside the liver: bright tubes, part of the liver label
+
+def _liver_vessels(rng, grid: _Grid, tissue: np.ndarray, liver: np.ndarray, centre) -> None:
+    """Bright tubes inside the liver (part of the liver label), into ``tissue``."""
+    z, y, x = grid.coords
+    cy, cx = centre
     for _ in range(rng.integers(1, 4)):
-        start = np.array([rng.uniform(-0.3, 0.3) * ext[0], cy, cx])
+        start = np.array([rng.uniform(-0.3, 0.3) * grid.ext[0], cy, cx])
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         rel = np.stack([z - start[0], y - start[1], x - start[2]])
         along = np.tensordot(direction, rel, axes=1)
         dist = np.sqrt(np.maximum((rel ** 2).sum(0) - along ** 2, 0))
-        tissue[(dist < rng.uniform(2.5, 4.5)) & (np.abs(along) < 40) & liver] = TISSUE["vessel"][col]
+        tissue[(dist < rng.uniform(2.5, 4.5)) & (np.abs(along) < 40) & liver] = TISSUE["vessel"][grid.col]
 
-    # tumors (as many as the profile draws), each hypo- or hyperdense, with its own texture
-    profile = TUMOR_PROFILES[spec.tumors]
+
+def _tumors(rng, grid: _Grid, tissue: np.ndarray, liver: np.ndarray, profile) -> np.ndarray:
+    """As many tumors as the profile draws, each hypo- or hyperdense with its own texture, into ``tissue``; returns
+    the label map (1 liver, 2 tumor)."""
+    col, shape = grid.col, grid.shape
     label = liver.astype(np.uint8)
     liver_std = 0.12 * abs(TISSUE["liver"][col] - TISSUE["fat"][col])
     n_tumors = rng.choice(list(profile.counts))
     candidates = np.argwhere(ndimage.binary_erosion(liver, iterations=2))
     for _ in range(n_tumors if len(candidates) else 0):
         center = candidates[rng.integers(len(candidates))] - np.array(shape) / 2 + 0.5
-        center = center * np.array(spec.spacing)
+        center = center * np.array(grid.spacing)
         radius = rng.uniform(*profile.radius_mm)
         radii = radius * rng.uniform(0.75, 1.25, size=3)
-        tumor = _ellipsoid(coords, center, radii, _smooth_field(rng, shape, (3, 5, 5)), 0.3) & liver
+        tumor = _ellipsoid(grid.coords, center, radii, _smooth_field(rng, shape, (3, 5, 5)), 0.3) & liver
         sign = rng.choice([-1.0, 1.0])
         contrast = sign * rng.uniform(*profile.contrast) * liver_std
         texture = rng.uniform(0.2, 0.6) * liver_std * _smooth_field(rng, shape, (5, 9, 9))
         tissue[tumor] = TISSUE["liver"][col] + contrast + texture[tumor]
         label[tumor] = 2
+    return label
 
-    # acquisition: blur, noise and a smooth bias field
+
+def _acquisition(rng, grid: _Grid, tissue: np.ndarray, body: np.ndarray, modality: str) -> np.ndarray:
+    """The scanner: blur, a smooth bias field and noise (CT additive; MRI multiplicative bias, Rician-like noise)."""
+    shape = grid.shape
     image = ndimage.gaussian_filter(tissue, sigma=(0.5, 0.7, 0.7))
-    if spec.modality == "ct":
+    if modality == "ct":
         image = image + 15.0 * _smooth_field(rng, shape, (1, 1.5, 1.5)) * body
         image = image + rng.normal(0, rng.uniform(12, 22), shape)
     else:
         image = image * (1 + 0.25 * _smooth_field(rng, shape, (1, 1.5, 1.5)))
         image = np.abs(image + rng.normal(0, rng.uniform(20, 40), shape))
-    return image.astype(np.float32), label
+    return image.astype(np.float32)
 
 
 def write_phantom_dataset(dataset_id: int = 990, n_train: int = 40, n_test: int = 8, modality: str = "ct",
