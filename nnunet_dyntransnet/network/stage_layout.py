@@ -88,34 +88,10 @@ def total_stride(strides: Sequence[IntOrSeq], dims: int) -> Tuple[int, ...]:
     return tuple(out)
 
 
-def plan_stage_layout(
-    patch_size: Sequence[int],
-    features_per_stage: Sequence[int],
-    strides: Sequence[IntOrSeq],
-    kernel_sizes: Sequence[IntOrSeq],
-    depths: Sequence[int],
-    head_dim: int = 32,
-    window_size: IntOrSeq = 8,
-    max_global_tokens: int = 4096,
-    conv_stages: int = 1,
-) -> List[StageLayout]:
-    """Validate a configuration and lay out its stages.
-
-    Args:
-        patch_size: planned input size, 2 or 3 axes.
-        features_per_stage: channels per stage (stage 0 is the stem); at least 2 stages.
-        strides: per-stage downsampling (nnU-Net's ``pool_op_kernel_sizes``); stage 0 must be 1.
-        kernel_sizes: per-stage conv kernel (odd), used by the stem and the decoder's RM.
-        depths: per-stage block count.
-        head_dim: target channels per attention head.
-        window_size: largest local-window edge (per axis or one int).
-        max_global_tokens: stages with at most this many tokens use global attention.
-        conv_stages: how many stages, from the highest resolution, are convolutional (the stem is one); at
-            least one stage stays a transformer stage.
-
-    Returns:
-        One :class:`StageLayout` per stage.
-    """
+def _checked_configuration(patch_size, features_per_stage, strides, kernel_sizes, depths, head_dim, window_size,
+                           max_global_tokens, conv_stages):
+    """:func:`plan_stage_layout`'s arguments checked, each refusal naming the value and what to give; returns the
+    per-stage strides, kernels and depths and the window, each expanded to every stage and axis."""
     dims = len(patch_size)
     if dims not in (2, 3):
         raise ValueError(f"patch_size must have 2 or 3 axes, got {list(patch_size)}")
@@ -156,7 +132,41 @@ def plan_stage_layout(
             f"patch_size {list(patch_size)} must be divisible by the total stride {total} on every axis; "
             f"use a patch size that is a multiple of {total} (nnU-Net's planners produce one)"
         )
+    return strides, kernels, depths, window
 
+
+def plan_stage_layout(
+    patch_size: Sequence[int],
+    features_per_stage: Sequence[int],
+    strides: Sequence[IntOrSeq],
+    kernel_sizes: Sequence[IntOrSeq],
+    depths: Sequence[int],
+    head_dim: int = 32,
+    window_size: IntOrSeq = 8,
+    max_global_tokens: int = 4096,
+    conv_stages: int = 1,
+) -> List[StageLayout]:
+    """Validate a configuration and lay out its stages.
+
+    Args:
+        patch_size: planned input size, 2 or 3 axes.
+        features_per_stage: channels per stage (stage 0 is the stem); at least 2 stages.
+        strides: per-stage downsampling (nnU-Net's ``pool_op_kernel_sizes``); stage 0 must be 1.
+        kernel_sizes: per-stage conv kernel (odd), used by the stem and the decoder's RM.
+        depths: per-stage block count.
+        head_dim: target channels per attention head.
+        window_size: largest local-window edge (per axis or one int).
+        max_global_tokens: stages with at most this many tokens use global attention.
+        conv_stages: how many stages, from the highest resolution, are convolutional (the stem is one); at
+            least one stage stays a transformer stage.
+
+    Returns:
+        One :class:`StageLayout` per stage.
+    """
+    strides, kernels, depths, window = _checked_configuration(patch_size, features_per_stage, strides, kernel_sizes,
+                                                              depths, head_dim, window_size, max_global_tokens,
+                                                              conv_stages)
+    n_stages = len(features_per_stage)
     layout = []
     grid = tuple(int(p) for p in patch_size)
     for i in range(n_stages):
