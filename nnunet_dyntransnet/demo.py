@@ -232,11 +232,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _demo(args, out: Path, minutes: float, started: float) -> int:
+    """The whole demo: nnU-Net's folders, the model (phantom, planning, training), its predictions, the scores."""
+    env = _nnunet_environment(out)
+    raw = Path(env["nnUNet_raw"]) / DATASET
+    trainer = "nnUNetTrainerDynTransNetDemoCPU" if args.device == "cpu" else "nnUNetTrainerDynTransNetDemoGPU"
+    fold_dir = _trained_model(args, env, raw, trainer, out, minutes)
+    preds = _predictions(args, env, raw, trainer, out)
+    _score_and_write(args, raw, preds, fold_dir, trainer, out, minutes, started)
+    return 0
+
+
+def _nnunet_environment(out: Path) -> Dict[str, str]:
+    """nnU-Net's folders (the user's, else under ``out``) and a small machine's worker counts, for every command."""
     env = dict(os.environ)
-    for var, sub in (("nnUNet_raw", "nnUNet_raw"), ("nnUNet_preprocessed", "nnUNet_preprocessed"),
-                     ("nnUNet_results", "nnUNet_results")):
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         if not env.get(var):
-            env[var] = str(out / sub)
+            env[var] = str(out / var)
     # one augmentation worker beside the training process on a 2-core machine
     env.setdefault("nnUNet_n_proc_DA", str(max(1, min(8, (os.cpu_count() or 2) - 1))))
     # nnU-Net's default of 8 processes for validation export: each imports torch, slow on a small machine
@@ -244,11 +255,13 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     _log(f"nnUNet_raw={env['nnUNet_raw']} nnUNet_preprocessed={env['nnUNet_preprocessed']} "
          f"nnUNet_results={env['nnUNet_results']}")
-    raw = Path(env["nnUNet_raw"]) / DATASET
+    return env
 
-    from nnunet_dyntransnet.evaluation.threshold_baseline import ThresholdBaseline, evaluate_cases, summarize
+
+def _trained_model(args, env: Dict[str, str], raw: Path, trainer: str, out: Path, minutes: float) -> Path:
+    """The phantom, nnU-Net's planning and the training for the budget, each skipped when already done; returns the
+    fold's folder."""
     from nnunet_dyntransnet.dataset_conversion.phantom import write_phantom_dataset
-    from nnunet_dyntransnet.utilities.staging import staged_folder
 
     if raw.is_dir():
         _log(f"reusing the phantom in {raw}")
@@ -258,7 +271,6 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     if not (Path(env["nnUNet_preprocessed"]) / DATASET / "nnUNetPlans.json").is_file():
         _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2",
               "--verify_dataset_integrity"], env)
-    trainer = "nnUNetTrainerDynTransNetDemoCPU" if args.device == "cpu" else "nnUNetTrainerDynTransNetDemoGPU"
     # the training runs for the budget (trainers/budget.py): as many epochs as fit, the schedule sized to them
     env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)
     env["DYNTRANSNET_TRAIN_MINUTES"] = str(minutes)
@@ -268,11 +280,25 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     fold_dir = Path(env["nnUNet_results"]) / DATASET / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
     if _must_train(fold_dir, out, minutes, args.iterations):
         _run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", args.device], env)
+    return fold_dir
+
+
+def _predictions(args, env: Dict[str, str], raw: Path, trainer: str, out: Path) -> Path:
+    """nnU-Net's predictions of the held-out cases into ``out/predictions`` (a previous run's are replaced only once
+    the new ones are complete)."""
+    from nnunet_dyntransnet.utilities.staging import staged_folder
+
     preds = out / "predictions"
-    # a previous run's predictions are replaced only once the new ones are complete
     with staged_folder(preds, replace=[preds] if preds.exists() else [], tag="predicting") as staging:
         _run(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(staging), "-d", str(DATASET_ID), "-c",
               "3d_fullres", "-f", "0", "-tr", trainer, "-device", args.device, "-npp", "1", "-nps", "1"], env)
+    return preds
+
+
+def _score_and_write(args, raw: Path, preds: Path, fold_dir: Path, trainer: str, out: Path, minutes: float,
+                     started: float) -> None:
+    """The threshold baseline, both methods' scores on the held-out cases, results.md / .json and the figures."""
+    from nnunet_dyntransnet.evaluation.threshold_baseline import ThresholdBaseline, evaluate_cases, summarize
 
     _log("fitting the threshold baseline on the training cases and scoring the held-out cases")
     tr_cases = sorted(p.name[: -len(".nii.gz")] for p in (raw / "labelsTr").glob("*.nii.gz"))
@@ -300,7 +326,6 @@ def _demo(args, out: Path, minutes: float, started: float) -> int:
     print("\n" + training["summary"] + "\n\n" + table + "\n\n" + note)
     _log(f"done in {(time.time() - started) / 60:.1f} minutes; results.md, results.json, overlays/ "
          f"({len(overlays)} PNGs) and training_progress.png are in {out}")
-    return 0
 
 
 if __name__ == "__main__":
