@@ -104,10 +104,11 @@ def _measure(task: dict) -> dict:
         return {"network": task["network"], "measure": task["measure"], "error": lines[-1] if lines else str(e)}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    parser = _parser()
+def _checked_arguments(argv, parser):
+    """The parsed arguments, refused (argparse's exit 2) before anything is measured: CUDA without CUDA, an --out
+    this command may not replace, an unknown network; the networks start with the U-Net."""
     args = parser.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():  # before anything is measured
+    if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here; use --device cpu, or a machine with a GPU")
     if args.out:  # before anything (ownership.py): a new file, or one this command wrote and --overwrite
         from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
@@ -126,6 +127,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             parser.error(f"--networks: {e}")
     if args.networks[0] != "PlainConvUNet":
         args.networks = ["PlainConvUNet"] + [n for n in args.networks if n != "PlainConvUNet"]
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    parser = _parser()
+    args = _checked_arguments(argv, parser)
     plan = plan_from_file(args.plan, args.configuration) if args.plan else default_plan(args.patch, args.spacing)
     patch = list(plan.patch_size)
     if args.baselines:
@@ -151,6 +158,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             if args.out:  # so that a run stopped by a time limit keeps what it measured
                 _write(args.out, _summary(args, plan, patch, case, rounds, complete=False))
     result = _summary(args, plan, patch, case, rounds, complete=True)
+    _add_counts(result, plan, args)
+    print(format_table(result))
+    if args.out:
+        _write(args.out, result)
+    return result
+
+
+def _add_counts(result: Dict, plan, args) -> None:
+    """What is counted rather than timed, where asked: memory traffic, the attention's bias cost, the memory model."""
     if args.traffic:
         _add_traffic(result["results"], plan, args)
     if args.attention:
@@ -165,10 +181,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
         result["memory_model"] = memory_model_check(args.memory_model, ["PlainConvUNet", "DynTransNet"], args.device,
                                                     args.batch, args.spacing)
-    print(format_table(result))
-    if args.out:
-        _write(args.out, result)
-    return result
 
 
 def _add_traffic(rows: List[dict], plan, args) -> None:
