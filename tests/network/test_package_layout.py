@@ -140,3 +140,19 @@ def test_every_module_imports_only_its_layer_or_below():
     upward = sorted(f"{m} -> {t}" for m, targets in imports.items() if _layer(m) is not None
                     for t in targets if _layer(t) is not None and _layer(t) > _layer(m))
     assert not upward, upward
+
+
+def test_no_function_runs_longer_than_a_screen():
+    """Issue 27: protocol.main (133 lines), markdown_report (119), demo.main (90), make_case (84), ... were split into
+    their steps; a function longer than 60 lines of code (its docstring aside) fails here."""
+    import ast
+
+    long = []
+    for name, path in _package_files().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                lines = node.end_lineno - body[0].lineno + 1 if body else 0
+                if lines > 60:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, long
