@@ -140,6 +140,7 @@ class WallClockBudget(ChecksResume):
             raise TrainingRefused(str(e)) from None
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.train_minutes, self.train_epochs = train_minutes, train_epochs
+        self._steps_this_epoch, self._second_step_at, self._epoch_outputs = 0, None, []  # per epoch (on_train_epoch_start)
         if self.train_minutes is not None or self.train_epochs is not None:
             self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = ITERATIONS, VAL_ITERATIONS
         if self.train_epochs is not None:
