@@ -1,6 +1,7 @@
 """The screens' summary table, rendered from the committed reports, so that no number in the README is typed.
 
     python docs/comparison/screens/table.py epochs RESULTS_DIR OUT.json   # epochs each fold trained (its logs)
+    python docs/comparison/screens/table.py seconds RESULTS_DIR OUT.json  # seconds those epochs took
     python docs/comparison/screens/table.py table                         # print the table of every screen
     python docs/comparison/screens/table.py check README.md               # exit 1 if README's table differs
 
@@ -18,7 +19,8 @@ HERE = Path(__file__).parent
 # (folder, what it varies); the first trainer of each report is its baseline
 SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold, 5 folds"),
            ("recipe", "the recipe, 16 epochs of 50 steps, folds 0-2"),
-           ("conv_stages", "conv_stages=2 with the SGD recipe, 16 epochs of 50 steps, folds 0-1 (the default row: 0-2)")]
+           ("conv_stages", "conv_stages=2 with the SGD recipe, 16 epochs of 50 steps, folds 0-1 (the default row: 0-2)"),
+           ("lits_unet32", "the phantom again: nnU-Net's U-Net alone, 32 epochs of 50 steps per fold, 5 folds")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
@@ -29,6 +31,19 @@ def epochs(results: Path, out: Path) -> None:
         trainer, fold = log.parent.parent.name.split("__")[0], log.parent.name
         found.setdefault(trainer, {}).setdefault(fold, 0)
         found[trainer][fold] += sum(1 for line in log.read_text().splitlines() if "Epoch time:" in line)
+    out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+
+
+def seconds(results: Path, out: Path) -> None:
+    """Per trainer folder and fold, the seconds its epochs took (nnU-Net's 'Epoch time' lines summed): the training
+    time each network got, for a screen that gives the networks equal time in epochs."""
+    found = {}
+    for log in sorted(results.glob("*/*__*/fold_*/training_log_*.txt")):
+        trainer, fold = log.parent.parent.name.split("__")[0], log.parent.name
+        times = [float(line.rsplit("Epoch time:", 1)[1].split()[0]) for line in log.read_text().splitlines()
+                 if "Epoch time:" in line]
+        found.setdefault(trainer, {}).setdefault(fold, 0.0)
+        found[trainer][fold] = round(found[trainer][fold] + sum(times), 1)
     out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
 
 
@@ -80,6 +95,8 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "table"
     if command == "epochs":
         epochs(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif command == "seconds":
+        seconds(Path(sys.argv[2]), Path(sys.argv[3]))
     elif command == "check":
         sys.exit(check(Path(sys.argv[2])))
     else:
