@@ -22,10 +22,11 @@ def tagged(tag: str):
     return found
 
 
-def wait_for(predicate, seconds):
+def wait_for(predicate, seconds: float = 60.0, poll_s: float = 0.2):
+    """Whether ``predicate()`` became true within ``seconds`` (asked every ``poll_s``)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.2)
+        time.sleep(poll_s)
     return False

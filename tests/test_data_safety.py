@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nibabel
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from process_helpers import wait_for
 
 from nnunet_dyntransnet.utilities import staging
 from nnunet_dyntransnet.dataset_conversion.cli import convert_lits_entry
@@ -131,15 +131,6 @@ def test_other_name_with_same_id_needs_its_own_flag_and_stale_preprocessed_data_
 
 # ---------------------------------------------------------------- interrupted runs (item 4)
 
-def _wait_for(predicate, seconds=60.0):
-    end = time.time() + seconds
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.parametrize("command", ["phantom", "report"])
 def test_sigterm_cleans_up_the_staging_folder(tmp_path, command):
     env = {**os.environ, "nnUNet_raw": str(tmp_path / "raw"), "PYTHONUNBUFFERED": "1"}
@@ -157,7 +148,7 @@ def test_sigterm_cleans_up_the_staging_folder(tmp_path, command):
         parent = tmp_path
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_for(lambda: any(".converting-" in n or ".report-" in n for n in _hidden(parent))), \
+        assert wait_for(lambda: any(".converting-" in n or ".report-" in n for n in _hidden(parent))), \
             proc.communicate(timeout=5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
