@@ -188,7 +188,7 @@ class WallClockBudget(ChecksResume):
             factor = first_epoch_warmup_factor(step, since, self.train_minutes * 60, self.num_iterations_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.initial_lr * factor
-        self._steps_this_epoch = getattr(self, "_steps_this_epoch", 0) + 1
+        self._steps_this_epoch += 1
         result = super().train_step(batch)
         self._epoch_outputs.append(result)  # nnU-Net keeps them in its loop; a cut epoch is closed with these
         self._say_progress()
