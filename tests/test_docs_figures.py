@@ -33,6 +33,16 @@ def _row(document: dict, network: str) -> dict:
 
 
 CPU = "benchmarks/results/cpu_2026-11-30/"
+
+
+def _count(name: str, network: str, key: str) -> float:
+    """One ratio of one row of a file in the CPU results folder."""
+    return _row(_json(CPU + name), network)[key]
+
+
+def _ratios(name: str, network: str) -> str:
+    """Train step / inference / peak memory of one row, as docs/network.md writes them."""
+    return " / ".join(f"{_count(name, network, k):.2f}" for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio"))
 NARROW = CPU + "narrow_defaults_rounds5.json"
 DEFAULTS = "benchmarks/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json"
 COMPARISON = "docs/comparison/benchmark.json"
@@ -71,6 +81,69 @@ FIGURES = [
     ("docs/speed_and_memory.md", lambda: "| before the two changes before it | {:.2f} | - | {:.2f} | - |".format(
         *(_row(_json(CPU + "narrow_selective_rounds3.json"), "DynTransNet")[k]
           for k in ("train_step_ratio", "peak_memory_ratio")))),
+    ("docs/speed_and_memory.md", lambda: "| **default** | {:.2f} | **{:.2f}** (rounds {}) | **{:.2f}** ({}) | **{:.2f}** | "
+                                         "{:.2f} | **{:.2f}** | {:.2f} |".format(
+        _row(_json(DEFAULTS), "DynTransNet")["parameters"] / 1e6,
+        _row(_json(DEFAULTS), "DynTransNet")["train_step_ratio"],
+        ", ".join(f"{v:.2f}" for v in _row(_json(DEFAULTS), "DynTransNet")["train_step_ratio_rounds"]),
+        _row(_json(DEFAULTS), "DynTransNet")["infer_ratio"],
+        ", ".join(f"{v:.2f}" for v in _row(_json(DEFAULTS), "DynTransNet")["infer_ratio_rounds"]),
+        *(_row(_json(DEFAULTS), "DynTransNet")[k] for k in ("peak_memory_ratio", "default_malloc_peak_memory_ratio")),
+        *(_count("traffic_and_count_128_pointwise.json", "DynTransNet", k) for k in ("feature_map_ratio",
+                                                                                   "other_bytes_ratio")))),
+    # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
+    ("docs/network.md", lambda: "0.1 network {} (`variants_32x64x64_rounds3.json`); with MLP ratio 2: {} "
+                                "(`mlp2_32x64x64_rounds3.json`); with one block as well: {} (`depth1_32x64x64_rounds3.json`)".format(
+        _ratios("variants_32x64x64_rounds3.json", "DynTransNet"),
+        _ratios("mlp2_32x64x64_rounds3.json", "DynTransNet[mlp_ratio=2]"),
+        _ratios("depth1_32x64x64_rounds3.json", "DynTransNet[transformer_depth=1,mlp_ratio=2]"))),
+    ("docs/network.md", lambda: "with one block and MLP 2: {} against {} at 8 (`depth1_32x64x64_rounds3.json`)".format(
+        _ratios("depth1_32x64x64_rounds3.json", "DynTransNet[transformer_depth=1,mlp_ratio=2,window_size=4]"),
+        _ratios("depth1_32x64x64_rounds3.json", "DynTransNet[transformer_depth=1,mlp_ratio=2]"))),
+    ("docs/network.md", lambda: "predicted in {:.2f}x against the 0.1 network's {:.2f}x on CPU".format(
+        _row(_json(CPU + "variants_32x64x64_rounds3.json"),
+             "DynTransNet[mlp_ratio=2,head_dim=64,selective_checkpointing=True]")["infer_ratio"],
+        _row(_json(CPU + "variants_32x64x64_rounds3.json"), "DynTransNet")["infer_ratio"])),
+    ("docs/network.md", lambda: "count at 128^3 {:.2f} -> {:.2f}; traffic {:.2f} -> {:.2f} (`traffic_and_count_128.json`".format(
+        _count("traffic_and_count_128.json", "DynTransNet", "feature_map_ratio"),
+        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "feature_map_ratio"),
+        _count("traffic_and_count_128.json", "DynTransNet", "other_bytes_ratio"),
+        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "other_bytes_ratio"))),
+    ("docs/network.md", lambda: "traffic at 128^3 {:.2f} -> {:.2f} (`traffic_and_count_128_defaults.json` -> "
+                                "`traffic_and_count_128_fmm_sum.json`), CPU peak memory {:.2f}".format(
+        _count("traffic_and_count_128_defaults.json", "DynTransNet", "other_bytes_ratio"),
+        _count("traffic_and_count_128_fmm_sum.json", "DynTransNet", "other_bytes_ratio"),
+        _count("defaults_32x64x64_rounds3.json", "DynTransNet", "peak_memory_ratio"))),
+    ("docs/network.md", lambda: "count {:.2f} -> {:.2f} and traffic {:.2f} -> {:.2f} over every stage and level "
+                                "(`traffic_and_count_128_defaults.json`); CPU step {:.2f} -> {:.2f}, glibc peak RSS "
+                                "{:.2f} -> {:.2f} (`selective_parts_32x64x64_rounds3.json`".format(
+        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "feature_map_ratio"),
+        _count("traffic_and_count_128_defaults.json", "DynTransNet", "feature_map_ratio"),
+        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "other_bytes_ratio"),
+        _count("traffic_and_count_128_defaults.json", "DynTransNet", "other_bytes_ratio"),
+        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet", "train_step_ratio"),
+        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing='transformer+decoder']",
+               "train_step_ratio"),
+        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet", "peak_memory_ratio"),
+        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing='transformer+decoder']",
+               "peak_memory_ratio"))),
+    ("docs/network.md", lambda: "`True` adds the stem (count {:.2f}, but {:.2f}x the step)".format(
+        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=True]", "feature_map_ratio"),
+        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing=True]", "train_step_ratio"))),
+    ("docs/network.md", lambda: "count at 128^3 {:.2f} -> {:.2f}, traffic {:.2f} -> {:.2f} (`traffic_and_count_128_pointwise.json`)".format(
+        _count("traffic_and_count_128_pointwise.json", "DynTransNet[selective_depth=None]", "feature_map_ratio"),
+        _count("traffic_and_count_128_pointwise.json", "DynTransNet", "feature_map_ratio"),
+        _count("traffic_and_count_128_pointwise.json", "DynTransNet[selective_depth=None]", "other_bytes_ratio"),
+        _count("traffic_and_count_128_pointwise.json", "DynTransNet", "other_bytes_ratio"))),
+    ("docs/network.md", lambda: "{:.2f}x the time at 8 channels, {:.2f}x at 32, {:.2f}x at 64 (`pointwise.json`)".format(
+        *(case["ratio"] for case in _json(CPU + "pointwise.json")["cases"][:3]))),
+    ("docs/network.md", lambda: "took the training step from {:.2f}x to **{:.2f}x** the U-Net's".format(
+        _count("defaults_32x64x64_rounds3.json", "DynTransNet", "train_step_ratio"),
+        _count("defaults_32x64x64_rounds5.json", "DynTransNet", "train_step_ratio"))),
+    ("docs/network.md", lambda: "with inference at {:.2f}x, peak memory at {:.2f}x and the count at {:.2f}x".format(
+        _count("defaults_32x64x64_rounds5.json", "DynTransNet", "infer_ratio"),
+        _count("defaults_32x64x64_rounds5.json", "DynTransNet", "peak_memory_ratio"),
+        _count("traffic_and_count_128_pointwise.json", "DynTransNet", "feature_map_ratio"))),
     ("docs/demo_and_phantom.md", lambda: "{} epochs of 25 steps, {} steps against {} planned".format(
         _json(DEMO)["epochs"], _json(DEMO)["steps"], _json(DEMO)["steps_planned"])),
 ]
@@ -83,6 +156,57 @@ def test_figures_are_those_of_the_files_they_cite():
         rendered = text()
         assert rendered in " ".join((ROOT / document).read_text().split()), f"{document}: {rendered!r}"
 
+
+H200 = "benchmarks/results/h200_2026-11-28/train_128_bf16.json"
+# (document, the start of a table row, the committed files its figures come from)
+TABLE_ROWS = [
+    ("docs/speed_and_memory.md", "| **default** | 7.85 |", [DEFAULTS, CPU + "traffic_and_count_128_pointwise.json"]),
+    ("docs/speed_and_memory.md", "| the default before this round of changes",
+     [CPU + "defaults_32x64x64_rounds3.json", CPU + "traffic_and_count_128_fmm_sum.json"]),
+    ("docs/speed_and_memory.md", "| one block per transformer stage, MLP ratio 2",
+     [CPU + "depth1_32x64x64_rounds3.json", CPU + "traffic_and_count_128.json", CPU + "variants_32x64x64_rounds3.json"]),
+    ("docs/speed_and_memory.md", "| FM-M recomputed in backward", [CPU + "traffic_and_count_128.json",
+     CPU + "traffic_and_count_128_defaults.json", CPU + "depth1_32x64x64_rounds3.json",
+     CPU + "selective_parts_32x64x64_rounds3.json"]),
+    ("docs/speed_and_memory.md", "| selective checkpointing in the transformer blocks",
+     [CPU + "traffic_and_count_128_defaults.json"]),
+    ("docs/speed_and_memory.md", "| ... and in the decoder levels",
+     [CPU + "traffic_and_count_128_defaults.json", CPU + "selective_parts_32x64x64_rounds3.json"]),
+    ("docs/speed_and_memory.md", "| ... and in the stem",
+     [CPU + "traffic_and_count_128_defaults.json", CPU + "selective_parts_32x64x64_rounds3.json"]),
+    ("docs/speed_and_memory.md", "| recomputed conv units' LeakyReLU out of place",
+     [CPU + "defaults_32x64x64_rounds3.json", CPU + "traffic_and_count_128_defaults.json",
+      CPU + "traffic_and_count_128_fmm_sum.json"]),
+    ("docs/speed_and_memory.md", "| PlainConvUNet (nnU-Net default) |", [H200]),
+    ("docs/speed_and_memory.md", "| DynTransNet 0.1 |", [H200]),
+    ("docs/speed_and_memory.md", "| DynTransNet 0.1, checkpointed |", [H200]),
+]
+
+
+def _values(node) -> list:
+    """Every number in a JSON document, also as millions and as a percentage (the units the tables use)."""
+    if isinstance(node, dict):
+        return [v for child in node.values() for v in _values(child)]
+    if isinstance(node, list):
+        return [v for child in node for v in _values(child)]
+    if isinstance(node, (int, float)) and not isinstance(node, bool):
+        return [node, node / 1e6, node * 100]
+    return []
+
+
+def test_table_rows_hold_only_figures_of_their_files():
+    """Issue 27: every figure of two or more decimals in these rows must be, at the decimals shown, a value of the
+    files the row comes from; a figure edited by hand, or a file replaced under it, fails here."""
+    import re
+
+    for document, start, files in TABLE_ROWS:
+        rows = [line for line in (ROOT / document).read_text().splitlines() if line.startswith(start)]
+        assert len(rows) == 1, f"{document}: {len(rows)} rows start with {start!r}"
+        values = [v for name in files for v in _values(_json(name))]
+        for figure in re.findall(r"(?<![\d.])\d+\.\d{2,}(?![\d.])", rows[0]):
+            decimals = len(figure.split(".")[1])
+            assert any(round(v, decimals) == float(figure) for v in values), \
+                f"{document}: {figure} in the row {start!r} is in none of {files}"
 
 def test_relative_links_in_the_docs_point_to_files():
     """Issue 27: a link in docs/evaluation.md pointed to a file that was not there (relative to the page)."""
