@@ -7,8 +7,8 @@ the rest of its parent: a screen row differs from the default row in the one thi
 - ``_SGD``: nnU-Net's own recipe (SGD, lr 1e-2, Nesterov momentum 0.99, polynomial decay, no warm-up), the recipe
   screen's SGD row; since 2026-12 the main trainer's recipe, so the same training as ``nnUNetTrainerDynTransNet``.
 - ``_Conv2``: the two highest-resolution stages convolutional (``conv_stages=2``: the stem and stage 1 are nnU-Net's
-  U-Net stages), D-MSA from stage 2 on; with the main trainer's recipe (the screen of 2026-12-05 ran it with the
-  AdamW recipe, then the default).
+  U-Net stages), D-MSA from stage 2 on; with the main trainer's recipe (nnU-Net's SGD recipe, also in the screens'
+  training logs: learning rate 0.01 from the first epoch, no warm-up).
 """
 from __future__ import annotations
 
