@@ -35,6 +35,16 @@ def _row(document: dict, network: str) -> dict:
 CPU = "benchmarks/results/cpu_2026-11-30/"
 
 
+EQUAL_TIME = "docs/comparison/screens/equal_time/summary.json"
+
+
+def _equal_time(cls: str, trainer: str = "nnUNetTrainerDynTransNet_NoMirroring") -> str:
+    """'DynTransNet's Dice against the U-Net's, p = ...' of the equal-time comparison, as the README writes it."""
+    statistics = _json(EQUAL_TIME)["statistics"]
+    mine, unet = statistics[trainer][cls]["dice"], statistics["nnUNetTrainer_WallClock_NoMirroring"][cls]["dice"]
+    return f"{100 * mine['mean']:.2f} against {100 * unet['mean']:.2f}, p = {mine['p_ttest']:.2f}"
+
+
 def _count(name: str, network: str, key: str) -> float:
     """One ratio of one row of a file in the CPU results folder."""
     return _row(_json(CPU + name), network)[key]
@@ -91,6 +101,8 @@ FIGURES = [
         *(_row(_json(DEFAULTS), "DynTransNet")[k] for k in ("peak_memory_ratio", "default_malloc_peak_memory_ratio")),
         *(_count("traffic_and_count_128_pointwise.json", "DynTransNet", k) for k in ("feature_map_ratio",
                                                                                    "other_bytes_ratio")))),
+    ("README.md", lambda: "**level with the U-Net in liver Dice** ({}) and **below it in tumor Dice** ({}".format(
+        _equal_time("liver"), _equal_time("tumor"))),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
     ("docs/network.md", lambda: "0.1 network {} (`variants_32x64x64_rounds3.json`); with MLP ratio 2: {} "
                                 "(`mlp2_32x64x64_rounds3.json`); with one block as well: {} (`depth1_32x64x64_rounds3.json`)".format(
