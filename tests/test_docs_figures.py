@@ -103,6 +103,13 @@ FIGURES = [
                                                                                    "other_bytes_ratio")))),
     ("README.md", lambda: "**level with the U-Net in liver Dice** ({}) and **below it in tumor Dice** ({}".format(
         _equal_time("liver"), _equal_time("tumor"))),
+    *(("docs/speed_and_memory.md", (lambda n=network, f=name, w=widths, label=label:
+        "| {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(label, w, *(
+            _row(_json("benchmarks/results/cpu_2026-12-06/" + f), n)[k] for k in (
+                "train_step_ratio", "infer_ratio", "peak_memory_ratio", "default_malloc_peak_memory_ratio")))))
+      for name, widths in (("conv_stages_32x64x64_rounds5.json", "32 to 320"), ("conv_stages_narrow_rounds5.json", "8 to 64"))
+      for network, label in (("DynTransNet", "DynTransNet (default)"),
+                             ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2`"))),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
     ("docs/network.md", lambda: "0.1 network {} (`variants_32x64x64_rounds3.json`); with MLP ratio 2: {} "
                                 "(`mlp2_32x64x64_rounds3.json`); with one block as well: {} (`depth1_32x64x64_rounds3.json`)".format(
