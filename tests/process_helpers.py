@@ -1,5 +1,6 @@
 """Finding the processes a test started: each carries a tag in its environment, which its children inherit, so
 that after a command has exited no process with the tag may be left (an orphan)."""
+import signal
 import time
 from pathlib import Path
 
@@ -30,3 +31,10 @@ def wait_for(predicate, seconds: float = 60.0, poll_s: float = 0.2):
             return True
         time.sleep(poll_s)
     return False
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a command a test will send SIGINT: SIGINT back to its default. A shell without job control
+    starts a background job (``pytest ... &``) with SIGINT ignored, the children inherit that, and Python then installs
+    no KeyboardInterrupt handler: the Ctrl-C tests would wait for a command that never heard the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

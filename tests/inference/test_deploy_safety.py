@@ -146,7 +146,7 @@ def test_predict_onnx_stopped_stops_its_workers_and_writes_nothing(tmp_path, sig
     stops the child's whole group."""
     import uuid
 
-    from process_helpers import TAG, tagged, wait_for
+    from process_helpers import TAG, interruptible, tagged, wait_for
 
     (tmp_path / "parent.py").write_text(PARENT)
     (tmp_path / "child.py").write_text(CHILD)
@@ -154,7 +154,7 @@ def test_predict_onnx_stopped_stops_its_workers_and_writes_nothing(tmp_path, sig
     out = tmp_path / "pred"
     p = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"), str(tmp_path / "child.py"), "-i", str(tmp_path),
                           "-o", str(out), "-m", "m.onnx"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, TAG: tag})
+                         env={**os.environ, TAG: tag}, preexec_fn=interruptible)
     assert p.stdout.readline().startswith("dyntransnet_predict_onnx: 1 case(s)")
     assert p.stdout.readline().strip() == "started"
     assert wait_for(lambda: len(tagged(tag)) >= 3, 60), "command, child and worker running"

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from process_helpers import TAG, tagged, wait_for
+from process_helpers import TAG, interruptible, tagged, wait_for
 
 
 def _start(cmd, tag, env=None, cwd=None):
     env = {**os.environ, **(env or {}), TAG: tag}
-    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
 
 
 # a command that runs a child which itself starts a grandchild, as nnUNetv2_train starts its augmentation workers
