@@ -23,13 +23,11 @@ from nnunet_dyntransnet.trainers.demo import ENOUGH, QUIET_STEP_ENV
 COMMAND = "dyntransnet_demo"
 DATASET_ID = 990
 DATASET = f"Dataset{DATASET_ID}_LiverPhantomCT"
-# Seconds a training step of the CPU demo network takes on a quiet 2-core machine: the steps a budget is planned
-# for. A busier or slower machine trains fewer in the same minutes, and the demo says so instead of presenting the
-# score of a half-trained network as DynTransNet's. Measured on this project's machine on 2026-11-30, before the
-# network's selective checkpointing; that run's results.json was replaced since, and the committed
-# docs/demo/results.json ("seconds_per_step") is a later run that shared the machine with a test, so it is slower.
-# To be measured again on a quiet machine with today's network.
-QUIET_CPU_SECONDS_PER_STEP = 0.62
+# Seconds a training step of the CPU demo network takes on a quiet 2-core machine: the steps a budget is planned for.
+# A busier or slower machine trains fewer in the same minutes, and the demo says so instead of presenting the score
+# of a half-trained network as DynTransNet's. It is the "seconds_per_step" of the committed run in docs/demo/
+# (results.json, a run with nothing else on the machine); tests/test_docs_figures.py fails when the two differ.
+QUIET_CPU_SECONDS_PER_STEP = 0.50
 _STOPPED: List[str] = []  # what a Ctrl-C or SIGTERM stopped, for the last line
 
 
