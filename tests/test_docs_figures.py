@@ -32,7 +32,7 @@ def _row(document: dict, network: str) -> dict:
     return next(r for r in document["results"] if r["network"] == network)
 
 
-CPU = "benchmarks/results/cpu_2026-11-30/"
+CPU = "measurements/results/cpu_2026-11-30/"
 
 
 EQUAL_TIME = "docs/comparison/screens/equal_time/summary.json"
@@ -54,9 +54,9 @@ def _ratios(name: str, network: str) -> str:
     """Train step / inference / peak memory of one row, as docs/network.md writes them."""
     return " / ".join(f"{_count(name, network, k):.2f}" for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio"))
 NARROW = CPU + "narrow_defaults_rounds5.json"
-DEFAULTS = "benchmarks/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json"
+DEFAULTS = "measurements/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json"
 COMPARISON = "docs/comparison/benchmark.json"
-GPU_PROFILE = "benchmarks/results/h200_2026-11-27/gpu_profile.json"
+GPU_PROFILE = "measurements/results/h200_2026-11-27/gpu_profile.json"
 DEMO = "docs/demo/results.json"
 
 # (document, the text it must hold, rendered from the committed file it cites)
@@ -105,7 +105,7 @@ FIGURES = [
         _equal_time("liver"), _equal_time("tumor"))),
     *(("docs/speed_and_memory.md", (lambda n=network, f=name, w=widths, label=label:
         "| {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(label, w, *(
-            _row(_json("benchmarks/results/cpu_2026-12-06/" + f), n)[k] for k in (
+            _row(_json("measurements/results/cpu_2026-12-06/" + f), n)[k] for k in (
                 "train_step_ratio", "infer_ratio", "peak_memory_ratio", "default_malloc_peak_memory_ratio")))))
       for name, widths in (("conv_stages_32x64x64_rounds5.json", "32 to 320"), ("conv_stages_narrow_rounds5.json", "8 to 64"))
       for network, label in (("DynTransNet", "DynTransNet (default)"),
@@ -183,7 +183,7 @@ def test_figures_are_those_of_the_files_they_cite():
         assert rendered in " ".join((ROOT / document).read_text().split()), f"{document}: {rendered!r}"
 
 
-H200 = "benchmarks/results/h200_2026-11-28/train_128_bf16.json"
+H200 = "measurements/results/h200_2026-11-28/train_128_bf16.json"
 # (document, the start of a table row, the committed files its figures come from)
 TABLE_ROWS = [
     ("docs/speed_and_memory.md", "| **default** | 7.85 |", [DEFAULTS, CPU + "traffic_and_count_128_pointwise.json"]),

@@ -1,6 +1,6 @@
 """Memory traffic of one training step, counted operation by operation on the meta device (no memory, no time).
 
-On a large GPU both networks run far from peak FLOP/s (the H200 runs in ``benchmarks/results``:
+On a large GPU both networks run far from peak FLOP/s (the H200 runs in ``measurements/results``:
 4% and 7% MFU), so a step's time follows the bytes its memory-bound operations move: norms,
 activations, residual additions, permutes and copies, concatenations, softmax, the optimizer.
 This counts, for one training step (forward, deep-supervised cross-entropy, backward), every

@@ -122,7 +122,7 @@ class ConvNormAct(nn.Sequential):
         a view of the norm's output (torch's InstanceNorm) makes autograd copy the whole base in backward
         (``CopySlices``); where selective checkpointing recomputed the unit, torch's memory profiler measured the
         default network of the day, with torch's InstanceNorm, lower out of place (709 -> 662 MiB,
-        ``benchmarks/results/cpu_2026-11-30/memory_timeline_32x64x64.json``). The plan's usual InstanceNorm is
+        ``measurements/results/cpu_2026-11-30/memory_timeline_32x64x64.json``). The plan's usual InstanceNorm is
         built as :class:`InstanceNormByGroups`, whose output is no view, so its units stay in place."""
         in_place = self.planned_in_place and (allowed or not self.norm_returns_view)
         if self.planned_in_place:

@@ -7,7 +7,7 @@ with activation checkpointing it adds what backward recomputes at once
 (``DynTransNet.recomputed_elements``).
 
 :data:`BYTES_PER_UNIT` is calibrated on the GPU measurement in
-``benchmarks/results/h200_2026-11-28/train_128_bf16.json`` (128^3 patch, batch 2, bf16
+``measurements/results/h200_2026-11-28/train_128_bf16.json`` (128^3 patch, batch 2, bf16
 autocast, peak of ``torch.cuda.max_memory_allocated``): 9.77 GiB for 2 x 1010.7 M units
 without checkpointing (5.19 bytes per unit) and 7.37 GiB for 2 x (462.6 + 325.3) M units
 with it (5.02). Weights, gradients and AdamW's state (16 bytes per parameter, 0.3 GiB there)

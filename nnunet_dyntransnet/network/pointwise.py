@@ -4,7 +4,7 @@ FM-M's four convolutions and the decoder's segmentation heads are 1x1 (1x1x1 in 
 weights times the channel vector. oneDNN, which runs torch's CPU convolutions, handles that kernel slowly:
 forward and backward on a batch of 2 x 32x64x64 took 42 ms as a convolution and 4.9 ms as this product at
 8 -> 12 channels, 156 ms against 62 ms at 32 -> 48; at 64 -> 96 channels on 16x32x32 the two were even
-(``benchmarks/pointwise.py``, ``benchmarks/results/cpu_2026-11-30/pointwise.json``). The modules stay
+(``measurements/pointwise.py``, ``measurements/results/cpu_2026-11-30/pointwise.json``). The modules stay
 ``nn.Conv2d``/``nn.Conv3d`` (the same parameters and checkpoints); only their forward goes through
 :func:`pointwise_conv`.
 """

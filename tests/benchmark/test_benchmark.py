@@ -189,12 +189,12 @@ def test_variant_names():
 
 
 def test_memory_timeline_reports_the_peak_of_live_tensors(tmp_path):
-    """benchmarks/memory_timeline.py: one profiled step per network; the peak holds the parameters and AdamW's
+    """measurements/memory_timeline.py: one profiled step per network; the peak holds the parameters and AdamW's
     state (twice the parameters) at least, and the ratio is against the first network."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[2] / "benchmarks" / "memory_timeline.py"
+    path = Path(__file__).parents[2] / "measurements" / "memory_timeline.py"
     spec = importlib.util.spec_from_file_location("memory_timeline", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -213,11 +213,11 @@ def test_memory_timeline_reports_the_peak_of_live_tensors(tmp_path):
 
 
 def test_pointwise_script_times_both_ways_and_checks_the_gradients(monkeypatch, tmp_path):
-    """benchmarks/pointwise.py, on one small case: both ways timed, gradients compared, the JSON written."""
+    """measurements/pointwise.py, on one small case: both ways timed, gradients compared, the JSON written."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[2] / "benchmarks" / "pointwise.py"
+    path = Path(__file__).parents[2] / "measurements" / "pointwise.py"
     spec = importlib.util.spec_from_file_location("pointwise_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

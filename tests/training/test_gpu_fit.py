@@ -10,7 +10,7 @@ from nnunet_dyntransnet.network.gpu_fit import (BYTES_PER_UNIT, GiB, DoesNotFitE
                                                 decide_checkpointing, fit_to_gpu, training_bytes)
 from nnunet_dyntransnet.network import DynTransNet
 
-H200 = Path(__file__).parents[2] / "benchmarks/results/h200_2026-11-28/train_128_bf16.json"
+H200 = Path(__file__).parents[2] / "measurements/results/h200_2026-11-28/train_128_bf16.json"
 
 
 @pytest.fixture(scope="module")

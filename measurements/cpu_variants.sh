@@ -5,9 +5,9 @@
 # attention per stage; then, in a second run written beside it (OUT_selective.json), selective
 # activation checkpointing alone and with the other variants.
 #
-#     bash benchmarks/cpu_variants.sh [OUT.json]
+#     bash measurements/cpu_variants.sh [OUT.json]
 set -euo pipefail
-out=${1:-benchmarks/results/cpu_variants.json}
+out=${1:-measurements/results/cpu_variants.json}
 mkdir -p "$(dirname "$out")"
 dyntransnet_benchmark --patch 32x64x64 --device cpu --batch 2 --no-mirroring --attention --repeats 3 --warmup 1 \
     --networks PlainConvUNet DynTransNet "DynTransNet, plain MSA" "DynTransNet, checkpointed" \

@@ -2,7 +2,7 @@
 # Every GPU measurement in one call (its steps' time limits add to 530 s; on an H100/H200), from the
 # repository root:
 #
-#   bash benchmarks/run_gpu.sh [OUT_DIR]        # default benchmarks/results/gpu_<date>
+#   bash measurements/run_gpu.sh [OUT_DIR]        # default measurements/results/gpu_<date>
 #
 # Sized from the H200 run of 2026-11-28: one benchmark child (a network and one measurement) costs
 # 10-20 s besides its work (interpreter, CUDA context, cuDNN autotuning); a sliding-window inference of
@@ -22,13 +22,13 @@
 # 4. nnU-Net's sliding-window inference of a 320x532x532 case (a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm,
 #    resampled) for PlainConvUNet, DynTransNet, ResEnc M and Primus-S.
 set -uo pipefail
-OUT=${1:-benchmarks/results/gpu_$(date +%F)}
+OUT=${1:-measurements/results/gpu_$(date +%F)}
 mkdir -p "$OUT"
 export PYTHONPATH="${PYTHONPATH:-}:$PWD"
 BENCH=(python3 -m nnunet_dyntransnet.benchmark --patch 128x128x128 --spacing 1 0.7676 0.7676 --device cuda
        --dtype bf16 --peak-tflops 989)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
-timeout 40 python3 benchmarks/gpu_check.py "$OUT" > "$OUT/gpu_check.log" 2>&1
+timeout 40 python3 measurements/gpu_check.py "$OUT" > "$OUT/gpu_check.log" 2>&1
 timeout 200 "${BENCH[@]}" --networks PlainConvUNet DynTransNet "DynTransNet[selective_checkpointing=False]" \
     "DynTransNet[transformer_depth=None,mlp_ratio=4,window_size=8,selective_checkpointing=False]" --no-inference --attention --traffic --rounds 2 --repeats 3 --warmup 1 \
     --out "$OUT/train_128.json" > "$OUT/train_128.md" 2>&1

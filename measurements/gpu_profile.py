@@ -1,6 +1,6 @@
 """Second GPU probe: where DynTransNet's step time goes, and torch.compile across a batch-size change.
 
-    PYTHONPATH=. python benchmarks/gpu_profile.py OUT_DIR
+    PYTHONPATH=. python measurements/gpu_profile.py OUT_DIR
 """
 import json
 import statistics

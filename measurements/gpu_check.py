@@ -2,10 +2,10 @@
 
 Run on a CUDA machine from the repository root:
 
-    PYTHONPATH=. python benchmarks/gpu_check.py OUT_DIR
+    PYTHONPATH=. python measurements/gpu_check.py OUT_DIR
 
 Writes ``gpu_check.json`` (checks and the attention micro-benchmark) into OUT_DIR, section by
-section, so a run cut short still leaves what it measured. ``benchmarks/run_gpu.sh`` runs it
+section, so a run cut short still leaves what it measured. ``measurements/run_gpu.sh`` runs it
 first, then ``dyntransnet_benchmark``.
 """
 import json
@@ -136,4 +136,4 @@ for section in (check_attention_paths, check_network_autocast_and_compile, atten
     save()
     print(section.__name__, "done", flush=True)
 
-# the network comparison (training step, inference, memory) is benchmarks/run_gpu.sh's next step
+# the network comparison (training step, inference, memory) is measurements/run_gpu.sh's next step

@@ -1,6 +1,6 @@
 """Peak tensor memory of one training step, by torch's memory profiler, for networks built from one plan.
 
-    python benchmarks/memory_timeline.py --patch 32x64x64 --networks PlainConvUNet DynTransNet --out peaks.json
+    python measurements/memory_timeline.py --patch 32x64x64 --networks PlainConvUNet DynTransNet --out peaks.json
 
 What ``dyntransnet_benchmark`` cannot tell on CPU: the peak of the live tensors themselves,
 whatever the allocator keeps, and what they are at that moment (parameters, optimizer state,

@@ -1,7 +1,7 @@
 """A 1x1 convolution as torch's convolution and as :func:`~nnunet_dyntransnet.network.pointwise.pointwise_conv`
 (a batched matrix product), forward and backward, at the sizes of FM-M and the heads in the benchmark's plans.
 
-    python benchmarks/pointwise.py --out pointwise.json
+    python measurements/pointwise.py --out pointwise.json
 
 Median of 7 timed repeats after 2 warm-up ones, alternating between the two; the gradients are checked equal.
 """
