@@ -45,6 +45,18 @@ def _equal_time(cls: str, trainer: str = "nnUNetTrainerDynTransNet_NoMirroring")
     return f"{100 * mine['mean']:.2f} against {100 * unet['mean']:.2f}, p = {mine['p_ttest']:.2f}"
 
 
+def _conv2_figures() -> tuple:
+    """conv_stages=2 at equal time: its tumor Dice, the default's, p against the default, the U-Net's; the same for
+    liver without the U-Net's (equal_time_conv2 and its vs_default report)."""
+    folder = "docs/comparison/screens/equal_time_conv2/"
+    both, paired = _json(folder + "summary.json")["statistics"], _json(folder + "vs_default/summary.json")["statistics"]
+    conv2, default = "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainerDynTransNet_NoMirroring"
+    mean = lambda trainer, cls: 100 * both[trainer][cls]["dice"]["mean"]
+    return (mean(conv2, "tumor"), mean(default, "tumor"), paired[conv2]["tumor"]["dice"]["p_ttest"],
+            mean("nnUNetTrainer_WallClock_NoMirroring", "tumor"), mean(conv2, "liver"), mean(default, "liver"),
+            paired[conv2]["liver"]["dice"]["p_ttest"])
+
+
 def _count(name: str, network: str, key: str) -> float:
     """One ratio of one row of a file in the CPU results folder."""
     return _row(_json(CPU + name), network)[key]
@@ -110,6 +122,8 @@ FIGURES = [
       for name, widths in (("conv_stages_32x64x64_rounds5.json", "32 to 320"), ("conv_stages_narrow_rounds5.json", "8 to 64"))
       for network, label in (("DynTransNet", "DynTransNet (default)"),
                              ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2`"))),
+    ("README.md", lambda: "tumor Dice {:.2f} against the default's {:.2f} (p = {:.2f}) and the U-Net's {:.2f}, liver Dice "
+                          "{:.2f} (default {:.2f}, p = {:.2f})".format(*_conv2_figures())),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
     ("docs/network.md", lambda: "0.1 network {} (`variants_32x64x64_rounds3.json`); with MLP ratio 2: {} "
                                 "(`mlp2_32x64x64_rounds3.json`); with one block as well: {} (`depth1_32x64x64_rounds3.json`)".format(
