@@ -62,6 +62,14 @@ def _count(name: str, network: str, key: str) -> float:
     return _row(_json(CPU + name), network)[key]
 
 
+NO_SELECTIVE = "DynTransNet[selective_checkpointing=False]"
+
+
+def _change(key: str, before: tuple, after: tuple) -> str:
+    """'a -> b': one ratio of two rows, each given as (file in the CPU results folder, network)."""
+    return f"{_count(*before, key):.2f} -> {_count(*after, key):.2f}"
+
+
 def _ratios(name: str, network: str) -> str:
     """Train step / inference / peak memory of one row, as docs/network.md writes them."""
     return " / ".join(f"{_count(name, network, k):.2f}" for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio"))
@@ -137,37 +145,29 @@ FIGURES = [
         _row(_json(CPU + "variants_32x64x64_rounds3.json"),
              "DynTransNet[mlp_ratio=2,head_dim=64,selective_checkpointing=True]")["infer_ratio"],
         _row(_json(CPU + "variants_32x64x64_rounds3.json"), "DynTransNet")["infer_ratio"])),
-    ("docs/network.md", lambda: "count at 128^3 {:.2f} -> {:.2f}; traffic {:.2f} -> {:.2f} (`traffic_and_count_128.json`".format(
-        _count("traffic_and_count_128.json", "DynTransNet", "feature_map_ratio"),
-        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "feature_map_ratio"),
-        _count("traffic_and_count_128.json", "DynTransNet", "other_bytes_ratio"),
-        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "other_bytes_ratio"))),
-    ("docs/network.md", lambda: "traffic at 128^3 {:.2f} -> {:.2f} (`traffic_and_count_128_defaults.json` -> "
+    ("docs/network.md", lambda: "count at 128^3 {}; traffic {} (`traffic_and_count_128.json`".format(
+        *(_change(key, ("traffic_and_count_128.json", "DynTransNet"), ("traffic_and_count_128_defaults.json", NO_SELECTIVE))
+          for key in ("feature_map_ratio", "other_bytes_ratio")))),
+    ("docs/network.md", lambda: "traffic at 128^3 {} (`traffic_and_count_128_defaults.json` -> "
                                 "`traffic_and_count_128_fmm_sum.json`), CPU peak memory {:.2f}".format(
-        _count("traffic_and_count_128_defaults.json", "DynTransNet", "other_bytes_ratio"),
-        _count("traffic_and_count_128_fmm_sum.json", "DynTransNet", "other_bytes_ratio"),
+        _change("other_bytes_ratio", ("traffic_and_count_128_defaults.json", "DynTransNet"),
+                ("traffic_and_count_128_fmm_sum.json", "DynTransNet")),
         _count("defaults_32x64x64_rounds3.json", "DynTransNet", "peak_memory_ratio"))),
-    ("docs/network.md", lambda: "count {:.2f} -> {:.2f} and traffic {:.2f} -> {:.2f} over every stage and level "
-                                "(`traffic_and_count_128_defaults.json`); CPU step {:.2f} -> {:.2f}, glibc peak RSS "
-                                "{:.2f} -> {:.2f} (`selective_parts_32x64x64_rounds3.json`".format(
-        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "feature_map_ratio"),
-        _count("traffic_and_count_128_defaults.json", "DynTransNet", "feature_map_ratio"),
-        _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=False]", "other_bytes_ratio"),
-        _count("traffic_and_count_128_defaults.json", "DynTransNet", "other_bytes_ratio"),
-        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet", "train_step_ratio"),
-        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing='transformer+decoder']",
-               "train_step_ratio"),
-        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet", "peak_memory_ratio"),
-        _count("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing='transformer+decoder']",
-               "peak_memory_ratio"))),
+    ("docs/network.md", lambda: "count {} and traffic {} over every stage and level (`traffic_and_count_128_defaults.json`); "
+                                "CPU step {}, glibc peak RSS {} (`selective_parts_32x64x64_rounds3.json`".format(
+        *(_change(key, ("traffic_and_count_128_defaults.json", NO_SELECTIVE), ("traffic_and_count_128_defaults.json",
+                                                                               "DynTransNet"))
+          for key in ("feature_map_ratio", "other_bytes_ratio")),
+        *(_change(key, ("selective_parts_32x64x64_rounds3.json", "DynTransNet"),
+                  ("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing='transformer+decoder']"))
+          for key in ("train_step_ratio", "peak_memory_ratio")))),
     ("docs/network.md", lambda: "`True` adds the stem (count {:.2f}, but {:.2f}x the step)".format(
         _count("traffic_and_count_128_defaults.json", "DynTransNet[selective_checkpointing=True]", "feature_map_ratio"),
         _count("selective_parts_32x64x64_rounds3.json", "DynTransNet[selective_checkpointing=True]", "train_step_ratio"))),
-    ("docs/network.md", lambda: "count at 128^3 {:.2f} -> {:.2f}, traffic {:.2f} -> {:.2f} (`traffic_and_count_128_pointwise.json`)".format(
-        _count("traffic_and_count_128_pointwise.json", "DynTransNet[selective_depth=None]", "feature_map_ratio"),
-        _count("traffic_and_count_128_pointwise.json", "DynTransNet", "feature_map_ratio"),
-        _count("traffic_and_count_128_pointwise.json", "DynTransNet[selective_depth=None]", "other_bytes_ratio"),
-        _count("traffic_and_count_128_pointwise.json", "DynTransNet", "other_bytes_ratio"))),
+    ("docs/network.md", lambda: "count at 128^3 {}, traffic {} (`traffic_and_count_128_pointwise.json`)".format(
+        *(_change(key, ("traffic_and_count_128_pointwise.json", "DynTransNet[selective_depth=None]"),
+                  ("traffic_and_count_128_pointwise.json", "DynTransNet")) for key in ("feature_map_ratio",
+                                                                                     "other_bytes_ratio")))),
     ("docs/network.md", lambda: "{:.2f}x the time at 8 channels, {:.2f}x at 32, {:.2f}x at 64 (`pointwise.json`)".format(
         *(case["ratio"] for case in _json(CPU + "pointwise.json")["cases"][:3]))),
     ("docs/network.md", lambda: "took the training step from {:.2f}x to **{:.2f}x** the U-Net's".format(

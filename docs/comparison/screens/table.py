@@ -26,27 +26,32 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
-def epochs(results: Path, out: Path) -> None:
-    """Per trainer folder and fold, the epochs its training log shows finished (nnU-Net's 'Epoch time' lines)."""
+def _epoch_times(results: Path) -> dict:
+    """Per trainer folder and fold, the seconds of every epoch its training logs show finished (nnU-Net's
+    'Epoch time' lines; a fold continued with --c has several logs)."""
     found = {}
     for log in sorted(results.glob("*/*__*/fold_*/training_log_*.txt")):
         trainer, fold = log.parent.parent.name.split("__")[0], log.parent.name
-        found.setdefault(trainer, {}).setdefault(fold, 0)
-        found[trainer][fold] += sum(1 for line in log.read_text().splitlines() if "Epoch time:" in line)
+        found.setdefault(trainer, {}).setdefault(fold, []).extend(
+            float(line.rsplit("Epoch time:", 1)[1].split()[0]) for line in log.read_text().splitlines()
+            if "Epoch time:" in line)
+    return found
+
+
+def _write(found: dict, out: Path) -> None:
     out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+
+
+def epochs(results: Path, out: Path) -> None:
+    """Per trainer folder and fold, the epochs its training logs show finished."""
+    _write({t: {f: len(times) for f, times in folds.items()} for t, folds in _epoch_times(results).items()}, out)
 
 
 def seconds(results: Path, out: Path) -> None:
-    """Per trainer folder and fold, the seconds its epochs took (nnU-Net's 'Epoch time' lines summed): the training
-    time each network got, for a screen that gives the networks equal time in epochs."""
-    found = {}
-    for log in sorted(results.glob("*/*__*/fold_*/training_log_*.txt")):
-        trainer, fold = log.parent.parent.name.split("__")[0], log.parent.name
-        times = [float(line.rsplit("Epoch time:", 1)[1].split()[0]) for line in log.read_text().splitlines()
-                 if "Epoch time:" in line]
-        found.setdefault(trainer, {}).setdefault(fold, 0.0)
-        found[trainer][fold] = round(found[trainer][fold] + sum(times), 1)
-    out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+    """Per trainer folder and fold, the seconds its epochs took (summed): the training time each network got, for a
+    screen that gives the networks equal time in epochs."""
+    _write({t: {f: round(sum(times), 1) for f, times in folds.items()} for t, folds in _epoch_times(results).items()},
+           out)
 
 
 def _fold_means(summary: dict, trainer: str, cls: str) -> dict:
