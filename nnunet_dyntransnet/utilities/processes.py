@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -33,6 +34,10 @@ def _grace() -> float:
 
 def start(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, **popen: object) -> subprocess.Popen:
     """``cmd`` as the leader of a new process group (its pid is the group's id)."""
+    # The child writes to the same stdout and stderr: what this process printed before must come out first, and
+    # into a pipe or a file Python buffers it (its lines would follow the child's, or be lost with a kill).
+    sys.stdout.flush()
+    sys.stderr.flush()
     return subprocess.Popen([str(c) for c in cmd], env=env, start_new_session=True, **popen)
 
 
