@@ -35,12 +35,13 @@ def _row(document: dict, network: str) -> dict:
 CPU = "measurements/results/cpu_2026-11-30/"
 
 
-EQUAL_TIME = "docs/comparison/screens/equal_time/summary.json"
+SCREENS = "docs/comparison/screens/"
+EQUAL_TIME_CONV2 = SCREENS + "equal_time_conv2/summary.json"
 
 
-def _equal_time(cls: str, trainer: str = "nnUNetTrainerDynTransNet_NoMirroring") -> str:
-    """'DynTransNet's Dice against the U-Net's, p = ...' of the equal-time comparison, as the README writes it."""
-    statistics = _json(EQUAL_TIME)["statistics"]
+def _equal_time(cls: str, trainer: str, summary: str) -> str:
+    """'DynTransNet's Dice against the U-Net's, p = ...' of an equal-time comparison, as the README writes it."""
+    statistics = _json(summary)["statistics"]
     mine, unet = statistics[trainer][cls]["dice"], statistics["nnUNetTrainer_WallClock_NoMirroring"][cls]["dice"]
     return f"{100 * mine['mean']:.2f} against {100 * unet['mean']:.2f}, p = {mine['p_ttest']:.2f}"
 
@@ -74,23 +75,49 @@ def _ratios(name: str, network: str) -> str:
     """Train step / inference / peak memory of one row, as docs/network.md writes them."""
     return " / ".join(f"{_count(name, network, k):.2f}" for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio"))
 NARROW = CPU + "narrow_defaults_rounds5.json"
+# the default since 2026-12-06 (conv_stages=2), measured the day before as its variant
+TODAY = "measurements/results/cpu_2026-12-06/"
+DEFAULT_NOW = (TODAY + "conv_stages_32x64x64_rounds5.json", "DynTransNet[conv_stages=2]")
+NARROW_NOW = (TODAY + "conv_stages_narrow_rounds5.json", "DynTransNet[conv_stages=2]")
+COUNT_NOW = (TODAY + "traffic_and_count_128_conv2.json", "DynTransNet")
+
+
+def _now(where: tuple, key: str) -> float:
+    """One figure of today's default: ``where`` is (file, row)."""
+    return _row(_json(where[0]), where[1])[key]
 DEFAULTS = "measurements/results/cpu_2026-11-30/defaults_32x64x64_rounds5.json"
-COMPARISON = "docs/comparison/benchmark.json"
 GPU_PROFILE = "measurements/results/h200_2026-11-27/gpu_profile.json"
 DEMO = "docs/demo/results.json"
 
 # (document, the text it must hold, rendered from the committed file it cites)
 FIGURES = [
-    ("README.md", lambda: "trains a step in **{:.2f}x** the U-Net's time, predicts in {:.2f}x, peaks at {:.2f}x".format(
-        *(_row(_json(DEFAULTS), "DynTransNet")[k] for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")))),
-    ("README.md", lambda: "glibc's default heap peak, {:.2f}x".format(
-        _row(_json(DEFAULTS), "DynTransNet")["default_malloc_peak_memory_ratio"])),
-    ("README.md", lambda: "it still costs more: step {:.2f}x, inference {:.2f}x, memory {:.2f}x (5 rounds, `{}`".format(
-        *(_row(_json(NARROW), "DynTransNet")[k] for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")),
-        NARROW)),
-    ("README.md", lambda: "the comparison's own 3-round run of the same configuration measured {:.2f}x, {:.2f}x and "
-                          "{:.2f}x".format(*(_row(_json(COMPARISON), "DynTransNet")[k]
-                                             for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")))),
+    ("README.md", lambda: "trains a step in **{:.2f}x** the U-Net's time, predicts in {:.2f}x, peaks at {:.2f}x its "
+                          "training memory, and keeps {:.2f}x its activations for backward at nnU-Net's LiTS plan "
+                          "(128^3), where the bytes its memory-bound operations move are {:.2f}x the U-Net's (medians "
+                          "of 5 alternating rounds, `{}`, its row `{}`".format(
+        *(_now(DEFAULT_NOW, k) for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")),
+        *(_now(COUNT_NOW, k) for k in ("feature_map_ratio", "other_bytes_ratio")), *DEFAULT_NOW)),
+    ("docs/speed_and_memory.md", lambda: "| **default** (`conv_stages=2`) | {:.2f} | **{:.2f}** (rounds {}) | **{:.2f}** ({}) | "
+                                         "**{:.2f}** | {:.2f} | **{:.2f}** | {:.2f} |".format(
+        _now(DEFAULT_NOW, "parameters") / 1e6, _now(DEFAULT_NOW, "train_step_ratio"),
+        ", ".join(f"{v:.2f}" for v in _now(DEFAULT_NOW, "train_step_ratio_rounds")), _now(DEFAULT_NOW, "infer_ratio"),
+        ", ".join(f"{v:.2f}" for v in _now(DEFAULT_NOW, "infer_ratio_rounds")),
+        *(_now(DEFAULT_NOW, k) for k in ("peak_memory_ratio", "default_malloc_peak_memory_ratio")),
+        *(_now(COUNT_NOW, k) for k in ("feature_map_ratio", "other_bytes_ratio")))),
+    ("docs/speed_and_memory.md", lambda: "**training step <= 1.00x: met** ({:.2f}x), **inference <= 1.00x: met** ({:.2f}x), "
+                                         "**peak memory <= 1.00x: met** ({:.2f}x), **count at 128^3 <= 1.00x: met** "
+                                         "({:.2f}x)".format(*(_now(DEFAULT_NOW, k) for k in (
+                                             "train_step_ratio", "infer_ratio", "peak_memory_ratio")),
+                                                            _now(COUNT_NOW, "feature_map_ratio"))),
+    ("docs/speed_and_memory.md", lambda: "so the traffic falls from {:.2f}x to {:.2f}x".format(
+        *(_row(_json(COUNT_NOW[0]), n)["other_bytes_ratio"] for n in ("DynTransNet[conv_stages=1]", "DynTransNet")))),
+    ("docs/comparison/screens/README.md", lambda: "{:.2f}x the U-Net's count at 128^3".format(
+        _now(COUNT_NOW, "feature_map_ratio"))),
+    ("docs/speed_and_memory.md", lambda: "Since the default keeps {:.2f}x the U-Net's activations at 128^3 (`{}`)".format(
+        _now(COUNT_NOW, "feature_map_ratio"), COUNT_NOW[0].rsplit("/", 1)[1])),
+    ("README.md", lambda: "glibc's default heap peak, {:.2f}x".format(_now(DEFAULT_NOW, "default_malloc_peak_memory_ratio"))),
+    ("README.md", lambda: "it costs a little more: step {:.2f}x, inference {:.2f}x, memory {:.2f}x (5 rounds, `{}`".format(
+        *(_now(NARROW_NOW, k) for k in ("train_step_ratio", "infer_ratio", "peak_memory_ratio")), NARROW_NOW[0])),
     ("docs/network.md", lambda: "made the whole training step {:.1f}x slower: `{}`".format(
         _json(GPU_PROFILE)["eager_step_s"] / _json(GPU_PROFILE)["step_without_pos_conv_s"], GPU_PROFILE)),
     ("docs/speed_and_memory.md", lambda: "({:.2f}x the U-Net's count in nnU-Net's units".format(
@@ -111,7 +138,7 @@ FIGURES = [
     ("docs/speed_and_memory.md", lambda: "| before the two changes before it | {:.2f} | - | {:.2f} | - |".format(
         *(_row(_json(CPU + "narrow_selective_rounds3.json"), "DynTransNet")[k]
           for k in ("train_step_ratio", "peak_memory_ratio")))),
-    ("docs/speed_and_memory.md", lambda: "| **default** | {:.2f} | **{:.2f}** (rounds {}) | **{:.2f}** ({}) | **{:.2f}** | "
+    ("docs/speed_and_memory.md", lambda: "| the 2026-11-30 default | {:.2f} | **{:.2f}** (rounds {}) | **{:.2f}** ({}) | **{:.2f}** | "
                                          "{:.2f} | **{:.2f}** | {:.2f} |".format(
         _row(_json(DEFAULTS), "DynTransNet")["parameters"] / 1e6,
         _row(_json(DEFAULTS), "DynTransNet")["train_step_ratio"],
@@ -122,17 +149,29 @@ FIGURES = [
         *(_count("traffic_and_count_128_pointwise.json", "DynTransNet", k) for k in ("feature_map_ratio",
                                                                                    "other_bytes_ratio")))),
     ("README.md", lambda: "**level with the U-Net in liver Dice** ({}) and **below it in tumor Dice** ({}".format(
-        _equal_time("liver"), _equal_time("tumor"))),
+        *(_equal_time(c, "nnUNetTrainerDynTransNet_Conv2_NoMirroring", EQUAL_TIME_CONV2) for c in ("liver", "tumor")))),
+    ("README.md", lambda: "on this CPU ({:.1f} s against {:.1f} s, each on a quiet machine".format(
+        sum(_json(SCREENS + "equal_time_conv2/timing_run.json")["epoch_seconds"]) / 5,
+        _json(SCREENS + "lits_unet32/seconds.json")["nnUNetTrainer_WallClock_NoMirroring"]["fold_4"] / 32)),
+    ("README.md", lambda: "raised tumor Dice from {1:.2f} to {0:.2f} (p = {2:.2f}), liver level ({5:.2f} and {4:.2f})".format(
+        *_conv2_figures())),
     *(("docs/speed_and_memory.md", (lambda n=network, f=name, w=widths, label=label:
         "| {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(label, w, *(
             _row(_json("measurements/results/cpu_2026-12-06/" + f), n)[k] for k in (
                 "train_step_ratio", "infer_ratio", "peak_memory_ratio", "default_malloc_peak_memory_ratio")))))
       for name, widths in (("conv_stages_32x64x64_rounds5.json", "32 to 320"), ("conv_stages_narrow_rounds5.json", "8 to 64"))
-      for network, label in (("DynTransNet", "DynTransNet (default)"),
-                             ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2`"))),
-    ("README.md", lambda: "tumor Dice {:.2f} against the default's {:.2f} (p = {:.2f}) and the U-Net's {:.2f}, liver Dice "
-                          "{:.2f} (default {:.2f}, p = {:.2f})".format(*_conv2_figures())),
+      for network, label in (("DynTransNet", "DynTransNet, `conv_stages=1` (the default then)"),
+                             ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2` (the default since)"))),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
+    ("docs/network.md", lambda: "tumor Dice {1:.2f} -> {0:.2f} (paired p = {2:.2f}) and liver Dice {5:.2f} -> {4:.2f}".format(
+        *_conv2_figures())),
+    ("docs/network.md", lambda: "train step / inference / peak memory {} -> {} (`cpu_2026-12-06/{}`); count at 128^3 "
+                                "{:.2f} -> {:.2f}, traffic {:.2f} -> {:.2f} (`cpu_2026-12-06/{}`)".format(
+        *(" / ".join(f"{_row(_json(DEFAULT_NOW[0]), n)[k]:.2f}" for k in ("train_step_ratio", "infer_ratio",
+                                                                          "peak_memory_ratio"))
+          for n in ("DynTransNet", DEFAULT_NOW[1])), DEFAULT_NOW[0].rsplit("/", 1)[1],
+        *(_row(_json(COUNT_NOW[0]), n)[k] for k in ("feature_map_ratio", "other_bytes_ratio")
+          for n in ("DynTransNet[conv_stages=1]", "DynTransNet")), COUNT_NOW[0].rsplit("/", 1)[1])),
     ("docs/network.md", lambda: "0.1 network {} (`variants_32x64x64_rounds3.json`); with MLP ratio 2: {} "
                                 "(`mlp2_32x64x64_rounds3.json`); with one block as well: {} (`depth1_32x64x64_rounds3.json`)".format(
         _ratios("variants_32x64x64_rounds3.json", "DynTransNet"),
@@ -200,7 +239,9 @@ def test_figures_are_those_of_the_files_they_cite():
 H200 = "measurements/results/h200_2026-11-28/train_128_bf16.json"
 # (document, the start of a table row, the committed files its figures come from)
 TABLE_ROWS = [
-    ("docs/speed_and_memory.md", "| **default** | 7.85 |", [DEFAULTS, CPU + "traffic_and_count_128_pointwise.json"]),
+    ("docs/speed_and_memory.md", "| the 2026-11-30 default | 7.85 |", [DEFAULTS, CPU + "traffic_and_count_128_pointwise.json"]),
+    ("docs/speed_and_memory.md", "| **default** (`conv_stages=2`) |", [DEFAULT_NOW[0], COUNT_NOW[0]]),
+    ("docs/speed_and_memory.md", "| `conv_stages=1`, the default until then", [DEFAULT_NOW[0], COUNT_NOW[0]]),
     ("docs/speed_and_memory.md", "| the default before this round of changes",
      [CPU + "defaults_32x64x64_rounds3.json", CPU + "traffic_and_count_128_fmm_sum.json"]),
     ("docs/speed_and_memory.md", "| one block per transformer stage, MLP ratio 2",

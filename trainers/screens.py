@@ -8,7 +8,10 @@ the rest of its parent: a screen row differs from the default row in the one thi
   screen's SGD row; since 2026-12 the main trainer's recipe, so the same training as ``nnUNetTrainerDynTransNet``.
 - ``_Conv2``: the two highest-resolution stages convolutional (``conv_stages=2``: the stem and stage 1 are nnU-Net's
   U-Net stages), D-MSA from stage 2 on; with the main trainer's recipe (nnU-Net's SGD recipe, also in the screens'
-  training logs: learning rate 0.01 from the first epoch, no warm-up).
+  training logs: learning rate 0.01 from the first epoch, no warm-up). The conv-stage screen's row by its name then;
+  since 2026-12-06 the main trainer's network, so the same training as ``nnUNetTrainerDynTransNet_NoMirroring``.
+- ``_Depth2``: the plan's blocks in every transformer stage (``transformer_depth=None``: the plan's
+  ``n_conv_per_stage``, 2 in nnU-Net's plans) instead of one; the blocks-per-stage screen.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nn
 from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
 
 __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransNet_SGD",
-           "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"]
+           "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
+           "nnUNetTrainerDynTransNet_Depth2_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -32,6 +36,14 @@ class nnUNetTrainerDynTransNet_SGD_NoMirroring(NoMirroring, nnUNetTrainerDynTran
 
 
 class nnUNetTrainerDynTransNet_Conv2_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
-    """The conv-stage screen's row: DynTransNet with ``conv_stages=2``, the main trainer's recipe, no mirroring."""
+    """The conv-stage screen's row: DynTransNet with ``conv_stages=2`` (the default since 2026-12-06), the main
+    trainer's recipe, no mirroring."""
 
     network_options = dict(conv_stages=2)
+
+
+class nnUNetTrainerDynTransNet_Depth2_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The blocks-per-stage screen's row: the plan's blocks per transformer stage (2 in nnU-Net's plans, as its
+    U-Net's conv units per stage) instead of one; the main trainer's recipe, no mirroring."""
+
+    network_options = dict(transformer_depth=None)

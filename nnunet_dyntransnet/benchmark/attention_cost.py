@@ -27,7 +27,7 @@ __all__ = ["stage_attention_shapes", "time_attention", "attention_bias_cost"]
 def stage_attention_shapes(layout, batch: int, max_windows: int = 0) -> List[Dict[str, int]]:
     """Per transformer stage: windows (x batch), tokens per window, heads, head dim, channels."""
     shapes = []
-    for s in layout[1:]:
+    for s in (s for s in layout if s.kind != "conv"):  # the stem and any conv_stages attend nowhere
         tokens = s.tokens_per_attention
         windows = batch * s.tokens // tokens
         if max_windows:

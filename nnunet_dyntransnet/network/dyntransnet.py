@@ -70,8 +70,8 @@ class DynTransNet(nn.Module):
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
             keeping their activations: the first transformer stage's blocks and the full-resolution
-            decoder level's fusion and RM. About half the activations kept for backward, for one more forward
-            pass of those parts (see ``memory_model`` and the README's measurements).
+            decoder level's fusion and RM: less kept for backward, for one more forward pass of those parts
+            (``saved_activation_elements`` counts what each part keeps).
         selective_checkpointing: in the stem, every transformer block and every decoder level (True), or in the
             parts named (``"transformer"``, ``"stem+decoder"``; :data:`SELECTIVE_PARTS`), recompute the cheap
             operations in backward and keep only the spatial convolutions', the attention kernel's and the MLP's
@@ -79,8 +79,9 @@ class DynTransNet(nn.Module):
             is on too, the parts it names are recomputed whole. FM-M is recomputed in backward in any case
             (:class:`~nnunet_dyntransnet.network.decoder_blocks.FeatureMix`).
         conv_stages: how many stages, from the highest resolution, are convolutional: the plan's conv units, as
-            nnU-Net's U-Net (1: the stem alone, the first default; at most all but the lowest-resolution stage).
-            Their selective checkpointing is the stem's.
+            nnU-Net's U-Net; their selective checkpointing is the stem's. Default 2, the stem and stage 1
+            (docs/network.md, "Defaults, and why"; 1, the stem alone, was the default before 2026-12-06). Capped at
+            all but the lowest-resolution stage, which stays a transformer stage: a plan of two stages gets 1.
         selective_depth: how many transformer stages and decoder levels, from the highest resolution down, selective
             checkpointing covers (None: all). Default 2: deeper ones hold little memory, and their recomputation cost
             time for each operation all the same (docs/network.md, "Defaults").
@@ -120,7 +121,7 @@ class DynTransNet(nn.Module):
         selective_depth: Optional[int] = 2,
         conv_unit: Optional[ConvUnitSpec] = None,
         decoder_units: Union[int, Sequence[int]] = 2,
-        conv_stages: int = 1,
+        conv_stages: int = 2,
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -129,6 +130,9 @@ class DynTransNet(nn.Module):
             raise ValueError(f"selective_depth must be None (every stage and level) or at least 1, got {selective_depth}")
         if attention not in ATTENTIONS:
             raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
+        # all but the lowest-resolution stage at most: nnU-Net's planner shrinks patches, and stages with them,
+        # so the default of 2 meets plans of two stages (the smallest it plans), which get the stem alone
+        conv_stages = min(conv_stages, max(len(features_per_stage) - 1, 1))
         if transformer_depth is not None:
             if transformer_depth < 1:
                 raise ValueError(f"transformer_depth must be at least 1, got {transformer_depth}")

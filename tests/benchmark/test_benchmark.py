@@ -171,7 +171,9 @@ def test_inference_case_sizes():
 def test_attention_stages_of_a_lits_plan():
     layout = DynTransNet.from_plan(default_plan([128, 128, 128]), 1, 3).layout
     shapes = stage_attention_shapes(layout, batch=2)
-    assert [(s["windows"], s["tokens"]) for s in shapes] == [(8192, 64), (1024, 64), (2, 4096), (2, 512), (2, 64)]
+    assert [(s["windows"], s["tokens"]) for s in shapes] == [(1024, 64), (2, 4096), (2, 512), (2, 64)]
+    one_conv_stage = DynTransNet.from_plan(default_plan([128, 128, 128]), 1, 3, conv_stages=1).layout
+    assert [s["windows"] for s in stage_attention_shapes(one_conv_stage, batch=2)] == [8192, 1024, 2, 2, 2]
     rows = attention_bias_cost(DynTransNet.from_plan(default_plan([16, 32, 32]), 1, 3).layout, 1, torch.device("cpu"),
                                head_dims=(16,), max_windows=2, repeats=1)
     assert rows and all(r["plain_s"] > 0 and r["dmsa_s"] > 0 and r["ratio"] > 0 for r in rows)

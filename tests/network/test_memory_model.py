@@ -75,7 +75,7 @@ VARIANTS = [dict(), dict(attention="msa"),
             dict(conv_unit="batchnorm-gelu"),  # a plan's other layers: a nonlinearity that keeps its input
             dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
             dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
-            dict(activation_checkpointing=True, fusion="concat", residual_refine=False), dict(conv_stages=2)]
+            dict(activation_checkpointing=True, fusion="concat", residual_refine=False), dict(conv_stages=1)]
 
 
 @pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),
@@ -98,11 +98,11 @@ def test_estimate_matches_saved_tensors(patch, spacing, options):
 
 
 @pytest.mark.parametrize("options", [dict(selective_checkpointing=False), dict(selective_checkpointing=True),
-                                     dict(conv_stages=2), dict(conv_stages=2, selective_checkpointing=True),
+                                     dict(conv_stages=1), dict(conv_stages=1, selective_checkpointing=True),
                                      dict(selective_checkpointing=True,
                                      attention="msa", mlp_ratio=2.0), dict(selective_checkpointing=True,
                                      activation_checkpointing=True), dict()],
-                         ids=["plain", "selective", "conv2", "conv2-selective", "selective-msa-mlp2", "selective+full",
+                         ids=["plain", "selective", "conv1", "conv1-selective", "selective-msa-mlp2", "selective+full",
                               "default"])
 def test_estimate_matches_retained_memory(options):
     """Selective checkpointing caches outside saved_tensors_hooks' view: the count against what stays alive."""
@@ -124,7 +124,9 @@ def test_estimate_scales_with_input_and_counts_every_part():
 
 
 @pytest.mark.parametrize("option,patch,measure,fraction", [
-    ("activation_checkpointing", [32, 64, 64], saved_elements, 0.6),  # keeps little more than half
+    # keeps under two thirds: the stem and the conv stage keep theirs, the first transformer stage and the
+    # full-resolution decoder level only their inputs
+    ("activation_checkpointing", [32, 64, 64], saved_elements, 0.65),
     ("selective_checkpointing", [16, 32, 32], retained_elements, 0.9),  # its cache is outside autograd's hooks
 ])
 def test_checkpointing_keeps_less_and_changes_nothing_else(option, patch, measure, fraction):

@@ -83,7 +83,7 @@ def test_deep_supervision_switch_and_weights_load_both_ways():
 
 
 def test_layout_uses_local_and_global_attention_by_token_count():
-    net = DynTransNet(1, 2, **CONFIGS["3d_isotropic_4_stages"])
+    net = DynTransNet(1, 2, **CONFIGS["3d_isotropic_4_stages"], conv_stages=1)
     kinds = [(s.kind, s.grid, s.window) for s in net.layout]
     assert kinds == [
         ("conv", (32, 32, 32), ()),
@@ -99,10 +99,10 @@ def test_lits_like_layout():
         1, 3, (128, 128, 128), (32, 64, 128, 256, 320, 320), [(1, 1, 1)] + [(2, 2, 2)] * 5,
     )
     assert [(s.kind, s.heads, s.tokens_per_attention) for s in net.layout] == [
-        ("conv", 0, 0), ("local", 2, 64), ("local", 4, 64), ("global", 8, 4096), ("global", 10, 512),
+        ("conv", 0, 0), ("conv", 0, 0), ("local", 4, 64), ("global", 8, 4096), ("global", 10, 512),
         ("global", 10, 64),
-    ]
-    assert [s.depth for s in net.layout] == [2, 1, 1, 1, 1, 1], "the stem's two conv units, one block per stage"
+    ], "the stem and stage 1 convolutional (conv_stages=2), D-MSA from stage 2 on"
+    assert [s.depth for s in net.layout] == [2, 2, 1, 1, 1, 1], "two conv units per conv stage, one block per stage"
 
 
 def test_from_plan_reads_nnunet_arch_kwargs():
@@ -116,7 +116,7 @@ def test_from_plan_reads_nnunet_arch_kwargs():
     net = DynTransNet.from_plan(plan, 1, 4, enable_deep_supervision=False, head_dim=4, transformer_depth=None)
     assert [s.depth for s in net.layout] == [2, 1, 3]
     assert [s.depth for s in DynTransNet.from_plan(plan, 1, 4, head_dim=4).layout] == [2, 1, 1]
-    assert [s.heads for s in net.layout] == [0, 2, 4]
+    assert [(s.kind, s.heads) for s in net.layout] == [("conv", 0), ("conv", 0), ("global", 4)]
     assert net.layout[0].kernel == (1, 3, 3)
     assert net(torch.randn(1, 1, 16, 32, 32)).shape == (1, 4, 16, 32, 32)
     with pytest.raises(ValueError, match="features_per_stage"):
@@ -225,7 +225,7 @@ def test_selective_checkpointing_by_part():
 def test_selective_depth_covers_the_highest_resolution_stages_and_levels():
     """Four stages: transformer stages 1-3, decoder levels 0-2; depth 2 covers stages 1-2 and levels 0-1."""
     four = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32, 32),
-                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)))
+                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)), conv_stages=1)
     net = DynTransNet(**four)
     assert [s.selective_blocks for s in net.encoder.stages] == [True, True, False]
     assert net.decoder.selective_levels == {0, 1}
@@ -257,7 +257,7 @@ def test_conv_units_keep_the_nonlinearity_in_place_unless_the_norm_returns_a_vie
     statistics, which the plan can ask for) returns a view: where selective checkpointing recomputes its unit, the
     nonlinearity runs out of place, as a write into the view would copy its base in backward."""
     tiny = dict(input_channels=1, num_classes=3, patch_size=(16, 32, 32), features_per_stage=(8, 16, 32),
-                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2)), deep_supervision=False)
+                strides=((1, 1, 1), (2, 2, 2), (2, 2, 2)), deep_supervision=False, conv_stages=1)
     viewing = ConvUnitSpec(nn.Conv3d, norm_op=nn.InstanceNorm3d,
                            norm_op_kwargs={"eps": 1e-5, "affine": True, "track_running_stats": True})
     x = torch.randn(1, 1, 16, 32, 32)
@@ -309,8 +309,12 @@ def test_conv_stages_are_the_unets_stages_and_dmsa_stays(config):
 
 
 def test_conv_stages_leave_one_transformer_stage():
+    """More conv stages than all but the last build all but the last (the default, 2, meets the planner's two-stage
+    plans); fewer than one is an error."""
     cfg = CONFIGS["3d_isotropic_4_stages"]
-    with pytest.raises(ValueError, match="conv_stages=4: give 1 .* to 3"):
-        DynTransNet(input_channels=1, num_classes=2, conv_stages=4, **cfg)
-    with pytest.raises(ValueError, match="conv_stages=0"):
+    kinds = [s.kind for s in DynTransNet(input_channels=1, num_classes=2, conv_stages=4, **cfg).layout]
+    assert kinds == ["conv", "conv", "conv", "global"]
+    two = CONFIGS["3d_two_stages"]
+    assert [s.kind for s in DynTransNet(input_channels=1, num_classes=2, **two).layout] == ["conv", "global"]
+    with pytest.raises(ValueError, match="conv_stages=0: give 1 .* to 3"):
         DynTransNet(input_channels=1, num_classes=2, conv_stages=0, **cfg)

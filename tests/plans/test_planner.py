@@ -64,7 +64,7 @@ def test_presets_grow_with_memory(lits_like):
     assert (default["patch_size"], default["batch_size"]) == ([128, 128, 128], 2)
     assert {p: (c["patch_size"], c["batch_size"]) for p, c in patches.items()} == {
         "nnUNetDynTransNetMPlans": ([128, 160, 128], 2), "nnUNetDynTransNetLPlans": ([160, 224, 224], 2),
-        "nnUNetDynTransNetXLPlans": ([192, 256, 256], 2)}
+        "nnUNetDynTransNetXLPlans": ([224, 256, 256], 2)}
     # docs/large_images.md quotes the 8 GB preset's patches (issue 27: it said 80x112x112 where this was 128x160x128)
     low = _config(lits_like, "nnUNetDynTransNetMPlans", "3d_lowres")
     quoted = (f"8 GB preset: 3d_fullres {'x'.join(map(str, m['patch_size']))}, 3d_lowres "
