@@ -39,7 +39,7 @@ RECORDED_BEFORE_THE_OPTION: Dict[str, Any] = {"conv_stages": 1}
 # Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,
-                                       "selective_checkpointing": False}
+                                       "selective_checkpointing": False, **RECORDED_BEFORE_THE_OPTION}
 
 
 class BuildsDynTransNet(ChecksResume):

@@ -12,15 +12,18 @@ the rest of its parent: a screen row differs from the default row in the one thi
   since 2026-12-06 the main trainer's network, so the same training as ``nnUNetTrainerDynTransNet_NoMirroring``.
 - ``_Depth2``: the plan's blocks in every transformer stage (``transformer_depth=None``: the plan's
   ``n_conv_per_stage``, 2 in nnU-Net's plans) instead of one; the blocks-per-stage screen.
+- ``_Baseline``: the paper's Table 3 baseline (plain MSA, concatenation, no RM: ``ablations.py``) with the main
+  trainer's recipe and defaults otherwise; the ablation screen's row against the full model.
 """
 from __future__ import annotations
 
+from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
 from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_AdamW
 from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
 
 __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransNet_SGD",
            "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
-           "nnUNetTrainerDynTransNet_Depth2_NoMirroring"]
+           "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -47,3 +50,7 @@ class nnUNetTrainerDynTransNet_Depth2_NoMirroring(NoMirroring, nnUNetTrainerDynT
     U-Net's conv units per stage) instead of one; the main trainer's recipe, no mirroring."""
 
     network_options = dict(transformer_depth=None)
+
+
+class nnUNetTrainerDynTransNet_Baseline_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_Baseline):
+    """The ablation screen's row: the paper's baseline (MSA, concatenation, no RM), no mirroring."""
