@@ -12,18 +12,29 @@ the rest of its parent: a screen row differs from the default row in the one thi
   since 2026-12-06 the main trainer's network, so the same training as ``nnUNetTrainerDynTransNet_NoMirroring``.
 - ``_Depth2``: the plan's blocks in every transformer stage (``transformer_depth=None``: the plan's
   ``n_conv_per_stage``, 2 in nnU-Net's plans) instead of one; the blocks-per-stage screen.
+- ``_Adam1e4``: the paper's optimizer and learning rate (Table 1: Adam, lr 1e-4, no weight decay) in place of SGD;
+  the rest is the main trainer's (deep-supervised Dice + CE, polynomial decay, nnU-Net's 50-step epochs), so the
+  recipe screen's third row changes the optimizer alone (``nnUNetTrainerDynTransNet_Paper`` changes loss, heads and
+  epochs too).
 - ``_Baseline``: the paper's Table 3 baseline (plain MSA, concatenation, no RM: ``ablations.py``) with the main
   trainer's recipe and defaults otherwise; the ablation screen's row against the full model.
 """
 from __future__ import annotations
 
+import torch
+from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
+
 from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
-from nnunet_dyntransnet.trainers.dyntransnet import nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_AdamW
+from nnunet_dyntransnet.trainers.budget import WallClockBudget
+from nnunet_dyntransnet.trainers.dyntransnet import (BuildsDynTransNet, nnUNetTrainerDynTransNet,
+                                                      nnUNetTrainerDynTransNet_AdamW)
+from nnunet_dyntransnet.trainers.paper import PAPER_LR
 from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
 
 __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransNet_SGD",
            "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
-           "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring"]
+           "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring",
+           "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -54,3 +65,15 @@ class nnUNetTrainerDynTransNet_Depth2_NoMirroring(NoMirroring, nnUNetTrainerDynT
 
 class nnUNetTrainerDynTransNet_Baseline_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_Baseline):
     """The ablation screen's row: the paper's baseline (MSA, concatenation, no RM), no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_Adam1e4_NoMirroring(NoMirroring, BuildsDynTransNet, WallClockBudget,
+                                                   nnUNetTrainerVanillaAdam):
+    """The recipe screen's paper row: the paper's Adam at lr 1e-4 without weight decay (nnU-Net's
+    ``nnUNetTrainerVanillaAdam``, polynomial decay), the main trainer's network, loss and epochs, no mirroring."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = PAPER_LR
+        self.weight_decay = 0.0  # the paper names none; nnUNetTrainerVanillaAdam passes nnU-Net's 3e-5

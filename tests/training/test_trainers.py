@@ -204,6 +204,18 @@ def test_baseline_trainers_3d(nnunet_in_process, name):
     _predicts_with_trained_weights(trainer, name)
 
 
+def test_the_recipe_screens_adam_row_changes_only_the_optimizer(nnunet_in_process):
+    """The recipe screen's paper row: Adam at the paper's 1e-4 without weight decay, and everything else the main
+    trainer's (network, deep-supervised Dice + CE, polynomial decay, nnU-Net's epochs)."""
+    trainer = _trainer("nnUNetTrainerDynTransNet_Adam1e4_NoMirroring")
+    assert type(trainer.optimizer) is torch.optim.Adam and trainer.initial_lr == 1e-4
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0
+    assert type(trainer.lr_scheduler).__name__ == "PolyLRScheduler" and trainer.num_epochs == 1000
+    assert trainer.enable_deep_supervision and type(trainer.loss.loss).__name__ == "DC_and_CE_loss"
+    assert isinstance(trainer.network, DynTransNet) and not type(trainer).network_options, "the default network"
+    _one_step(trainer)
+
+
 def test_the_adamw_recipe_stays_reachable_and_its_folds_are_not_continued_with_sgd(nnunet_in_process):
     """The recipe before 2026-12 is nnUNetTrainerDynTransNet_AdamW (the same network); --c of an AdamW fold under
     the SGD trainer is refused, naming the trainer that continues it."""
