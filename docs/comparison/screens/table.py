@@ -22,7 +22,10 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("conv_stages", "conv_stages=2 with the SGD recipe, 16 epochs of 50 steps, folds 0-1 (the default row: 0-2)"),
            ("lits_unet32", "the phantom again: nnU-Net's U-Net alone, 32 epochs of 50 steps per fold, 5 folds"),
            ("equal_time", "equal time: the U-Net's 32 epochs against DynTransNet's 31 (its epoch takes 1.02-1.03x)"),
-           ("equal_time_conv2", "equal time, conv_stages=2 beside the default: 31 epochs each against the U-Net's 32")]
+           ("equal_time_conv2", "equal time, conv_stages=2 beside the default: 31 epochs each against the U-Net's 32"),
+           ("blocks_per_stage", "the plan's two transformer blocks per stage against one (conv_stages=2), 31 epochs"),
+           ("ablation_baseline", "the paper's baseline (MSA, concatenation, no RM) against the full model, 31 epochs"),
+           ("recipe_adam", "the paper's Adam at lr 1e-4 against SGD (conv_stages=2), 31 epochs")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
