@@ -28,8 +28,8 @@ from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Basel
 from nnunet_dyntransnet.trainers.budget import WallClockBudget
 from nnunet_dyntransnet.trainers.dyntransnet import (BuildsDynTransNet, nnUNetTrainerDynTransNet,
                                                       nnUNetTrainerDynTransNet_AdamW)
-from nnunet_dyntransnet.trainers.paper import PAPER_LR
 from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
+from nnunet_dyntransnet.trainers.paper import PAPER_LR
 
 __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransNet_SGD",
            "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
