@@ -147,18 +147,22 @@ class DynamicBiasAttention(Attention):
     def saved_elements(self, tokens: int) -> float:
         """Elements kept for backward per sample for ``tokens`` tokens, on the fused path (the one trained).
 
-        Per token: the qkv projection's input and the output projection's input (``C`` each), one
-        log-sum-exp per head, and q, k, v and the attention output. With the bias these are the folded,
-        padded q', k', v' and output (``H x folded_width``, 25% more than ``C`` at head dim 32) and the
-        bias itself; without it v is a view of the qkv projection's output, which it keeps whole (3 ``C``).
-        Checked against autograd's saved tensors in ``tests/network/test_memory_model.py``.
+        Per token: the qkv projection's input (``C``), one log-sum-exp per head, and q, k, v and the
+        attention output. With the bias these are the folded, padded q', k', v' and output (``H x
+        folded_width``, 25% more than ``C`` at head dim 32) and the bias itself; without it v is a view of the
+        qkv projection's output, which it keeps whole (3 ``C``). The output projection's input (``C``) is a
+        copy only where the output is cut from the folded width across several heads: the fused kernels lay
+        their output out token-major, so the heads' merge is a view of it otherwise (torch's math fallback
+        copies, which this count does not see). Checked against autograd's saved tensors in
+        ``tests/network/test_memory_model.py``.
         """
         c, h = self.proj.in_features, self.num_heads
         if self.bias_proj is not None:
             kernel_inputs = 3 * h * folded_width(self.head_dim) + h  # q', k', v' and the bias
         else:
             kernel_inputs = 3 * c + 2 * c  # the qkv output (kept whole through v) and the rotated q, k
-        return float((2 * c + kernel_inputs) * tokens) + self.attention_output_elements(tokens)
+        merged_heads = c if self.bias_proj is not None and h > 1 else 0
+        return float((c + merged_heads + kernel_inputs) * tokens) + self.attention_output_elements(tokens)
 
     def attention_output_elements(self, tokens: int) -> float:
         """Elements of the fused attention kernel's outputs for ``tokens`` tokens (what selective checkpointing
