@@ -18,13 +18,15 @@ the rest of its parent: a screen row differs from the default row in the one thi
   epochs too).
 - ``_Baseline``: the paper's Table 3 baseline (plain MSA, concatenation, no RM: ``ablations.py``) with the main
   trainer's recipe and defaults otherwise; the ablation screen's row against the full model.
+- ``_DMSA_RM``: the full model without FM-M (concatenation and the 1x1 fusion instead, Table 2's first row); the
+  ablation screen's FM-M row.
 """
 from __future__ import annotations
 
 import torch
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 
-from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline
+from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline, nnUNetTrainerDynTransNet_DMSA_RM
 from nnunet_dyntransnet.trainers.budget import WallClockBudget
 from nnunet_dyntransnet.trainers.dyntransnet import (BuildsDynTransNet, nnUNetTrainerDynTransNet,
                                                       nnUNetTrainerDynTransNet_AdamW)
@@ -34,7 +36,7 @@ from nnunet_dyntransnet.trainers.paper import PAPER_LR
 __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransNet_SGD",
            "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
            "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring",
-           "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring"]
+           "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -65,6 +67,10 @@ class nnUNetTrainerDynTransNet_Depth2_NoMirroring(NoMirroring, nnUNetTrainerDynT
 
 class nnUNetTrainerDynTransNet_Baseline_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_Baseline):
     """The ablation screen's row: the paper's baseline (MSA, concatenation, no RM), no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_DMSA_RM):
+    """The ablation screen's FM-M row: D-MSA and RM, the skip fused by concatenation (no FM-M), no mirroring."""
 
 
 class nnUNetTrainerDynTransNet_Adam1e4_NoMirroring(NoMirroring, BuildsDynTransNet, WallClockBudget,
