@@ -59,6 +59,32 @@ def _conv2_figures() -> tuple:
             paired[conv2]["liver"]["dice"]["p_ttest"])
 
 
+def _lesions_at_equal_time() -> str:
+    """The screens README's lesion sentence, from equal_time_conv2's anchors (global Dice, lesion counts)."""
+    anchors = _json(SCREENS + "equal_time_conv2/summary.json")["anchors"]
+    conv2, unet = anchors["nnUNetTrainerDynTransNet_Conv2_NoMirroring"], anchors["nnUNetTrainer_WallClock_NoMirroring"]
+    return ("same global tumor Dice (all cases' voxels pooled: {:.2f} and {:.2f}, `equal_time_conv2`) and find as many "
+            "of the {} lesions ({} and {} matched), but DynTransNet predicts {} lesions to the U-Net's {} (lesion "
+            "precision {:.2f}% against {:.2f}%)").format(
+        100 * conv2["global_dice"]["tumor"], 100 * unet["global_dice"]["tumor"], conv2["lesions"]["ref"],
+        conv2["lesions"]["matched"], unet["lesions"]["matched"], conv2["lesions"]["pred"], unet["lesions"]["pred"],
+        100 * conv2["lesions"]["precision"], 100 * unet["lesions"]["precision"])
+
+
+def _ablation_baseline() -> tuple:
+    """The screens README's ablation_baseline sentences: the Dice of the baseline row and of the full model, and
+    their lesions."""
+    summary = _json(SCREENS + "ablation_baseline/summary.json")
+    base, full = "nnUNetTrainerDynTransNet_Baseline_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"], {t: summary["anchors"][t]["lesions"] for t in (base, full)}
+    return ("tumor Dice {:.2f} against the full model's {:.2f} on the same cases").format(
+        100 * stats[base]["tumor"]["dice"]["mean"], 100 * stats[full]["tumor"]["dice"]["mean"]), \
+        ("Its lesions: {} predicted for {} (precision {:.2f}%, the U-Net's level) against the full "
+                     "model's {} ({:.2f}%)").format(lesions[base]["pred"], lesions[base]["ref"],
+                                                    100 * lesions[base]["precision"], lesions[full]["pred"],
+                                                    100 * lesions[full]["precision"])
+
+
 def _count(name: str, network: str, key: str) -> float:
     """One ratio of one row of a file in the CPU results folder."""
     return _row(_json(CPU + name), network)[key]
@@ -163,6 +189,9 @@ FIGURES = [
       for name, widths in (("conv_stages_32x64x64_rounds5.json", "32 to 320"), ("conv_stages_narrow_rounds5.json", "8 to 64"))
       for network, label in (("DynTransNet", "DynTransNet, `conv_stages=1` (the default then)"),
                              ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2` (the default since)"))),
+    ("docs/comparison/screens/README.md", lambda: _lesions_at_equal_time()),
+    ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
+    ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
     ("docs/network.md", lambda: "tumor Dice {1:.2f} -> {0:.2f} (paired p = {2:.2f}) and liver Dice {5:.2f} -> {4:.2f}".format(
         *_conv2_figures())),
