@@ -59,10 +59,15 @@ def _conv2_figures() -> tuple:
             paired[conv2]["liver"]["dice"]["p_ttest"])
 
 
+def _equal_time_anchors() -> tuple:
+    """The report's pooled figures (global Dice, lesion counts) of conv_stages=2 and of the U-Net at equal time."""
+    anchors = _json(SCREENS + "equal_time_conv2/summary.json")["anchors"]
+    return anchors["nnUNetTrainerDynTransNet_Conv2_NoMirroring"], anchors["nnUNetTrainer_WallClock_NoMirroring"]
+
+
 def _lesions_at_equal_time() -> str:
     """The screens README's lesion sentence, from equal_time_conv2's anchors (global Dice, lesion counts)."""
-    anchors = _json(SCREENS + "equal_time_conv2/summary.json")["anchors"]
-    conv2, unet = anchors["nnUNetTrainerDynTransNet_Conv2_NoMirroring"], anchors["nnUNetTrainer_WallClock_NoMirroring"]
+    conv2, unet = _equal_time_anchors()
     return ("same global tumor Dice (all cases' voxels pooled: {:.2f} and {:.2f}, `equal_time_conv2`) and find as many "
             "of the {} lesions ({} and {} matched), but DynTransNet predicts {} lesions to the U-Net's {} (lesion "
             "precision {:.2f}% against {:.2f}%)").format(
@@ -190,6 +195,10 @@ FIGURES = [
       for network, label in (("DynTransNet", "DynTransNet, `conv_stages=1` (the default then)"),
                              ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2` (the default since)"))),
     ("docs/comparison/screens/README.md", lambda: _lesions_at_equal_time()),
+    ("README.md", lambda: "the two have the same tumor Dice ({:.2f} and {:.2f}), but DynTransNet predicts {} lesions to the "
+                          "U-Net's {} for {} real ones".format(
+        *(100 * a["global_dice"]["tumor"] for a in _equal_time_anchors()),
+        *(a["lesions"]["pred"] for a in _equal_time_anchors()), _equal_time_anchors()[1]["lesions"]["ref"])),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
