@@ -90,6 +90,19 @@ def _ablation_baseline() -> tuple:
                                                     100 * lesions[full]["precision"])
 
 
+def _ablation_fmm() -> str:
+    """The screens README's FM-M sentence: the Dice and p of the row without FM-M against the full model, its lesions."""
+    summary = _json(SCREENS + "ablation_fmm/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"], summary["anchors"][row]["lesions"]
+    dice = lambda t, c: 100 * stats[t][c]["dice"]["mean"]
+    return ("tumor Dice {:.2f} against {:.2f} (higher on both folds, p = {:.2f}), liver {:.2f} against {:.2f} (p = {:.2f}), "
+            "and still {} predicted lesions for {} (precision {:.2f}%)").format(
+        dice(row, "tumor"), dice(full, "tumor"), stats[row]["tumor"]["dice"]["p_ttest"], dice(row, "liver"),
+        dice(full, "liver"), stats[row]["liver"]["dice"]["p_ttest"], lesions["pred"], lesions["ref"],
+        100 * lesions["precision"])
+
+
 def _count(name: str, network: str, key: str) -> float:
     """One ratio of one row of a file in the CPU results folder."""
     return _row(_json(CPU + name), network)[key]
@@ -199,6 +212,10 @@ FIGURES = [
                           "U-Net's {} for {} real ones".format(
         *(100 * a["global_dice"]["tumor"] for a in _equal_time_anchors()),
         *(a["lesions"]["pred"] for a in _equal_time_anchors()), _equal_time_anchors()[1]["lesions"]["ref"])),
+    ("docs/comparison/screens/README.md", lambda: _ablation_fmm()),
+    ("README.md", lambda: "without FM-M alone the full model still predicted {} for {}".format(
+        *(_json(SCREENS + "ablation_fmm/summary.json")["anchors"]["nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring"]
+          ["lesions"][k] for k in ("pred", "ref")))),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
