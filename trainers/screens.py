@@ -19,14 +19,16 @@ the rest of its parent: a screen row differs from the default row in the one thi
 - ``_Baseline``: the paper's Table 3 baseline (plain MSA, concatenation, no RM: ``ablations.py``) with the main
   trainer's recipe and defaults otherwise; the ablation screen's row against the full model.
 - ``_DMSA_RM``: the full model without FM-M (concatenation and the 1x1 fusion instead, Table 2's first row); the
-  ablation screen's FM-M row.
+  ablation screen's FM-M row. ``_FMM_RM`` (plain MSA instead of D-MSA) and ``_DMSA_FMM`` (RM without its residual)
+  are its D-MSA and RM rows.
 """
 from __future__ import annotations
 
 import torch
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 
-from nnunet_dyntransnet.trainers.ablations import nnUNetTrainerDynTransNet_Baseline, nnUNetTrainerDynTransNet_DMSA_RM
+from nnunet_dyntransnet.trainers.ablations import (nnUNetTrainerDynTransNet_Baseline, nnUNetTrainerDynTransNet_DMSA_FMM,
+                                                    nnUNetTrainerDynTransNet_DMSA_RM, nnUNetTrainerDynTransNet_FMM_RM)
 from nnunet_dyntransnet.trainers.budget import WallClockBudget
 from nnunet_dyntransnet.trainers.dyntransnet import (BuildsDynTransNet, nnUNetTrainerDynTransNet,
                                                       nnUNetTrainerDynTransNet_AdamW)
@@ -36,7 +38,8 @@ from nnunet_dyntransnet.trainers.paper import PAPER_LR
 __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransNet_SGD",
            "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
            "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring",
-           "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring"]
+           "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring",
+           "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -71,6 +74,14 @@ class nnUNetTrainerDynTransNet_Baseline_NoMirroring(NoMirroring, nnUNetTrainerDy
 
 class nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_DMSA_RM):
     """The ablation screen's FM-M row: D-MSA and RM, the skip fused by concatenation (no FM-M), no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_FMM_RM_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_FMM_RM):
+    """The ablation screen's D-MSA row: plain MSA, FM-M and RM, no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_DMSA_FMM):
+    """The ablation screen's RM row: D-MSA and FM-M, RM without its residual connection, no mirroring."""
 
 
 class nnUNetTrainerDynTransNet_Adam1e4_NoMirroring(NoMirroring, BuildsDynTransNet, WallClockBudget,
