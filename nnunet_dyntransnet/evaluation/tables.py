@@ -40,7 +40,10 @@ def paired_values(a: Dict[str, dict], b: Dict[str, dict], cls: str, metric: str)
 
 
 def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[str]) -> Dict[str, dict]:
-    """``{trainer: {class: {metric: {n, mean, sd, ci_low, ci_high, n_pairs, p_ttest, p_wilcoxon, undefined}}}}``."""
+    """``{trainer: {class: {metric: {n, mean, sd, ci_low, ci_high, n_pairs, mean_difference, p_ttest, p_wilcoxon,
+    undefined}}}}``. ``mean_difference`` is the mean of trainer minus baseline over the paired cases: where the two
+    leave different cases undefined (Dice when truth and prediction are both empty), the difference of the two
+    ``mean`` values compares different cases; this one does not."""
     out = {}
     for trainer, per_case in scores.items():
         out[trainer] = {}
@@ -50,10 +53,12 @@ def trainer_statistics(scores: Dict[str, Dict[str, dict]], baseline: Optional[st
                 vals = values(per_case, cls, metric)
                 s = describe(list(vals.values()))
                 entry = {"n": s.n, "mean": s.mean, "sd": s.sd, "ci_low": s.ci_low, "ci_high": s.ci_high,
-                         "undefined": len(per_case) - s.n, "n_pairs": None, "p_ttest": None, "p_wilcoxon": None}
+                         "undefined": len(per_case) - s.n, "n_pairs": None, "mean_difference": None, "p_ttest": None,
+                         "p_wilcoxon": None}
                 if baseline is not None and trainer != baseline:
                     cases, a, b = paired_values(per_case, scores[baseline], cls, metric)
-                    entry.update(n_pairs=len(cases), p_ttest=paired_t_test(a, b), p_wilcoxon=wilcoxon_signed_rank(a, b))
+                    entry.update(n_pairs=len(cases), p_ttest=paired_t_test(a, b), p_wilcoxon=wilcoxon_signed_rank(a, b),
+                                 mean_difference=float(np.mean(np.subtract(a, b))) if cases else None)
                 out[trainer][cls][metric] = entry
     return out
 
@@ -127,6 +132,11 @@ def _fmt(entry: dict, metric: str, ci: bool = False, spread: bool = True) -> str
 
 def _p(value: Optional[float]) -> str:
     return "-" if value is None else ("<0.0001" if value < 1e-4 else f"{value:.4f}")
+
+
+def _difference(value: Optional[float]) -> str:
+    """A paired Dice difference in percentage points, signed."""
+    return "-" if value is None else f"{100 * value:+.2f}"
 
 
 def _cell(text: str) -> str:
@@ -257,13 +267,16 @@ def _every_metric_section(trainers, classes, stats) -> List[str]:
         for cls in classes:
             s = stats[t][cls]
             rows.append([t, cls] + [_fmt(s[m], m, ci=True) for m in metric_names()] +
-                        [_p(s["dice"]["p_ttest"]), _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
+                        [_difference(s["dice"]["mean_difference"]), _p(s["dice"]["p_ttest"]),
+                         _p(s["dice"]["p_wilcoxon"]), str(s["dice"]["n_pairs"] or "-")])
     return ["## Every metric", "",
             "Mean ± SD [95% CI; n cases] over the cases where the metric is defined (the interval clipped to the "
-            "metric's range, 0-100% or from 0 mm: with few cases Student's t reaches beyond it); p-values compare Dice "
-            "with the baseline over the paired cases (n pairs).", "",
-            _table(["trainer", "class"] + [_label(m) for m in metric_names()] + ["p Dice (t-test)", "p Dice (Wilcoxon)",
-                                                                          "n pairs"], rows), ""]
+            "metric's range, 0-100% or from 0 mm: with few cases Student's t reaches beyond it); the paired difference "
+            "(mean of trainer minus baseline) and the p-values compare Dice with the baseline over the paired cases "
+            "(n pairs). Where the two leave different cases out (Dice when truth and prediction are both empty), the "
+            "difference of their means compares different cases and the paired difference does not.", "",
+            _table(["trainer", "class"] + [_label(m) for m in metric_names()] +
+                   ["Δ Dice (paired)", "p Dice (t-test)", "p Dice (Wilcoxon)", "n pairs"], rows), ""]
 
 
 def _empty_section(trainers, classes, scores, stats) -> List[str]:

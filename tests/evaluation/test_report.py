@@ -206,6 +206,8 @@ def test_report_command(fake_results, tmp_path):
         x, y = [a[c][cls]["dice"] for c in paired], [b[c][cls]["dice"] for c in paired]
         s = summary["statistics"][trainers[1]][cls]["dice"]
         assert s["n_pairs"] == len(paired)
+        assert s["mean_difference"] == pytest.approx(np.mean(x) - np.mean(y), rel=1e-9)
+        assert f"| {100 * s['mean_difference']:+.2f} | " in md
         assert s["p_ttest"] == pytest.approx(st.ttest_rel(x, y).pvalue, rel=1e-9)
         assert s["p_wilcoxon"] == pytest.approx(st.wilcoxon(x, y).pvalue, rel=1e-9)
         assert s["mean"] == pytest.approx(np.mean([v[cls]["dice"] for v in a.values() if v[cls]["dice"] is not None]))
@@ -384,3 +386,26 @@ def test_surface_distances_through_the_command_use_each_axis_spacing(tmp_path):
     rows = list(csv.DictReader((tmp_path / "r" / "metrics_per_case.csv").open()))
     (liver,) = [r for r in rows if r["class"] == "liver"]
     assert float(liver["hd95"]) == pytest.approx(2.5, abs=1e-6) and float(liver["asd"]) == pytest.approx(2.5, abs=1e-6)
+
+
+def test_paired_difference_compares_the_same_cases():
+    """A tumor-free case that one trainer leaves empty (Dice undefined) and the other marks (Dice 0): the difference
+    of the two means counts it for one trainer only; the paired difference leaves it out for both."""
+    from nnunet_dyntransnet.evaluation.tables import trainer_statistics
+
+    truth = np.zeros((4, 8, 8), np.uint8)
+    truth[1:3, 2:6, 2:6] = 1
+    with_tumor = truth.copy()
+    with_tumor[2, 3:5, 3:5] = 2
+    marked = truth.copy()
+    marked[0, 0, 0] = 2  # one false-positive voxel in the tumor-free case
+    spacing = (1.0, 1.0, 1.0)
+    grown = with_tumor.copy()
+    grown[2, 2:6, 3:5] = 2
+    scores = {
+        "baseline": {"a": case_metrics(with_tumor, with_tumor, spacing), "b": case_metrics(truth, truth, spacing)},
+        "other": {"a": case_metrics(grown, with_tumor, spacing), "b": case_metrics(marked, truth, spacing)},
+    }
+    s = trainer_statistics(scores, "baseline")["other"]["tumor"]["dice"]
+    assert s["n_pairs"] == 1 and s["n"] == 2  # case b: undefined for the baseline, 0 for the other
+    assert s["mean_difference"] == pytest.approx(scores["other"]["a"]["tumor"]["dice"] - 1.0)

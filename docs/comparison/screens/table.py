@@ -66,14 +66,32 @@ def _fold_means(summary: dict, trainer: str, cls: str) -> dict:
     return {fold: 100 * sum(v) / len(v) for fold, v in sorted(per_fold.items())}
 
 
+def _paired_difference(summary: dict, trainer: str, cls: str) -> str:
+    """Mean Dice of ``trainer`` minus the report's baseline over the cases both define, in points: unlike the
+    difference of the two means, it never counts a case for one network only (a tumor-free case one leaves empty,
+    Dice undefined, and the other marks, Dice 0)."""
+    baseline = summary["baseline"]
+    if trainer == baseline:
+        return "-"
+    a, b = summary["per_case"][trainer], summary["per_case"][baseline]
+    pairs = [(a[c][cls]["dice"], b[c][cls]["dice"]) for c in a
+             if c in b and a[c][cls]["dice"] is not None and b[c][cls]["dice"] is not None]
+    return f"{100 * sum(x - y for x, y in pairs) / len(pairs):+.2f} (n={len(pairs)})" if pairs else "-"
+
+
+def _lesions(summary: dict, trainer: str) -> str:
+    lesions = (summary.get("anchors") or {}).get(trainer, {}).get("lesions")
+    return "-" if not lesions else f"{lesions['matched']}/{lesions['ref']}/{lesions['pred']}"
+
+
 def _p(stat: dict) -> str:
     p = stat.get("p_ttest")
     return "-" if p is None else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
 
 
 def table() -> str:
-    rows = ["| screen | trainer | epochs per fold | liver Dice | p | tumor Dice | p | liver Dice per fold | "
-            "tumor Dice per fold |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| screen | trainer | epochs per fold | liver Dice | paired Δ | p | tumor Dice | paired Δ | p | "
+            "tumor lesions matched/ref/pred | liver Dice per fold | tumor Dice per fold |", "|---" * 12 + "|"]
     for folder, what in SCREENS:
         path = HERE / folder
         if not (path / "summary.json").is_file():
@@ -84,8 +102,9 @@ def table() -> str:
             liver, tumor = stats["liver"]["dice"], stats["tumor"]["dice"]
             folds = _fold_means(summary, trainer, "liver"), _fold_means(summary, trainer, "tumor")
             n_epochs = " / ".join(str(trained.get(trainer, {}).get(f, "?")) for f in folds[0])
-            rows.append(f"| {folder} | {trainer} | {n_epochs} | {100 * liver['mean']:.2f} | {_p(liver)} | "
-                        f"{100 * tumor['mean']:.2f} | {_p(tumor)} | "
+            rows.append(f"| {folder} | {trainer} | {n_epochs} | {100 * liver['mean']:.2f} | "
+                        f"{_paired_difference(summary, trainer, 'liver')} | {_p(liver)} | {100 * tumor['mean']:.2f} | "
+                        f"{_paired_difference(summary, trainer, 'tumor')} | {_p(tumor)} | {_lesions(summary, trainer)} | "
                         + " / ".join(f"{v:.1f}" for v in folds[0].values()) + " | "
                         + " / ".join(f"{v:.1f}" for v in folds[1].values()) + " |")
     return "\n".join(rows)
