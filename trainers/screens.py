@@ -21,6 +21,8 @@ the rest of its parent: a screen row differs from the default row in the one thi
 - ``_DMSA_RM``: the full model without FM-M (concatenation and the 1x1 fusion instead, Table 2's first row); the
   ablation screen's FM-M row. ``_FMM_RM`` (plain MSA instead of D-MSA) and ``_DMSA_FMM`` (RM without its residual)
   are its D-MSA and RM rows.
+- ``_RMPost``: RM's nonlinearity once more after its residual sum (``rm_post_activation=True``,
+  :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine`); the RM screen's mended row.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_SGD_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
            "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring",
-           "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring"]
+           "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
+           "nnUNetTrainerDynTransNet_RMPost_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -82,6 +85,13 @@ class nnUNetTrainerDynTransNet_FMM_RM_NoMirroring(NoMirroring, nnUNetTrainerDynT
 
 class nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_DMSA_FMM):
     """The ablation screen's RM row: D-MSA and FM-M, RM without its residual connection, no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_RMPost_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The RM screen's mended row: the main trainer's network with RM's nonlinearity after its residual sum, no
+    mirroring."""
+
+    network_options = dict(rm_post_activation=True)
 
 
 class nnUNetTrainerDynTransNet_Adam1e4_NoMirroring(NoMirroring, BuildsDynTransNet, WallClockBudget,

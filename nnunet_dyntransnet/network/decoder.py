@@ -32,6 +32,7 @@ class DynTransDecoder(nn.Module):
         fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (the paper's ablations).
         residual_refine: the RM's residual connection at each level (False: the "no RM" ablation,
             which keeps the two conv units; see :class:`ResidualRefine`).
+        rm_post_activation: RM's nonlinearity once more after its residual sum (:class:`ResidualRefine`).
         deep_supervision: return every level's logits, not only full resolution.
         conv_unit: the layers of RM's conv units (the plan's; default nnU-Net's).
         units_per_level: RM's conv units per level in nnU-Net's order, deepest level first (the plan's
@@ -52,6 +53,7 @@ class DynTransDecoder(nn.Module):
         deep_supervision: bool = True,
         conv_unit: Optional[ConvUnitSpec] = None,
         units_per_level: Sequence[int] = (),
+        rm_post_activation: bool = False,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -72,7 +74,7 @@ class DynTransDecoder(nn.Module):
                              f"decoder levels")
         self.refine = nn.ModuleList(
             ResidualRefine(conv_unit, layout[i].channels, layout[i].kernel, residual=residual_refine,
-                           units=int(units[len(layout) - 2 - i]))
+                           units=int(units[len(layout) - 2 - i]), post_activation=rm_post_activation)
             for i in levels
         )
         self.heads = nn.ModuleList(conv_op(layout[i].channels, num_classes, 1) for i in levels)

@@ -34,27 +34,48 @@ class ResidualRefine(nn.Module):
             reads it: the same two conv units without the residual connection, so a network
             with and without RM has the same parameters and the ablation measures residual
             refinement, not decoder capacity (an identity would drop every 3x3 conv of the decoder).
+        post_activation: apply the units' nonlinearity once more after the residual sum,
+            ``F = LReLU(X + LReLU(IN(Conv(LReLU(IN(Conv(X)))))))``, as a ResNet block and nnU-Net's residual
+            blocks do (False: the paper's Algorithm 3, whose output is the plain sum). Why: the head that reads
+            the level is linear, so with the plain sum its logits are one term from ``X`` (FM-M's 1x1 mix of the
+            upsampled decoder map and the gated skip) plus one from the units, each computed without the other.
+            In the phantom's trained models some folds read tumor from ``X``'s term alone, through no spatial
+            convolution at full resolution, and the others from the units' term with ``X``'s voting background
+            (``docs/comparison/screens/rm_logit_split.py``). A nonlinearity after the sum lets the level's
+            features combine the two before the head.
 
     Shapes: ``(B, C, *spatial)`` -> same.
     """
 
     def __init__(self, spec: ConvUnitSpec, channels: int, kernel_size: Sequence[int], residual: bool = True,
-                 units: int = 2) -> None:
+                 units: int = 2, post_activation: bool = False) -> None:
         super().__init__()
         if units < 1:
             raise ValueError(f"RM needs at least one conv unit, got n_conv_per_stage_decoder={units}")
+        if post_activation and (not residual or spec.nonlin is None):
+            raise ValueError("rm_post_activation=True needs RM's residual sum (residual_refine=True) and a nonlinearity "
+                             "in the plan's conv units (nonlin); without either there is nothing to activate after")
         self.residual = residual
         self.body = nn.Sequential(*(ConvNormAct(spec, channels, channels, kernel_size) for _ in range(units)))
+        # in place when the plan's nonlinearity is: the sum is a tensor of its own, and the result is kept anyway
+        self.after_sum = spec.nonlin(**spec.nonlin_kwargs) if post_activation else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x) if self.residual else self.body(x)
+        if not self.residual:
+            return self.body(x)
+        out = x + self.body(x)
+        return self.after_sum(out) if self.after_sum is not None else out
 
     def saved_elements(self, voxels: int) -> float:
         """Its input (kept by the first conv) and its conv units. The residual addition keeps nothing, so the last
-        unit's output is kept only by an in-place nonlinearity (which keeps its result); otherwise it is not."""
+        unit's output is kept only by an in-place nonlinearity (which keeps its result); otherwise it is not. A
+        nonlinearity after the sum keeps its result in place (the level's output, counted by the decoder) or the
+        sum out of place."""
         units = sum(unit.saved_elements(voxels) for unit in self.body)
         if self.residual and not self.body[-1].keeps_own_output:
             units -= self.body[-1][0].out_channels * voxels
+        if self.after_sum is not None and not getattr(self.after_sum, "inplace", False):
+            units += self.body[-1][0].out_channels * voxels
         return self.body[0][0].in_channels * voxels + units
 
 

@@ -66,6 +66,8 @@ class DynTransNet(nn.Module):
         fusion: ``"feature_mix"`` (FM-M), ``"concat"`` or ``"weighted_sum"`` (paper ablations).
         residual_refine: RM's residual connection in the decoder (False: the paper's "no RM" ablation,
             which keeps RM's two conv units, so both variants have the same parameters).
+        rm_post_activation: RM's nonlinearity once more after its residual sum (False: the paper's Algorithm 3;
+            :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine` says why it is offered).
         deep_supervision: return logits at every decoder level, full resolution first.
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
@@ -122,6 +124,7 @@ class DynTransNet(nn.Module):
         conv_unit: Optional[ConvUnitSpec] = None,
         decoder_units: Union[int, Sequence[int]] = 2,
         conv_stages: int = 2,
+        rm_post_activation: bool = False,
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -151,7 +154,7 @@ class DynTransNet(nn.Module):
             conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn, conv_unit
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision,
-                                       conv_unit, units)
+                                       conv_unit, units, rm_post_activation)
         self.set_checkpointing(CheckpointingPolicy(activation_checkpointing and len(self.encoder.stages) > 0,
                                                    selective_parts(selective_checkpointing), selective_depth))
         self.apply(InitWeights_He(1e-2))

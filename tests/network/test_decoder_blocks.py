@@ -68,14 +68,17 @@ def _leaky(z, slope=0.01):
     return torch.where(z > 0, z, slope * z)
 
 
+@pytest.mark.parametrize("post_activation", [False, True])
 @pytest.mark.parametrize("conv_op,conv_fn,kernel,spatial", [
     (nn.Conv3d, F.conv3d, (3, 3, 3), (6, 5, 4)),
     (nn.Conv3d, F.conv3d, (1, 3, 3), (4, 6, 6)),
     (nn.Conv2d, F.conv2d, (3, 3), (7, 6)),
 ])
-def test_residual_refine_matches_algorithm_3(conv_op, conv_fn, kernel, spatial):
+def test_residual_refine_matches_algorithm_3(conv_op, conv_fn, kernel, spatial, post_activation):
+    """Algorithm 3, ``X + LReLU(IN(Conv(LReLU(IN(Conv(X))))))``; with ``post_activation`` the same sum through one
+    more LeakyReLU."""
     torch.manual_seed(3)
-    rm = ResidualRefine(ConvUnitSpec(conv_op), 4, kernel)
+    rm = ResidualRefine(ConvUnitSpec(conv_op), 4, kernel, post_activation=post_activation)
     with torch.no_grad():  # non-trivial affine parameters
         for m in rm.modules():
             if isinstance(m, nn.modules.instancenorm._InstanceNorm):
@@ -87,7 +90,13 @@ def test_residual_refine_matches_algorithm_3(conv_op, conv_fn, kernel, spatial):
     for unit in rm.body:
         conv, norm = unit[0], unit[1]
         y = _leaky(_instance_norm(conv_fn(y, conv.weight, conv.bias, padding=pad), norm.weight, norm.bias))
-    assert torch.allclose(rm(x), x + y, atol=1e-5)
+    expected = _leaky(x + y) if post_activation else x + y
+    assert torch.allclose(rm(x), expected, atol=1e-5)
+
+
+def test_residual_refine_refuses_a_post_activation_without_its_sum():
+    with pytest.raises(ValueError, match="residual_refine=True"):
+        ResidualRefine(ConvUnitSpec(nn.Conv3d), 4, (3, 3, 3), residual=False, post_activation=True)
 
 
 def test_feature_mix_recomputed_in_backward_keeps_only_the_decoder_map_and_changes_nothing_else():

@@ -75,7 +75,8 @@ VARIANTS = [dict(), dict(attention="msa"),
             dict(conv_unit="batchnorm-gelu"),  # a plan's other layers: a nonlinearity that keeps its input
             dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
             dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
-            dict(activation_checkpointing=True, fusion="concat", residual_refine=False), dict(conv_stages=1)]
+            dict(activation_checkpointing=True, fusion="concat", residual_refine=False), dict(conv_stages=1),
+            dict(rm_post_activation=True)]
 
 
 @pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),
@@ -201,3 +202,25 @@ def test_each_attention_counts_what_autograd_saves_for_it_alone(attention, dim, 
     tables = sum(t.numel() for t in rotary)
     counted = block.attn.saved_elements(tokens) * windows
     assert measured - tables == counted
+
+
+@pytest.mark.parametrize("post_activation", [False, True])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_rm_counts_what_autograd_saves_for_it_alone(post_activation, in_place):
+    """RM alone, with and without its nonlinearity after the sum, in place (nnU-Net's LeakyReLU) or keeping its
+    input (GELU): exactly what autograd saves, except the level's output, which the decoder counts (its head and the
+    next upsampling keep it) and which an in-place nonlinearity after the sum keeps too, and the norms' statistics,
+    which the count leaves out as it does everywhere (a few per channel, none per voxel)."""
+    from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
+    from nnunet_dyntransnet.network.decoder_blocks import ResidualRefine
+
+    torch.manual_seed(0)
+    spec = ConvUnitSpec(torch.nn.Conv3d) if in_place else ConvUnitSpec(torch.nn.Conv3d, nonlin=torch.nn.GELU,
+                                                                       nonlin_kwargs={})
+    channels, grid = 8, (4, 6, 6)
+    rm = ResidualRefine(spec, channels, (3, 3, 3), post_activation=post_activation)
+    voxels = grid[0] * grid[1] * grid[2]
+    measured = saved_elements(rm, torch.randn(2, channels, *grid, requires_grad=True)) / 2
+    output_kept_here = channels * voxels if post_activation and in_place else 0
+    norm_statistics = 2 * channels * len(rm.body)  # a mean and an inverse SD per channel and unit, not per voxel
+    assert measured == rm.saved_elements(voxels) + output_kept_here + norm_statistics
