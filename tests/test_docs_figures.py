@@ -76,14 +76,41 @@ def _lesions_at_equal_time() -> str:
         100 * conv2["lesions"]["precision"], 100 * unet["lesions"]["precision"])
 
 
+def _fold_means(summary: dict, trainer: str) -> dict:
+    table = _module(ROOT / "docs" / "comparison" / "screens" / "table.py")
+    return table._fold_means(summary, trainer, "tumor")
+
+
+def _paired(summary: dict, row: str, baseline: str, cls: str) -> tuple:
+    """The mean Dice difference of ``row`` minus ``baseline`` in points over the cases both define, and their number
+    (from the per-case scores: reports written before the report computed it lack ``mean_difference``)."""
+    a, b = summary["per_case"][row], summary["per_case"][baseline]
+    pairs = [(a[c][cls]["dice"], b[c][cls]["dice"]) for c in a
+             if a[c][cls]["dice"] is not None and b[c][cls]["dice"] is not None]
+    return 100 * sum(x - y for x, y in pairs) / len(pairs), len(pairs)
+
+
+def _tumor_free(summary: dict, row: str, full: str) -> tuple:
+    """How many validation cases have no tumor, in how many the row predicted none while the full model did."""
+    free = [c for c, m in summary["per_case"][full].items() if m["tumor"]["n_ref"] == 0]
+    return len(free), sum(1 for c in free if summary["per_case"][row][c]["tumor"]["n_pred"] == 0
+                          and summary["per_case"][full][c]["tumor"]["n_pred"] > 0)
+
+
 def _ablation_baseline() -> tuple:
     """The screens README's ablation_baseline sentences: the Dice of the baseline row and of the full model, and
     their lesions."""
     summary = _json(SCREENS + "ablation_baseline/summary.json")
     base, full = "nnUNetTrainerDynTransNet_Baseline_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
     stats, lesions = summary["statistics"], {t: summary["anchors"][t]["lesions"] for t in (base, full)}
-    return ("tumor Dice {:.2f} against the full model's {:.2f} on the same cases").format(
-        100 * stats[base]["tumor"]["dice"]["mean"], 100 * stats[full]["tumor"]["dice"]["mean"]), \
+    return ("tumor Dice {:.2f} against the full model's {:.2f} as means over the cases each defines").format(
+        100 * stats[base]["tumor"]["dice"]["mean"], 100 * stats[full]["tumor"]["dice"]["mean"]) + (
+        " (higher on both folds, {} against {}), but the two means count different cases: of the {} tumor-free cases "
+        "the baseline left {} empty (no Dice) where the full model marked false positives (Dice 0). Paired over the "
+        "cases both define the difference is {:+.2f} points (n = {}, p = {:.2f})").format(
+        *(" / ".join(f"{v:.1f}" for v in _fold_means(summary, t).values()) for t in (base, full)),
+        *_tumor_free(summary, base, full), *_paired(summary, base, full, "tumor"),
+        stats[base]["tumor"]["dice"]["p_ttest"]), \
         ("Its lesions: {} predicted for {} (precision {:.2f}%, the U-Net's level) against the full "
                      "model's {} ({:.2f}%)").format(lesions[base]["pred"], lesions[base]["ref"],
                                                     100 * lesions[base]["precision"], lesions[full]["pred"],
