@@ -154,6 +154,44 @@ NARROW_NOW = (TODAY + "conv_stages_narrow_rounds5.json", "DynTransNet[conv_stage
 COUNT_NOW = (TODAY + "traffic_and_count_128_conv2.json", "DynTransNet")
 
 
+def _ablation_rm() -> str:
+    """The screens README's RM sentence: the row without RM's residual against the full model, its lesions."""
+    summary = _json(SCREENS + "ablation_rm/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    dice = lambda t, c: 100 * stats[t][c]["dice"]["mean"]
+    return ("tumor Dice {:.2f} against {:.2f} (paired {:+.2f} points, n = {}, p = {:.2f}), liver {:.2f} against {:.2f} "
+            "(p = {:.2f}), and {} predicted lesions for {} (precision {:.2f}%) against the full model's {} ({:.2f}%). RM's "
+            "residual makes part of the false-positive lesions, not all: without it the network still marks all {} of "
+            "the tumor-free cases").format(
+        dice(row, "tumor"), dice(full, "tumor"), *_paired(summary, row, full, "tumor"),
+        stats[row]["tumor"]["dice"]["p_ttest"], dice(row, "liver"), dice(full, "liver"),
+        stats[row]["liver"]["dice"]["p_ttest"], lesions[row]["pred"], lesions[row]["ref"],
+        100 * lesions[row]["precision"], lesions[full]["pred"], 100 * lesions[full]["precision"],
+        sum(1 for m in summary["per_case"][row].values() if m["tumor"]["n_ref"] == 0 and m["tumor"]["n_pred"] > 0))
+
+
+def _rm_logit_split() -> str:
+    """How many folds read tumor from RM's shortcut term, how many from its units' term (rm_logit_split)."""
+    folds = _json(SCREENS + "rm_logit_split/conv2_folds0-4.json")["folds_groups"].values()
+    tumor = [f["true tumor"] for f in folds]
+    shortcut = sum(1 for t in tumor if t["median tumor-minus-background logit from RM's shortcut"]
+                   > t["median tumor-minus-background logit from RM's units"])
+    words = {2: "two", 3: "three"}
+    return ("takes tumor from the sum's shortcut term alone on {} folds of {} (FM-M's 1x1 mix, through no spatial "
+            "convolution at full resolution) and from the units' term on the other {}").format(
+        words[shortcut], ["", "", "", "", "four", "five"][len(tumor)], words[len(tumor) - shortcut])
+
+
+def _false_positive_components() -> str:
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-1.json")["trainers"]
+    full, unet = found["nnUNetTrainerDynTransNet_Conv2_NoMirroring"], found["nnUNetTrainer_WallClock_NoMirroring"]
+    return ("the full model makes {} false-positive tumor components against the U-Net's {}, {:.0f}% of them single "
+            "voxels (the U-Net's {:.0f}%), at a median {:.2f} voxels outside the liver (the U-Net's {:.2f}").format(
+        full["false_positive_components"], unet["false_positive_components"], 100 * full["single_voxel_share"],
+        100 * unet["single_voxel_share"], full["distance_to_liver_voxels_median"], unet["distance_to_liver_voxels_median"])
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -243,6 +281,9 @@ FIGURES = [
     ("README.md", lambda: "without FM-M alone the full model still predicted {} for {}".format(
         *(_json(SCREENS + "ablation_fmm/summary.json")["anchors"]["nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring"]
           ["lesions"][k] for k in ("pred", "ref")))),
+    ("docs/comparison/screens/README.md", lambda: _ablation_rm()),
+    ("docs/comparison/screens/README.md", lambda: _rm_logit_split()),
+    ("docs/comparison/screens/README.md", lambda: _false_positive_components()),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
