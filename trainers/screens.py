@@ -22,7 +22,9 @@ the rest of its parent: a screen row differs from the default row in the one thi
   ablation screen's FM-M row. ``_FMM_RM`` (plain MSA instead of D-MSA) and ``_DMSA_FMM`` (RM without its residual)
   are its D-MSA and RM rows.
 - ``_RMPost``: RM's nonlinearity once more after its residual sum (``rm_post_activation=True``,
-  :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine`); the RM screen's mended row.
+  :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine`); the RM screen's first mended row.
+- ``_RMDecoder``: RM's residual adds back the upsampled decoder map instead of FM-M's output
+  (``rm_shortcut="decoder"``), so that the skip reaches the head only through RM's convolutions; the second.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
-           "nnUNetTrainerDynTransNet_RMPost_NoMirroring"]
+           "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -92,6 +94,13 @@ class nnUNetTrainerDynTransNet_RMPost_NoMirroring(NoMirroring, nnUNetTrainerDynT
     mirroring."""
 
     network_options = dict(rm_post_activation=True)
+
+
+class nnUNetTrainerDynTransNet_RMDecoder_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The RM screen's second mended row: the main trainer's network with RM's residual adding back the upsampled
+    decoder map, no mirroring."""
+
+    network_options = dict(rm_shortcut="decoder")
 
 
 class nnUNetTrainerDynTransNet_Adam1e4_NoMirroring(NoMirroring, BuildsDynTransNet, WallClockBudget,

@@ -15,7 +15,10 @@ from nnunet_dyntransnet.network.decoder_blocks import FUSIONS, ResidualRefine
 from nnunet_dyntransnet.network.pointwise import pointwise_conv
 from nnunet_dyntransnet.network.stage_layout import StageLayout
 
-__all__ = ["DynTransDecoder", "FUSIONS"]
+__all__ = ["DynTransDecoder", "FUSIONS", "RM_SHORTCUTS"]
+
+# what RM's residual adds back at a decoder level: FM-M's output (the paper) or the upsampled decoder map
+RM_SHORTCUTS = ("fused", "decoder")
 
 
 class DynTransDecoder(nn.Module):
@@ -33,6 +36,10 @@ class DynTransDecoder(nn.Module):
         residual_refine: the RM's residual connection at each level (False: the "no RM" ablation,
             which keeps the two conv units; see :class:`ResidualRefine`).
         rm_post_activation: RM's nonlinearity once more after its residual sum (:class:`ResidualRefine`).
+        rm_shortcut: what RM's residual adds back: ``"fused"``, FM-M's output, which RM refines (the paper's
+            Algorithm 3), or ``"decoder"``, the upsampled decoder map ``D`` that entered FM-M. With ``"fused"`` the
+            head reads the skip's full-resolution encoder features through FM-M's 1x1 mix, past RM's spatial
+            convolutions; with ``"decoder"`` the skip reaches the head only through them.
         deep_supervision: return every level's logits, not only full resolution.
         conv_unit: the layers of RM's conv units (the plan's; default nnU-Net's).
         units_per_level: RM's conv units per level in nnU-Net's order, deepest level first (the plan's
@@ -54,10 +61,14 @@ class DynTransDecoder(nn.Module):
         conv_unit: Optional[ConvUnitSpec] = None,
         units_per_level: Sequence[int] = (),
         rm_post_activation: bool = False,
+        rm_shortcut: str = "fused",
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r} is not one of {sorted(FUSIONS)}")
+        if rm_shortcut not in RM_SHORTCUTS:
+            raise ValueError(f"rm_shortcut={rm_shortcut!r} is not one of {list(RM_SHORTCUTS)}")
+        self.shortcut_from_decoder = rm_shortcut == "decoder"
         self.deep_supervision = deep_supervision
         transp = get_matching_convtransp(conv_op)
         levels = range(len(layout) - 2, -1, -1)  # deepest decoder level first
@@ -98,7 +109,11 @@ class DynTransDecoder(nn.Module):
     def _fuse_and_refine(self, n: int, decoder: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """A level recomputed by a checkpoint: its fusion runs without a recomputation of its own (FM-M's would
         nest in the level's and run FM-M three times)."""
-        return self.refine[n](self.fuse[n].unchecked(decoder, skip))
+        return self.refine[n](self.fuse[n].unchecked(decoder, skip), self._shortcut(decoder))
+
+    def _shortcut(self, decoder: torch.Tensor) -> Optional[torch.Tensor]:
+        """What RM adds back besides its own input: the upsampled decoder map, or nothing (RM's input itself)."""
+        return decoder if self.shortcut_from_decoder else None
 
     def _recomputed(self, level: int) -> bool:
         """Whether a checkpoint recomputes the decoder level (0 = full resolution) in backward, whole or selectively."""
@@ -154,7 +169,8 @@ class DynTransDecoder(nn.Module):
             elif level in self.selective_levels and torch.is_grad_enabled():
                 x = selective_checkpoint(self._fuse_and_refine, n, up(x), skips[-(n + 2)], policy=conv_policy)
             else:
-                x = self.refine[n](self.fuse[n](up(x), skips[-(n + 2)]))
+                decoder = up(x)
+                x = self.refine[n](self.fuse[n](decoder, skips[-(n + 2)]), self._shortcut(decoder))
             if self.deep_supervision or n == last:
                 outputs.append(pointwise_conv(x, head.weight, head.bias))
         outputs.reverse()

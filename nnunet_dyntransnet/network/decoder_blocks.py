@@ -9,7 +9,7 @@ network sums them for nnU-Net's planners (:mod:`nnunet_dyntransnet.network.units
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Type
+from typing import Dict, Optional, Sequence, Type
 
 import torch
 from torch import nn
@@ -60,10 +60,12 @@ class ResidualRefine(nn.Module):
         # in place when the plan's nonlinearity is: the sum is a tensor of its own, and the result is kept anyway
         self.after_sum = spec.nonlin(**spec.nonlin_kwargs) if post_activation else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shortcut: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``shortcut`` (same shape as ``x``) is what the residual adds back, ``x`` itself unless given (the decoder's
+        ``rm_shortcut="decoder"`` gives the upsampled decoder map)."""
         if not self.residual:
             return self.body(x)
-        out = x + self.body(x)
+        out = (x if shortcut is None else shortcut) + self.body(x)
         return self.after_sum(out) if self.after_sum is not None else out
 
     def saved_elements(self, voxels: int) -> float:

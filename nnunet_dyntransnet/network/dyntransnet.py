@@ -68,6 +68,8 @@ class DynTransNet(nn.Module):
             which keeps RM's two conv units, so both variants have the same parameters).
         rm_post_activation: RM's nonlinearity once more after its residual sum (False: the paper's Algorithm 3;
             :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine` says why it is offered).
+        rm_shortcut: what RM's residual adds back: ``"fused"``, FM-M's output (the paper's Algorithm 3), or
+            ``"decoder"``, the upsampled decoder map (:class:`~nnunet_dyntransnet.network.decoder.DynTransDecoder`).
         deep_supervision: return logits at every decoder level, full resolution first.
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
@@ -125,6 +127,7 @@ class DynTransNet(nn.Module):
         decoder_units: Union[int, Sequence[int]] = 2,
         conv_stages: int = 2,
         rm_post_activation: bool = False,
+        rm_shortcut: str = "fused",
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -154,7 +157,7 @@ class DynTransNet(nn.Module):
             conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn, conv_unit
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision,
-                                       conv_unit, units, rm_post_activation)
+                                       conv_unit, units, rm_post_activation, rm_shortcut)
         self.set_checkpointing(CheckpointingPolicy(activation_checkpointing and len(self.encoder.stages) > 0,
                                                    selective_parts(selective_checkpointing), selective_depth))
         self.apply(InitWeights_He(1e-2))

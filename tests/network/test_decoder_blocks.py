@@ -185,3 +185,37 @@ def test_a_level_whose_gate_is_closed_does_not_see_its_skip(selective):
         reference = net(x)
         net.encoder.register_forward_hook(lambda m, i, skips: [torch.randn_like(s) for s in skips[:-1]] + [skips[-1]])
         assert torch.allclose(net(x), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("selective,activation", [(False, False), ("transformer+decoder", False), (False, True)])
+@pytest.mark.parametrize("rm_shortcut", ["fused", "decoder"])
+def test_rm_adds_back_the_shortcut_it_is_given(rm_shortcut, selective, activation):
+    """RM by its equation in the network: with every RM's units silenced (their last norm's affine at 0, so
+    LeakyReLU(0) = 0), a level's output is what the residual adds back: FM-M's output (``rm_shortcut="fused"``, the
+    paper) or the upsampled decoder map (``"decoder"``); the same under every checkpointing path."""
+    from nnunet_dyntransnet.network import DynTransNet
+
+    torch.manual_seed(0)
+    net = DynTransNet(1, 2, (16, 32, 32), (8, 8, 8, 8), ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)),
+                      window_size=4, max_global_tokens=64, deep_supervision=False, rm_shortcut=rm_shortcut,
+                      selective_checkpointing=selective, activation_checkpointing=activation)
+    for refine in net.decoder.refine:
+        refine.body[-1][1].weight.data.zero_()
+        refine.body[-1][1].bias.data.zero_()
+    seen = {}
+    for n, (up, refine) in enumerate(zip(net.decoder.upsample, net.decoder.refine)):
+        up.register_forward_hook(lambda m, i, out, n=n: seen.__setitem__(("up", n), out.detach().clone()))
+        # RM's input is FM-M's output on every path (a checkpointed level runs FM-M unhooked, as ``unchecked``)
+        refine.register_forward_hook(lambda m, i, out, n=n: seen.update({("fuse", n): i[0].detach().clone(),
+                                                                          ("refine", n): out.detach().clone()}))
+    net(torch.randn(1, 1, 16, 32, 32)).sum().backward()  # with gradients: the checkpointed paths run
+    for n in range(len(net.decoder.refine)):
+        expected = seen[("up", n)] if rm_shortcut == "decoder" else seen[("fuse", n)]
+        assert torch.allclose(seen[("refine", n)], expected, atol=1e-6), n
+
+
+def test_an_unknown_rm_shortcut_is_refused_by_name():
+    from nnunet_dyntransnet.network import DynTransNet
+
+    with pytest.raises(ValueError, match="rm_shortcut='skip'"):
+        DynTransNet(1, 2, (16, 32, 32), (8, 8, 8), ((1, 1, 1), (2, 2, 2), (2, 2, 2)), rm_shortcut="skip")

@@ -76,7 +76,7 @@ VARIANTS = [dict(), dict(attention="msa"),
             dict(fusion="concat", residual_refine=False), dict(fusion="weighted_sum"),
             dict(depths=1, mlp_ratio=2.0, head_dim=64), dict(activation_checkpointing=True),
             dict(activation_checkpointing=True, fusion="concat", residual_refine=False), dict(conv_stages=1),
-            dict(rm_post_activation=True)]
+            dict(rm_post_activation=True), dict(rm_shortcut="decoder")]
 
 
 @pytest.mark.parametrize("patch,spacing", [([16, 32, 32], None), ([32, 32, 32], None), ([8, 32, 48], [4.0, 1.0, 1.0]),

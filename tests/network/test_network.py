@@ -37,6 +37,7 @@ VARIANTS = {
     "concat": dict(fusion="concat"),
     "weighted_sum": dict(fusion="weighted_sum"),
     "no_rm": dict(residual_refine=False),
+    "rm_from_decoder": dict(rm_shortcut="decoder"),
     "baseline": dict(attention="msa", fusion="concat", residual_refine=False),
     "reference_attention": dict(fused_attn=False),
 }

@@ -133,6 +133,7 @@ def test_dyntransnet_trainers(nnunet_in_process, name):
     assert all(type(f) is FUSION[options["fusion"]] for f in net.decoder.fuse)
     assert all(r.residual == options["residual_refine"] for r in net.decoder.refine)
     assert all((r.after_sum is not None) == options["rm_post_activation"] for r in net.decoder.refine)
+    assert net.decoder.shortcut_from_decoder == (options["rm_shortcut"] == "decoder")
     assert net.encoder.stages[0].checkpoint_blocks == options.get("activation_checkpointing", False)
     parts = selective_parts(options["selective_checkpointing"])
     depth = options["selective_depth"] or len(net.encoder.stages)

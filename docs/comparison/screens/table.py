@@ -26,7 +26,8 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("blocks_per_stage", "the plan's two transformer blocks per stage against one (conv_stages=2), 31 epochs"),
            ("ablation_baseline", "the paper's baseline (MSA, concatenation, no RM) against the full model, 31 epochs"),
            ("ablation_fmm", "the full model without FM-M (concatenation) against it, 31 epochs"),
-           ("ablation_rm", "the full model without RM's residual connection against it, 31 epochs")]
+           ("ablation_rm", "the full model without RM's residual connection against it, 31 epochs"),
+           ("rm_post", "the full model with RM's nonlinearity after its residual sum against it, 31 epochs")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
