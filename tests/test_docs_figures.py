@@ -192,6 +192,19 @@ def _false_positive_components() -> str:
         100 * unet["single_voxel_share"], full["distance_to_liver_voxels_median"], unet["distance_to_liver_voxels_median"])
 
 
+def _rm_post() -> str:
+    summary = _json(SCREENS + "rm_post/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats = summary["statistics"][row]
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_fold0.json")["trainers"]
+    p = lambda v: "< 0.0001" if v < 1e-4 else f"= {v:.4f}"  # noqa: E731
+    return ("liver Dice paired {:+.2f} points (p {}), tumor {:+.2f} (p {}), and {} false-positive tumor components "
+            "against the full model's {}").format(
+        _paired(summary, row, full, "liver")[0], p(stats["liver"]["dice"]["p_ttest"]),
+        _paired(summary, row, full, "tumor")[0], p(stats["tumor"]["dice"]["p_ttest"]),
+        found[row]["false_positive_components"], found[full]["false_positive_components"])
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -284,6 +297,7 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _ablation_rm()),
     ("docs/comparison/screens/README.md", lambda: _rm_logit_split()),
     ("docs/comparison/screens/README.md", lambda: _false_positive_components()),
+    ("docs/comparison/screens/README.md", lambda: _rm_post()),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
