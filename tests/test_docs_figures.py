@@ -205,6 +205,20 @@ def _rm_post() -> str:
         found[row]["false_positive_components"], found[full]["false_positive_components"])
 
 
+def _equal_time_paired() -> str:
+    """The README's paired tumor difference at equal time, and the tumor-free cases that only the U-Net left empty."""
+    summary = _json(EQUAL_TIME_CONV2)
+    conv2, unet = "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainer_WallClock_NoMirroring"
+    a, b = summary["per_case"][conv2], summary["per_case"][unet]
+    only_unet_empty = [c for c in a if a[c]["tumor"]["n_ref"] == 0 and b[c]["tumor"]["n_pred"] == 0]
+    assert all(a[c]["tumor"]["n_pred"] > 0 for c in only_unet_empty)
+    return ("paired over the cases both define, DynTransNet's tumor Dice is {:+.2f} points (n = {}); the gap of the "
+            "means is {} tumor-free case where the U-Net predicted no tumor (no Dice, as in nnU-Net's evaluation) and "
+            "DynTransNet {} voxels (Dice 0)").format(
+        *_paired(summary, conv2, unet, "tumor"), len(only_unet_empty),
+        " and ".join(str(a[c]["tumor"]["n_pred"]) for c in only_unet_empty))
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -291,6 +305,10 @@ FIGURES = [
         *(100 * a["global_dice"]["tumor"] for a in _equal_time_anchors()),
         *(a["lesions"]["pred"] for a in _equal_time_anchors()), _equal_time_anchors()[1]["lesions"]["ref"])),
     ("docs/comparison/screens/README.md", lambda: _ablation_fmm()),
+    ("README.md", lambda: _equal_time_paired()),
+    ("README.md", lambda: "without RM's residual alone {} (the full model {})".format(
+        *(_json(SCREENS + "ablation_rm/summary.json")["anchors"][t]["lesions"]["pred"]
+          for t in ("nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring")))),
     ("README.md", lambda: "without FM-M alone the full model still predicted {} for {}".format(
         *(_json(SCREENS + "ablation_fmm/summary.json")["anchors"]["nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring"]
           ["lesions"][k] for k in ("pred", "ref")))),
