@@ -219,6 +219,21 @@ def _equal_time_paired() -> str:
         " and ".join(str(a[c]["tumor"]["n_pred"]) for c in only_unet_empty))
 
 
+def _rm_decoder() -> str:
+    summary = _json(SCREENS + "rm_decoder/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-1.json")["trainers"][row]
+    dice = lambda t, c: 100 * stats[t][c]["dice"]["mean"]  # noqa: E731
+    return ("tumor Dice {:.2f} against {:.2f} (paired {:+.2f} points, n = {}, p = {:.2f}; higher on both folds), liver "
+            "{:.2f} against {:.2f} (paired {:+.2f}, p = {:.2f}), and {} predicted lesions for {} against {}: it does not "
+            "remove the false-positive lesions (single voxels are {:.0f}% of its false-positive components)").format(
+        dice(row, "tumor"), dice(full, "tumor"), *_paired(summary, row, full, "tumor"),
+        stats[row]["tumor"]["dice"]["p_ttest"], dice(row, "liver"), dice(full, "liver"),
+        _paired(summary, row, full, "liver")[0], stats[row]["liver"]["dice"]["p_ttest"], lesions[row]["pred"],
+        lesions[row]["ref"], lesions[full]["pred"], 100 * found["single_voxel_share"])
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -316,6 +331,7 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _rm_logit_split()),
     ("docs/comparison/screens/README.md", lambda: _false_positive_components()),
     ("docs/comparison/screens/README.md", lambda: _rm_post()),
+    ("docs/comparison/screens/README.md", lambda: _rm_decoder()),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
