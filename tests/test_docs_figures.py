@@ -223,15 +223,16 @@ def _rm_decoder() -> str:
     summary = _json(SCREENS + "rm_decoder/summary.json")
     row, full = "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
     stats, lesions = summary["statistics"], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
-    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-1.json")["trainers"][row]
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-2.json")["trainers"]
     dice = lambda t, c: 100 * stats[t][c]["dice"]["mean"]  # noqa: E731
-    return ("tumor Dice {:.2f} against {:.2f} (paired {:+.2f} points, n = {}, p = {:.2f}; higher on both folds), liver "
-            "{:.2f} against {:.2f} (paired {:+.2f}, p = {:.2f}), and {} predicted lesions for {} against {}: it does not "
-            "remove the false-positive lesions (single voxels are {:.0f}% of its false-positive components)").format(
+    return ("tumor Dice {:.2f} against {:.2f} (paired {:+.2f} points, n = {}, p = {:.2f}; higher on folds 0 and 1, "
+            "lower on fold 2), liver {:.2f} against {:.2f} (paired {:+.2f}, p = {:.2f}), and {} predicted lesions for "
+            "{} against {}; {} false-positive components against the full model's {}").format(
         dice(row, "tumor"), dice(full, "tumor"), *_paired(summary, row, full, "tumor"),
         stats[row]["tumor"]["dice"]["p_ttest"], dice(row, "liver"), dice(full, "liver"),
         _paired(summary, row, full, "liver")[0], stats[row]["liver"]["dice"]["p_ttest"], lesions[row]["pred"],
-        lesions[row]["ref"], lesions[full]["pred"], 100 * found["single_voxel_share"])
+        lesions[row]["ref"], lesions[full]["pred"], found[row]["false_positive_components"],
+        found[full]["false_positive_components"])
 
 
 def _now(where: tuple, key: str) -> float:
