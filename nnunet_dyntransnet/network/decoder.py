@@ -68,6 +68,9 @@ class DynTransDecoder(nn.Module):
             raise ValueError(f"fusion={fusion!r} is not one of {sorted(FUSIONS)}")
         if rm_shortcut not in RM_SHORTCUTS:
             raise ValueError(f"rm_shortcut={rm_shortcut!r} is not one of {list(RM_SHORTCUTS)}")
+        if rm_shortcut != "fused" and not residual_refine:
+            raise ValueError(f"rm_shortcut={rm_shortcut!r} needs RM's residual (residual_refine=True): without it "
+                             f"nothing is added back")
         self.shortcut_from_decoder = rm_shortcut == "decoder"
         self.deep_supervision = deep_supervision
         transp = get_matching_convtransp(conv_op)

@@ -42,7 +42,8 @@ class ResidualRefine(nn.Module):
             In the phantom's trained models some folds read tumor from ``X``'s term alone, through no spatial
             convolution at full resolution, and the others from the units' term with ``X``'s voting background
             (``docs/comparison/screens/rm_logit_split.py``). A nonlinearity after the sum lets the level's
-            features combine the two before the head.
+            features combine the two before the head. On the phantom it made far more false positives (the
+            screens' ``rm_post``), so it stays off.
 
     Shapes: ``(B, C, *spatial)`` -> same.
     """

@@ -219,3 +219,7 @@ def test_an_unknown_rm_shortcut_is_refused_by_name():
 
     with pytest.raises(ValueError, match="rm_shortcut='skip'"):
         DynTransNet(1, 2, (16, 32, 32), (8, 8, 8), ((1, 1, 1), (2, 2, 2), (2, 2, 2)), rm_shortcut="skip")
+
+    with pytest.raises(ValueError, match="residual_refine=True"):
+        DynTransNet(1, 2, (16, 32, 32), (8, 8, 8), ((1, 1, 1), (2, 2, 2), (2, 2, 2)), rm_shortcut="decoder",
+                    residual_refine=False)
