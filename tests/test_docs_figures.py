@@ -235,6 +235,18 @@ def _rm_decoder() -> str:
         found[full]["false_positive_components"])
 
 
+def _ablation_dmsa() -> str:
+    summary = _json(SCREENS + "ablation_dmsa/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_fold0.json")["trainers"]
+    return ("liver Dice paired {:+.2f} points (p = {:.4f}), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for {} "
+            "against {}, and {} false-positive components against {}").format(
+        _paired(summary, row, full, "liver")[0], stats["liver"]["dice"]["p_ttest"], _paired(summary, row, full, "tumor")[0],
+        stats["tumor"]["dice"]["p_ttest"], lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
+        found[row]["false_positive_components"], found[full]["false_positive_components"])
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -333,6 +345,7 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _false_positive_components()),
     ("docs/comparison/screens/README.md", lambda: _rm_post()),
     ("docs/comparison/screens/README.md", lambda: _rm_decoder()),
+    ("docs/comparison/screens/README.md", lambda: _ablation_dmsa()),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
