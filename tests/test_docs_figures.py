@@ -13,13 +13,15 @@ def _module(path: Path):
     return module
 
 
+TABLE = _module(ROOT / "docs" / "comparison" / "screens" / "table.py")
+
+
 def test_the_screens_table_is_the_committed_reports():
-    table = _module(ROOT / "docs" / "comparison" / "screens" / "table.py")
-    assert table.check(ROOT / "docs" / "comparison" / "screens" / "README.md") == 0
-    rendered = table.table()
+    assert TABLE.check(ROOT / "docs" / "comparison" / "screens" / "README.md") == 0
+    rendered = TABLE.table()
     assert rendered.count("\n") >= 2, "at least one screen is committed"
-    for folder, _ in table.SCREENS:
-        if (table.HERE / folder / "summary.json").is_file():
+    for folder, _ in TABLE.SCREENS:
+        if (TABLE.HERE / folder / "summary.json").is_file():
             assert f"| {folder} |" in rendered
 
 
@@ -77,17 +79,13 @@ def _lesions_at_equal_time() -> str:
 
 
 def _fold_means(summary: dict, trainer: str) -> dict:
-    table = _module(ROOT / "docs" / "comparison" / "screens" / "table.py")
-    return table._fold_means(summary, trainer, "tumor")
+    return TABLE._fold_means(summary, trainer, "tumor")
 
 
 def _paired(summary: dict, row: str, baseline: str, cls: str) -> tuple:
     """The mean Dice difference of ``row`` minus ``baseline`` in points over the cases both define, and their number
-    (from the per-case scores: reports written before the report computed it lack ``mean_difference``)."""
-    a, b = summary["per_case"][row], summary["per_case"][baseline]
-    pairs = [(a[c][cls]["dice"], b[c][cls]["dice"]) for c in a
-             if a[c][cls]["dice"] is not None and b[c][cls]["dice"] is not None]
-    return 100 * sum(x - y for x, y in pairs) / len(pairs), len(pairs)
+    (the screens table's, :func:`table.paired_difference`)."""
+    return TABLE.paired_difference(summary, row, baseline, cls)
 
 
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:

@@ -70,17 +70,21 @@ def _fold_means(summary: dict, trainer: str, cls: str) -> dict:
     return {fold: 100 * sum(v) / len(v) for fold, v in sorted(per_fold.items())}
 
 
-def _paired_difference(summary: dict, trainer: str, cls: str) -> str:
-    """Mean Dice of ``trainer`` minus the report's baseline over the cases both define, in points: unlike the
-    difference of the two means, it never counts a case for one network only (a tumor-free case one leaves empty,
-    Dice undefined, and the other marks, Dice 0)."""
-    baseline = summary["baseline"]
-    if trainer == baseline:
-        return "-"
+def paired_difference(summary: dict, trainer: str, baseline: str, cls: str):
+    """``(points, n)``: the mean Dice of ``trainer`` minus ``baseline`` over the ``n`` cases both define, or None
+    without such a case. Unlike the difference of the two means it never counts a case for one network only (a
+    tumor-free case one leaves empty, Dice undefined, and the other marks, Dice 0). Computed from the per-case
+    scores, since reports written before ``dyntransnet_report`` computed ``mean_difference`` lack it."""
     a, b = summary["per_case"][trainer], summary["per_case"][baseline]
     pairs = [(a[c][cls]["dice"], b[c][cls]["dice"]) for c in a
              if c in b and a[c][cls]["dice"] is not None and b[c][cls]["dice"] is not None]
-    return f"{100 * sum(x - y for x, y in pairs) / len(pairs):+.2f} (n={len(pairs)})" if pairs else "-"
+    return (100 * sum(x - y for x, y in pairs) / len(pairs), len(pairs)) if pairs else None
+
+
+def _paired_difference(summary: dict, trainer: str, cls: str) -> str:
+    """The table's cell: the paired difference against the report's baseline, "-" for the baseline itself."""
+    found = None if trainer == summary["baseline"] else paired_difference(summary, trainer, summary["baseline"], cls)
+    return "-" if found is None else f"{found[0]:+.2f} (n={found[1]})"
 
 
 def _lesions(summary: dict, trainer: str) -> str:
