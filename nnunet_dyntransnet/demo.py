@@ -267,7 +267,9 @@ def _trained_model(args, env: Dict[str, str], raw: Path, trainer: str, out: Path
         _log(f"writing the phantom ({args.n} training + {args.test} held-out cases)")
         write_phantom_dataset(DATASET_ID, args.n, args.test, "ct", args.seed)
     if not (Path(env["nnUNet_preprocessed"]) / DATASET / "nnUNetPlans.json").is_file():
-        _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2",
+        # -npfp: nnU-Net's fingerprint extraction otherwise starts 8 processes, each importing torch, which on
+        # a 2-core machine costs more than it gains
+        _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2", "-npfp", "2",
               "--verify_dataset_integrity"], env)
     # the training runs for the budget (trainers/budget.py): as many epochs as fit, the schedule sized to them
     env["DYNTRANSNET_DEMO_ITERATIONS"] = str(args.iterations)

@@ -21,9 +21,10 @@ def _plan_tiny_dataset(base: Path) -> None:
     write_tiny_dataset(base / "raw", TINY_ID)
     # a GPU-memory target of 20 MB: nnU-Net's planner then makes a 3d_fullres patch (8x28x24) much smaller than the
     # images (16x48x48) and, as for LiTS-sized CTs at its default 8 GB, adds 3d_lowres and 3d_cascade_fullres;
-    # the tests train the cascade, and the small patch keeps every training step cheap
+    # the tests train the cascade, and the small patch keeps every training step cheap; -npfp 1: the fingerprint's
+    # default of 8 processes, each importing torch, costs more than it gains on two cores
     run_command(["nnUNetv2_plan_and_preprocess", "-d", str(TINY_ID), "-c", "2d", "3d_fullres", "3d_lowres", "-np", "1",
-                 "-gpu_memory_target", "0.02", "--verify_dataset_integrity"], nnunet_env(base))
+                 "-npfp", "1", "-gpu_memory_target", "0.02", "--verify_dataset_integrity"], nnunet_env(base))
     # nnU-Net's 5-fold split, written once here (as nnUNetTrainer.do_split would: sorted cases, seed 12345) so that
     # trainers on the two workers never race to write it
     from batchgenerators.utilities.file_and_folder_operations import save_json

@@ -61,8 +61,8 @@ def test_real_ct_converts_plans_trains_and_predicts_on_its_own_grid(tmp_path):
     env = nnunet_env(tmp_path)
     run_command(["dyntransnet_convert_lits", str(release), "-d", "501"], env)
     raw = tmp_path / "raw" / "Dataset501_LiTS"
-    run_command(["nnUNetv2_plan_and_preprocess", "-d", "501", "-c", "3d_fullres", "-np", "1",
-                 "--verify_dataset_integrity"], env)
+    run_command(["nnUNetv2_plan_and_preprocess", "-d", "501", "-c", "3d_fullres", "-np", "1", "-npfp",
+                 "1", "--verify_dataset_integrity"], env)
     # fold "all" validates on its own training cases, two whole CTs: skipped, the test volume is predicted below
     run_command(["nnUNetv2_train", "501", "3d_fullres", "all", "-tr", "nnUNetTrainerDynTransNetTest", "-device", "cpu"],
                 {**env, "DYNTRANSNET_TEST_EPOCHS": "1", "DYNTRANSNET_TEST_SKIP_VALIDATION": "1"})
