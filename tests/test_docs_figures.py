@@ -237,9 +237,9 @@ def _ablation_dmsa() -> str:
     summary = _json(SCREENS + "ablation_dmsa/summary.json")
     row, full = "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
     stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
-    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_fold0.json")["trainers"]
-    return ("liver Dice paired {:+.2f} points (p = {:.4f}), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for {} "
-            "against {}, and {} false-positive components against {}").format(
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-1.json")["trainers"]
+    return ("liver Dice paired {:+.2f} points (p = {:.4f}), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for "
+            "{} against {}, and {} false-positive components against {}").format(
         _paired(summary, row, full, "liver")[0], stats["liver"]["dice"]["p_ttest"], _paired(summary, row, full, "tumor")[0],
         stats["tumor"]["dice"]["p_ttest"], lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
         found[row]["false_positive_components"], found[full]["false_positive_components"])
