@@ -25,6 +25,9 @@ the rest of its parent: a screen row differs from the default row in the one thi
   :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine`); the RM screen's first mended row.
 - ``_RMDecoder``: RM's residual adds back the upsampled decoder map instead of FM-M's output
   (``rm_shortcut="decoder"``), so that the skip reaches the head only through RM's convolutions; the second.
+- ``_FanIn``: the transformer blocks' linear layers start from torch's fan-in scaled init instead of ViT's std 0.02
+  (``linear_init="fan_in"``): under nnU-Net's SGD the trained models' query and key weights had not left ViT's init,
+  and their attention was nearly uniform; the init screen's row.
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_Depth2_NoMirroring", "nnUNetTrainerDynTransNet_Baseline_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
-           "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring"]
+           "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring",
+           "nnUNetTrainerDynTransNet_FanIn_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -113,3 +117,10 @@ class nnUNetTrainerDynTransNet_Adam1e4_NoMirroring(NoMirroring, BuildsDynTransNe
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = PAPER_LR
         self.weight_decay = 0.0  # the paper names none; nnUNetTrainerVanillaAdam passes nnU-Net's 3e-5
+
+
+class nnUNetTrainerDynTransNet_FanIn_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The init screen's row: the main trainer's network with the transformer blocks' linear layers started from
+    torch's fan-in scaled init, no mirroring."""
+
+    network_options = dict(linear_init="fan_in")

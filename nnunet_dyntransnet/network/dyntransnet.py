@@ -70,6 +70,10 @@ class DynTransNet(nn.Module):
             :class:`~nnunet_dyntransnet.network.decoder_blocks.ResidualRefine` says why it is offered).
         rm_shortcut: what RM's residual adds back: ``"fused"``, FM-M's output (the paper's Algorithm 3), or
             ``"decoder"``, the upsampled decoder map (:class:`~nnunet_dyntransnet.network.decoder.DynTransDecoder`).
+        linear_init: how the transformer blocks' linear layers (attention, D-MSA's ``W_d``, MLP) start: ``"vit"``,
+            ViT's truncated normal of std 0.02 with zero biases (made for AdamW, whose steps do not scale with the
+            gradient), or ``"fan_in"``, torch's default (uniform with bound ``1 / sqrt(fan_in)``, about 6x ViT's at
+            32 channels), under which SGD moves the attention logits; convolutions get nnU-Net's He init either way.
         deep_supervision: return logits at every decoder level, full resolution first.
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
@@ -128,12 +132,15 @@ class DynTransNet(nn.Module):
         conv_stages: int = 2,
         rm_post_activation: bool = False,
         rm_shortcut: str = "fused",
+        linear_init: str = "vit",
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
             raise ValueError(f"input_channels ({input_channels}) and num_classes ({num_classes}) must be >= 1")
         if selective_depth is not None and selective_depth < 1:
             raise ValueError(f"selective_depth must be None (every stage and level) or at least 1, got {selective_depth}")
+        if linear_init not in LINEAR_INITS:
+            raise ValueError(f"linear_init={linear_init!r} is not one of {LINEAR_INITS}")
         if attention not in ATTENTIONS:
             raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
         # all but the lowest-resolution stage at most: nnU-Net's planner shrinks patches, and stages with them,
@@ -161,7 +168,9 @@ class DynTransNet(nn.Module):
         self.set_checkpointing(CheckpointingPolicy(activation_checkpointing and len(self.encoder.stages) > 0,
                                                    selective_parts(selective_checkpointing), selective_depth))
         self.apply(InitWeights_He(1e-2))
-        self.apply(_init_transformer_weights)
+        if linear_init == "vit":
+            self.apply(_init_transformer_weights)
+        # "fan_in": the linear layers keep torch's construction-time init (uniform, bound 1 / sqrt(fan_in))
 
     def set_checkpointing(self, policy: CheckpointingPolicy) -> None:
         """What the network recomputes in backward, as one policy that the encoder and the decoder each read their
@@ -299,6 +308,10 @@ def network_defaults() -> Dict[str, Any]:
     (the trainers record them with their options; the report reads which ablation a trainer builds)."""
     return {name: p.default for name, p in inspect.signature(DynTransNet.__init__).parameters.items()
             if p.default is not inspect.Parameter.empty}
+
+
+# how the linear layers start (``linear_init``): ViT's small normal, or torch's fan-in scaled default
+LINEAR_INITS = ("vit", "fan_in")
 
 
 def _init_transformer_weights(module: nn.Module) -> None:

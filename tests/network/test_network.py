@@ -319,3 +319,27 @@ def test_conv_stages_leave_one_transformer_stage():
     assert [s.kind for s in DynTransNet(input_channels=1, num_classes=2, **two).layout] == ["conv", "global"]
     with pytest.raises(ValueError, match="conv_stages=0: give 1 .* to 3"):
         DynTransNet(input_channels=1, num_classes=2, conv_stages=0, **cfg)
+
+
+def test_linear_init_sets_how_the_transformer_linears_start_and_nothing_else():
+    """``linear_init="vit"`` (the default): every linear layer a truncated normal of std 0.02 with zero biases;
+    ``"fan_in"``: torch's uniform with bound 1 / sqrt(fan_in); the convolutions get the same He init either way."""
+    args = (1, 3, (16, 32, 32), (8, 32, 64), ((1, 1, 1), (2, 2, 2), (2, 2, 2)))
+    nets = {}
+    for init in ("vit", "fan_in"):
+        torch.manual_seed(0)
+        nets[init] = DynTransNet(*args, conv_stages=1, linear_init=init)
+    linears = {init: [m for m in net.modules() if isinstance(m, nn.Linear)] for init, net in nets.items()}
+    assert len(linears["vit"]) >= 5  # qkv, W_d, the output projection and the MLP's two layers, per block
+    for layer in linears["vit"]:
+        assert abs(layer.weight.std().item() - 0.02) < 0.005
+        assert torch.count_nonzero(layer.bias) == 0
+    for layer in linears["fan_in"]:
+        bound = layer.in_features ** -0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.std().item() > 0.8 * bound / 3 ** 0.5
+        assert layer.bias.abs().max() <= bound and torch.count_nonzero(layer.bias) > 0
+    convs = {init: [m.weight for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+             for init, net in nets.items()}
+    assert all(torch.equal(a, b) for a, b in zip(convs["vit"], convs["fan_in"])), "He init of the convolutions"
+    with pytest.raises(ValueError, match="linear_init='he'"):
+        DynTransNet(*args, linear_init="he")

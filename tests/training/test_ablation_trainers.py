@@ -57,3 +57,22 @@ def test_no_rm_keeps_the_decoder_convolutions():
     without = nnUNetTrainerDynTransNet_Baseline.build_network_architecture(None, PLAN, 1, 3, True)
     count = lambda net: sum(p.numel() for p in net.decoder.refine.parameters())  # noqa: E731
     assert count(with_rm) == count(without) > 0
+
+
+def test_the_init_screens_trainer_starts_its_linears_from_torchs_fan_in_init():
+    """The one change of ``_FanIn`` (trainers/screens.py) against the main trainer: its linear layers start from
+    torch's fan-in init (``linear_init="fan_in"``), the main trainer's from ViT's std 0.02."""
+    from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_FanIn_NoMirroring
+
+    from nnunet_dyntransnet.network import network_defaults
+    from nnunet_dyntransnet.trainers.dyntransnet import ARCHITECTURE_OPTIONS, OPTIONS_KEY
+
+    def qkv_std(cls):
+        # what the trainer records in the plans before nnU-Net builds the network from them
+        record = {**{k: network_defaults()[k] for k in ARCHITECTURE_OPTIONS}, **cls.network_options_for(PLAN)}
+        planned = SimpleNamespace(**vars(PLAN), configuration={OPTIONS_KEY: record})
+        net = cls.build_network_architecture(None, planned, 1, 3, True)
+        return [m.qkv.weight.std().item() for m in net.modules() if hasattr(m, "bias_proj")]
+
+    assert all(abs(s - 0.02) < 0.005 for s in qkv_std(nnUNetTrainerDynTransNet))
+    assert all(s > 0.05 for s in qkv_std(nnUNetTrainerDynTransNet_FanIn_NoMirroring))
