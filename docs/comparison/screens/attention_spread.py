@@ -1,0 +1,86 @@
+"""How far a trained DynTransNet's attention is from a plain average: the spread of its logits over the keys.
+
+    python docs/comparison/screens/attention_spread.py OUT.json FOLDS RESULT_FOLDER...
+
+Each RESULT_FOLDER is a trained trainer's folder (``.../nnUNetTrainerDynTransNet_..._NoMirroring__nnUNetPlans__3d_fullres_narrow``);
+FOLDS is ``"0 1"``. With nnU-Net's environment variables set to the screens' work folder (``nnUNet_preprocessed`` is
+read for the validation cases of ``splits_final.json``).
+
+For every D-MSA module, each fold's model runs on its own validation cases (one forward pass of the whole preprocessed
+image, as in ``rm_logit_split.py``), and the script reports, averaged over queries, heads and cases:
+
+- ``score_std_over_keys``: the standard deviation over the keys of the scaled dot products ``q k^T / sqrt(d)``. Near 0,
+  the softmax is near uniform: the attention averages its values whatever the query;
+- ``bias_std_over_keys``: the same for D-MSA's bias ``Delta = ReLU(x W_d + b_d)``, the other term of the logits;
+- ``qkv_weight_std``: the standard deviation of the query, key and value projection's weights (ViT's init: 0.02).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rm_logit_split import _cases  # noqa: E402
+
+
+def _spread_hook(records: list):
+    """A forward hook on a D-MSA module that appends (score spread, bias spread) of that call to ``records``."""
+    from nnunet_dyntransnet.network.rotary import apply_rotary
+
+    def hook(module, inputs, output):
+        x, rotary = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        b, n, _ = x.shape
+        q, k, _ = module.qkv(x).reshape(b, n, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        scores = (q * module.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
+        bias = module.key_bias(x)  # (B, H, 1, N)
+        records.append((scores.std(-1).mean().item(), bias.std(-1).mean().item()))
+    return hook
+
+
+def attention_spread(folder: Path, folds: list) -> dict:
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    per_fold = {}
+    for fold in folds:
+        predictor = nnUNetPredictor(device=torch.device("cpu"), perform_everything_on_device=False,
+                                    use_mirroring=False)
+        predictor.initialize_from_trained_model_folder(str(folder), (fold,), "checkpoint_final.pth")
+        network = predictor.network.eval()
+        network.decoder.deep_supervision = False
+        modules = {name: m for name, m in network.named_modules() if getattr(m, "bias_proj", None) is not None}
+        records = {name: [] for name in modules}
+        for name, module in modules.items():
+            module.register_forward_hook(_spread_hook(records[name]))
+        preprocessed = Path(nnUNet_preprocessed) / predictor.plans_manager.dataset_name
+        data_folder = preprocessed / predictor.configuration_manager.data_identifier
+        cases = _cases(preprocessed, fold)
+        dataset = infer_dataset_class(str(data_folder))(str(data_folder), cases)
+        with torch.no_grad():
+            for case in cases:
+                data = dataset.load_case(case)[0]
+                network(torch.from_numpy(np.asarray(data)[None]).float())
+        per_fold[f"fold_{fold}"] = {
+            name: {"score_std_over_keys": round(float(np.mean([r[0] for r in records[name]])), 4),
+                   "bias_std_over_keys": round(float(np.mean([r[1] for r in records[name]])), 4),
+                   "qkv_weight_std": round(float(modules[name].qkv.weight.std()), 4)}
+            for name in modules}
+    return per_fold
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        raise SystemExit(__doc__)
+    out, folds = Path(sys.argv[1]), [int(f) for f in sys.argv[2].split()]
+    result = {"folds": folds, "checkpoint": "checkpoint_final.pth",
+              "models": {Path(f).name: attention_spread(Path(f), folds) for f in sys.argv[3:]}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
