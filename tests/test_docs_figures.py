@@ -245,6 +245,17 @@ def _ablation_dmsa() -> str:
         found[row]["false_positive_components"], found[full]["false_positive_components"])
 
 
+def _recipe_adam() -> str:
+    summary = _json(SCREENS + "recipe_adam/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    return "liver Dice paired {:+.2f} points (p {}), tumor {:+.2f} (p = {:.3f}), {} predicted lesions for {} against {}".format(
+        _paired(summary, row, full, "liver")[0],
+        "< 0.0001" if stats["liver"]["dice"]["p_ttest"] < 1e-4 else f"= {stats['liver']['dice']['p_ttest']:.4f}",
+        _paired(summary, row, full, "tumor")[0], stats["tumor"]["dice"]["p_ttest"], lesions[row]["pred"],
+        lesions[row]["ref"], lesions[full]["pred"])
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -344,6 +355,7 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _rm_post()),
     ("docs/comparison/screens/README.md", lambda: _rm_decoder()),
     ("docs/comparison/screens/README.md", lambda: _ablation_dmsa()),
+    ("docs/comparison/screens/README.md", lambda: _recipe_adam()),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from

@@ -29,7 +29,8 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("ablation_rm", "the full model without RM's residual connection against it, 31 epochs"),
            ("rm_post", "the full model with RM's nonlinearity after its residual sum against it, 31 epochs"),
            ("rm_decoder", "the full model with RM's residual adding back the upsampled decoder map, 31 epochs"),
-           ("ablation_dmsa", "the full model with plain MSA instead of D-MSA against it, 31 epochs")]
+           ("ablation_dmsa", "the full model with plain MSA instead of D-MSA against it, 31 epochs"),
+           ("recipe_adam", "the paper's Adam at lr 1e-4 in place of nnU-Net's SGD, 31 epochs")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
