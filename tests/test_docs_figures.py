@@ -256,6 +256,21 @@ def _recipe_adam() -> str:
         lesions[row]["ref"], lesions[full]["pred"])
 
 
+def _attention_spread() -> str:
+    models = _json(SCREENS + "attention_spread/sgd_and_adamw_folds0-1.json")["models"]
+
+    def spread(trainer: str, key: str) -> str:
+        values = [m[key] for fold in models[f"{trainer}__nnUNetPlans__3d_fullres_narrow"].values() for m in fold.values()]
+        return f"{min(values):.4f} to {max(values):.4f}"
+
+    full, sgd, adamw = ("nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainerDynTransNet_SGD_NoMirroring",
+                        "nnUNetTrainerDynTransNet_NoMirroring")
+    return ("the dot products spread {} and D-MSA's bias {}, and the query/key/value weights are where ViT's init put "
+            "them (std {} against 0.02)").format(spread(full, "score_std_over_keys"), spread(full, "bias_std_over_keys"),
+                                                 spread(full, "qkv_weight_std")), \
+        "under SGD {}, under AdamW {}".format(spread(sgd, "score_std_over_keys"), spread(adamw, "score_std_over_keys"))
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -356,6 +371,8 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _rm_decoder()),
     ("docs/comparison/screens/README.md", lambda: _ablation_dmsa()),
     ("docs/comparison/screens/README.md", lambda: _recipe_adam()),
+    ("docs/comparison/screens/README.md", lambda: _attention_spread()[0]),
+    ("docs/comparison/screens/README.md", lambda: _attention_spread()[1]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
