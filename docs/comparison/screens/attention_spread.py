@@ -12,7 +12,10 @@ image, as in ``rm_logit_split.py``), and the script reports, averaged over queri
 - ``score_std_over_keys``: the standard deviation over the keys of the scaled dot products ``q k^T / sqrt(d)``. Near 0,
   the softmax is near uniform: the attention averages its values whatever the query;
 - ``bias_std_over_keys``: the same for D-MSA's bias ``Delta = ReLU(x W_d + b_d)``, the other term of the logits;
-- ``qkv_weight_std``: the standard deviation of the query, key and value projection's weights (ViT's init: 0.02).
+- ``qkv_weight_std``: the standard deviation of the query, key and value projection's weights (ViT's init: 0.02);
+- ``fresh_score_std_over_keys`` and ``fresh_bias_std_over_keys``: the same two spreads once the transformer blocks'
+  linear layers are drawn again from the init the model was built with (its recorded ``linear_init``; ViT's before
+  the option), the rest of the trained model unchanged: what the attention would do had those layers not trained.
 """
 from __future__ import annotations
 
@@ -63,16 +66,39 @@ def attention_spread(folder: Path, folds: list) -> dict:
         data_folder = preprocessed / predictor.configuration_manager.data_identifier
         cases = _cases(preprocessed, fold)
         dataset = infer_dataset_class(str(data_folder))(str(data_folder), cases)
+        images = [torch.from_numpy(np.asarray(dataset.load_case(case)[0])[None]).float() for case in cases]
         with torch.no_grad():
-            for case in cases:
-                data = dataset.load_case(case)[0]
-                network(torch.from_numpy(np.asarray(data)[None]).float())
+            for image in images:
+                network(image)
+        trained = {name: np.mean(records[name], axis=0) for name in modules}
+        qkv_std = {name: float(m.qkv.weight.std()) for name, m in modules.items()}
+        recorded = predictor.configuration_manager.configuration.get("dyntransnet_network_options") or {}
+        _redraw_linears(network, recorded.get("linear_init", "vit"))
+        for name in modules:
+            records[name].clear()
+        with torch.no_grad():
+            for image in images:
+                network(image)
         per_fold[f"fold_{fold}"] = {
-            name: {"score_std_over_keys": round(float(np.mean([r[0] for r in records[name]])), 4),
-                   "bias_std_over_keys": round(float(np.mean([r[1] for r in records[name]])), 4),
-                   "qkv_weight_std": round(float(modules[name].qkv.weight.std()), 4)}
+            name: {"score_std_over_keys": round(float(trained[name][0]), 4),
+                   "bias_std_over_keys": round(float(trained[name][1]), 4),
+                   "qkv_weight_std": round(qkv_std[name], 4),
+                   "fresh_score_std_over_keys": round(float(np.mean([r[0] for r in records[name]])), 4),
+                   "fresh_bias_std_over_keys": round(float(np.mean([r[1] for r in records[name]])), 4)}
             for name in modules}
     return per_fold
+
+
+def _redraw_linears(network: torch.nn.Module, linear_init: str) -> None:
+    """Draw the transformer blocks' linear layers again as the network's constructor does (seeded)."""
+    from nnunet_dyntransnet.network.dyntransnet import _init_transformer_weights
+
+    torch.manual_seed(0)
+    for module in network.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.reset_parameters()  # torch's fan-in init, what "fan_in" keeps
+            if linear_init == "vit":
+                _init_transformer_weights(module)
 
 
 if __name__ == "__main__":
