@@ -274,6 +274,27 @@ def _attention_spread() -> tuple:
             *trained_and_redrawn(sgd), *trained_and_redrawn(adamw))
 
 
+def _init_fan_in() -> tuple:
+    summary = _json(SCREENS + "init_fan_in/summary.json")
+    row, full, unet = ("nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
+                       "nnUNetTrainer_WallClock_NoMirroring")
+    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-4.json")["trainers"]
+    dice = ("liver Dice paired {:+.2f} points (p = {:.2f}), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for {} "
+            "against {}, and {} false-positive components against {} (the U-Net's: {}").format(
+        _paired(summary, row, full, "liver")[0], stats["liver"]["dice"]["p_ttest"], _paired(summary, row, full, "tumor")[0],
+        stats["tumor"]["dice"]["p_ttest"], lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
+        *(found[t]["false_positive_components"] for t in (row, full, unet)))
+    folds = _json(SCREENS + "attention_spread/fan_in_folds0-1.json")["models"][f"{row}__nnUNetPlans__3d_fullres_narrow"]
+
+    def spread(key: str) -> str:
+        values = [m[key] for fold in folds.values() for m in fold.values()]
+        return f"{min(values):.4f} to {max(values):.4f}"
+
+    return dice, "the logits spread {} against {} redrawn".format(spread("score_std_over_keys"),
+                                                                   spread("fresh_score_std_over_keys"))
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -376,6 +397,8 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _recipe_adam()),
     ("docs/comparison/screens/README.md", lambda: _attention_spread()[0]),
     ("docs/comparison/screens/README.md", lambda: _attention_spread()[1]),
+    ("docs/comparison/screens/README.md", lambda: _init_fan_in()[0]),
+    ("docs/comparison/screens/README.md", lambda: _init_fan_in()[1]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from
