@@ -295,6 +295,14 @@ def _init_fan_in() -> tuple:
                                                                    spread("fresh_score_std_over_keys"))
 
 
+def _adamw_spread_ratio() -> str:
+    """How many times its redrawn init's the AdamW row's trained attention logits spread (min to max)."""
+    folds = _json(SCREENS + "attention_spread/sgd_and_adamw_folds0-1.json")["models"][
+        "nnUNetTrainerDynTransNet_NoMirroring__nnUNetPlans__3d_fullres_narrow"]
+    ratios = [m["score_std_over_keys"] / m["fresh_score_std_over_keys"] for fold in folds.values() for m in fold.values()]
+    return f"AdamW's spread {min(ratios):.1f} to {max(ratios):.1f} times their init's"
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -398,6 +406,16 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _attention_spread()[0]),
     ("docs/comparison/screens/README.md", lambda: _attention_spread()[1]),
     ("docs/comparison/screens/README.md", lambda: _init_fan_in()[0]),
+    ("README.md", lambda: _adamw_spread_ratio()),
+    ("docs/network.md", lambda: _adamw_spread_ratio()),
+    ("README.md", lambda: "tumor Dice paired {:+.2f}, p = {:.2f}".format(
+        _paired(_json(SCREENS + "init_fan_in/summary.json"), "nnUNetTrainerDynTransNet_FanIn_NoMirroring",
+                "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "tumor")[0],
+        _json(SCREENS + "init_fan_in/summary.json")["statistics"]["nnUNetTrainerDynTransNet_FanIn_NoMirroring"]["tumor"]
+        ["dice"]["p_ttest"])),
+    *((doc, lambda: "lost {:.2f} points of liver Dice".format(-_paired(
+        _json(SCREENS + "recipe_adam/summary.json"), "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
+        "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "liver")[0])) for doc in ("README.md", "docs/network.md")),
     ("docs/comparison/screens/README.md", lambda: _init_fan_in()[1]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
