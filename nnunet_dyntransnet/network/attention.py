@@ -181,11 +181,18 @@ class DynamicBiasAttention(Attention):
             return None
         return F.relu(self.bias_proj(x)).transpose(1, 2).unsqueeze(2)
 
-    def forward(self, x: torch.Tensor, rotary: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
-        b, n, c = x.shape
+    def queries_keys_values(self, x: torch.Tensor, rotary: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, N, C)`` -> q, k, v, each ``(B, H, N, head_dim)``; q and k rotated when ``rotary`` is given."""
+        b, n, _ = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, rotary: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.queries_keys_values(x, rotary)
         bias = self.key_bias(x)
         if self.fused_attn:
             out = attention_with_key_bias(q, k, v, bias)

@@ -32,14 +32,9 @@ from rm_logit_split import _cases  # noqa: E402
 
 def _spread_hook(records: list):
     """A forward hook on a D-MSA module that appends (score spread, bias spread) of that call to ``records``."""
-    from nnunet_dyntransnet.network.rotary import apply_rotary
-
     def hook(module, inputs, output):
-        x, rotary = inputs[0], (inputs[1] if len(inputs) > 1 else None)
-        b, n, _ = x.shape
-        q, k, _ = module.qkv(x).reshape(b, n, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if rotary is not None:
-            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        x = inputs[0]
+        q, k, _ = module.queries_keys_values(x, inputs[1] if len(inputs) > 1 else None)
         scores = (q * module.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
         bias = module.key_bias(x)  # (B, H, 1, N)
         records.append((scores.std(-1).mean().item(), bias.std(-1).mean().item()))
@@ -67,26 +62,29 @@ def attention_spread(folder: Path, folds: list) -> dict:
         cases = _cases(preprocessed, fold)
         dataset = infer_dataset_class(str(data_folder))(str(data_folder), cases)
         images = [torch.from_numpy(np.asarray(dataset.load_case(case)[0])[None]).float() for case in cases]
-        with torch.no_grad():
-            for image in images:
-                network(image)
-        trained = {name: np.mean(records[name], axis=0) for name in modules}
+        trained = _mean_spreads(network, images, records)
         qkv_std = {name: float(m.qkv.weight.std()) for name, m in modules.items()}
         recorded = predictor.configuration_manager.configuration.get("dyntransnet_network_options") or {}
         _redraw_linears(network, recorded.get("linear_init", "vit"))
-        for name in modules:
-            records[name].clear()
-        with torch.no_grad():
-            for image in images:
-                network(image)
+        fresh = _mean_spreads(network, images, records)
         per_fold[f"fold_{fold}"] = {
             name: {"score_std_over_keys": round(float(trained[name][0]), 4),
                    "bias_std_over_keys": round(float(trained[name][1]), 4),
                    "qkv_weight_std": round(qkv_std[name], 4),
-                   "fresh_score_std_over_keys": round(float(np.mean([r[0] for r in records[name]])), 4),
-                   "fresh_bias_std_over_keys": round(float(np.mean([r[1] for r in records[name]])), 4)}
+                   "fresh_score_std_over_keys": round(float(fresh[name][0]), 4),
+                   "fresh_bias_std_over_keys": round(float(fresh[name][1]), 4)}
             for name in modules}
     return per_fold
+
+
+def _mean_spreads(network: torch.nn.Module, images: list, records: dict) -> dict:
+    """Run ``network`` on every image; per hooked module, the (score, bias) spreads averaged over the calls."""
+    for calls in records.values():
+        calls.clear()
+    with torch.no_grad():
+        for image in images:
+            network(image)
+    return {name: np.mean(calls, axis=0) for name, calls in records.items()}
 
 
 def _redraw_linears(network: torch.nn.Module, linear_init: str) -> None:
