@@ -256,20 +256,27 @@ def _recipe_adam() -> str:
         lesions[row]["ref"], lesions[full]["pred"])
 
 
+def _spread_values(file: str, trainer: str, key: str) -> list:
+    """One measurement of ``attention_spread.py``'s output, for every fold and attention module of ``trainer``."""
+    folds = _json(SCREENS + "attention_spread/" + file)["models"][f"{trainer}__nnUNetPlans__3d_fullres_narrow"]
+    return [module[key] for fold in folds.values() for module in fold.values()]
+
+
+def _spread_range(file: str, trainer: str, key: str) -> str:
+    values = _spread_values(file, trainer, key)
+    return f"{min(values):.4f} to {max(values):.4f}"
+
+
 def _attention_spread() -> tuple:
-    models = _json(SCREENS + "attention_spread/sgd_and_adamw_folds0-1.json")["models"]
-
-    def spread(trainer: str, key: str) -> str:
-        values = [m[key] for fold in models[f"{trainer}__nnUNetPlans__3d_fullres_narrow"].values() for m in fold.values()]
-        return f"{min(values):.4f} to {max(values):.4f}"
-
     def trained_and_redrawn(trainer: str) -> tuple:
-        return spread(trainer, "score_std_over_keys"), spread(trainer, "fresh_score_std_over_keys")
+        return tuple(_spread_range("sgd_and_adamw_folds0-1.json", trainer, key)
+                     for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
 
     full, sgd, adamw = ("nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainerDynTransNet_SGD_NoMirroring",
                         "nnUNetTrainerDynTransNet_NoMirroring")
     return ("the dot products spread {} trained against {} redrawn, and the query/key/value weights are as wide as "
-            "ViT's init made them (std {} against 0.02)").format(*trained_and_redrawn(full), spread(full, "qkv_weight_std")), \
+            "ViT's init made them (std {} against 0.02)").format(
+        *trained_and_redrawn(full), _spread_range("sgd_and_adamw_folds0-1.json", full, "qkv_weight_std")), \
         "under SGD {} trained against {} redrawn, under AdamW {} against {}".format(
             *trained_and_redrawn(sgd), *trained_and_redrawn(adamw))
 
@@ -285,21 +292,15 @@ def _init_fan_in() -> tuple:
         _paired(summary, row, full, "liver")[0], stats["liver"]["dice"]["p_ttest"], _paired(summary, row, full, "tumor")[0],
         stats["tumor"]["dice"]["p_ttest"], lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
         *(found[t]["false_positive_components"] for t in (row, full, unet)))
-    folds = _json(SCREENS + "attention_spread/fan_in_folds0-1.json")["models"][f"{row}__nnUNetPlans__3d_fullres_narrow"]
-
-    def spread(key: str) -> str:
-        values = [m[key] for fold in folds.values() for m in fold.values()]
-        return f"{min(values):.4f} to {max(values):.4f}"
-
-    return dice, "the logits spread {} against {} redrawn".format(spread("score_std_over_keys"),
-                                                                   spread("fresh_score_std_over_keys"))
+    return dice, "the logits spread {} against {} redrawn".format(
+        *(_spread_range("fan_in_folds0-1.json", row, key) for key in ("score_std_over_keys", "fresh_score_std_over_keys")))
 
 
 def _adamw_spread_ratio() -> str:
     """How many times its redrawn init's the AdamW row's trained attention logits spread (min to max)."""
-    folds = _json(SCREENS + "attention_spread/sgd_and_adamw_folds0-1.json")["models"][
-        "nnUNetTrainerDynTransNet_NoMirroring__nnUNetPlans__3d_fullres_narrow"]
-    ratios = [m["score_std_over_keys"] / m["fresh_score_std_over_keys"] for fold in folds.values() for m in fold.values()]
+    trained, fresh = (_spread_values("sgd_and_adamw_folds0-1.json", "nnUNetTrainerDynTransNet_NoMirroring", key)
+                      for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
+    ratios = [a / b for a, b in zip(trained, fresh)]
     return f"AdamW's spread {min(ratios):.1f} to {max(ratios):.1f} times their init's"
 
 
