@@ -6,7 +6,7 @@ through :class:`BuildsDynTransNet`: a variant states its network once, as the cl
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict
+from typing import Any, ClassVar, Dict, Tuple
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -17,11 +17,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from nnunet_dyntransnet.network.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitError, checkpointing_mode, fit_to_gpu,
                                                 free_gpu_bytes)
 from nnunet_dyntransnet.network import DynTransNet, network_defaults
+from nnunet_dyntransnet.network.transformer import TransformerStage
 from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
+from nnunet_dyntransnet.trainers.optimizer_per_part import (OptimizerPerPart, PolyLRSchedulerPerGroup, optimizer_kind,
+                                                            split_parameters)
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
 __all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_AdamW",
+           "nnUNetTrainerDynTransNet_PerPart",
            "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
 
@@ -42,6 +46,8 @@ RECORDED_BEFORE_THE_OPTION: Dict[str, Any] = {"conv_stages": 1, "rm_post_activat
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,
                                        "selective_checkpointing": False, **RECORDED_BEFORE_THE_OPTION}
+# The optimizers a checkpoint can hold (``optimizer_per_part.optimizer_kind``), as --c's refusal names them.
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam or AdamW", "per_part": "an optimizer per part (SGD and AdamW)"}
 
 
 class BuildsDynTransNet(ChecksResume):
@@ -139,12 +145,6 @@ class BuildsDynTransNet(ChecksResume):
         self.print_to_log_file(decision.message)
 
 
-def _trained_with_adam(checkpoint: Dict[str, Any]) -> bool:
-    """Whether a checkpoint's optimizer was Adam or AdamW (their parameter groups carry ``betas``; SGD's do not)."""
-    groups = (checkpoint.get("optimizer_state") or {}).get("param_groups") or [{}]
-    return "betas" in groups[0]
-
-
 class nnUNetTrainerDynTransNet(BuildsDynTransNet, nnUNetTrainer_WallClock):
     """DynTransNet built from the plan, trained with nnU-Net's own recipe: SGD (lr 1e-2, Nesterov momentum 0.99,
     weight decay 3e-5), polynomial decay, Dice + CE with deep supervision, as nnU-Net's U-Net and the hierarchical
@@ -153,14 +153,44 @@ class nnUNetTrainerDynTransNet(BuildsDynTransNet, nnUNetTrainer_WallClock):
     docs/network.md, "Defaults, and why", cites the screen that chose between them.
     """
 
+    # the optimizer whose state this trainer's checkpoints hold (``optimizer_per_part.optimizer_kind``)
+    trains_with: ClassVar[str] = "sgd"
+
     def check_resumable(self, checkpoint: Dict[str, Any], path: str) -> None:
-        """``--c`` of a fold trained with the AdamW recipe (this trainer's recipe before 2026-12) is refused: its
-        optimizer state is not SGD's."""
-        if _trained_with_adam(checkpoint):
+        """``--c`` of a fold whose optimizer was another is refused: its state does not load into this one's. A fold
+        trained with the AdamW recipe (this trainer's recipe before 2026-12) is told where it continues."""
+        kind = optimizer_kind(checkpoint)
+        if kind == "adam" and self.trains_with == "sgd":
             raise TrainingRefused(f"{path} was trained with the AdamW recipe, this trainer's before 2026-12; it now "
                                   f"trains with SGD. Continue it as nnUNetTrainerDynTransNet_AdamW (rename the "
                                   f"result folder's trainer part to it), or train a new fold (predicting with it works)")
+        if kind != self.trains_with:
+            raise TrainingRefused(f"{path} was trained with {OPTIMIZER_NAMES[kind]}; {type(self).__name__} trains "
+                                  f"with {OPTIMIZER_NAMES[self.trains_with]}, so --c cannot continue it. Continue it "
+                                  f"with the trainer that started it, or train a new fold (predicting with it works)")
         super().check_resumable(checkpoint, path)
+
+
+class nnUNetTrainerDynTransNet_PerPart(nnUNetTrainerDynTransNet):
+    """DynTransNet with an optimizer per part (``optimizer_per_part.py``): nnU-Net's SGD recipe for the
+    convolutions (stem, conv stages, decoder, heads) and nnU-Net's transformer recipe's AdamW (lr 3e-4, weight decay
+    5e-2, betas 0.9/0.98, as for Primus) for the encoder's transformer stages (patch projections, D-MSA blocks,
+    norms); both decay polynomially from their own rate over the same epochs (no warm-up)."""
+
+    trains_with = "per_part"
+    transformer_lr: ClassVar[float] = 3e-4
+    transformer_weight_decay: ClassVar[float] = 5e-2
+    transformer_betas: ClassVar[Tuple[float, float]] = (0.9, 0.98)
+
+    def configure_optimizers(self):
+        transformer, convolutions = split_parameters(self._network_module(), (TransformerStage,))
+        parts = {"convolutions": torch.optim.SGD(convolutions, self.initial_lr, weight_decay=self.weight_decay,
+                                                 momentum=0.99, nesterov=True)}
+        if transformer:  # conv_stages may leave none
+            parts["transformer"] = torch.optim.AdamW(transformer, self.transformer_lr, betas=self.transformer_betas,
+                                                     weight_decay=self.transformer_weight_decay)
+        optimizer = OptimizerPerPart(parts)
+        return optimizer, PolyLRSchedulerPerGroup(optimizer, self.initial_lr, self.num_epochs)
 
 
 class nnUNetTrainerDynTransNet_AdamW(BuildsDynTransNet, TransformerRecipeTrainer):

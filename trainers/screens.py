@@ -28,6 +28,9 @@ the rest of its parent: a screen row differs from the default row in the one thi
 - ``_FanIn``: the transformer blocks' linear layers start from torch's fan-in scaled init instead of ViT's std 0.02
   (``linear_init="fan_in"``): under nnU-Net's SGD the trained models' query and key weights had not left ViT's init,
   and their attention was nearly uniform; the init screen's row.
+- ``_PerPart``: an optimizer per part (``optimizer_per_part.py``): nnU-Net's SGD for the convolutions, the
+  transformer recipe's AdamW for the transformer stages, the main trainer's network and schedule otherwise; the
+  optimizer screen's row (under SGD alone the attention did not train; under AdamW alone the convolutions lost).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from nnunet_dyntransnet.trainers.ablations import (nnUNetTrainerDynTransNet_Base
                                                     nnUNetTrainerDynTransNet_DMSA_RM, nnUNetTrainerDynTransNet_FMM_RM)
 from nnunet_dyntransnet.trainers.budget import WallClockBudget
 from nnunet_dyntransnet.trainers.dyntransnet import (BuildsDynTransNet, nnUNetTrainerDynTransNet,
-                                                      nnUNetTrainerDynTransNet_AdamW)
+                                                      nnUNetTrainerDynTransNet_AdamW, nnUNetTrainerDynTransNet_PerPart)
 from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
 from nnunet_dyntransnet.trainers.paper import PAPER_LR
 
@@ -48,7 +51,7 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
            "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring",
-           "nnUNetTrainerDynTransNet_FanIn_NoMirroring"]
+           "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -124,3 +127,8 @@ class nnUNetTrainerDynTransNet_FanIn_NoMirroring(NoMirroring, nnUNetTrainerDynTr
     torch's fan-in scaled init, no mirroring."""
 
     network_options = dict(linear_init="fan_in")
+
+
+class nnUNetTrainerDynTransNet_PerPart_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_PerPart):
+    """The optimizer screen's row: the main trainer's network, SGD for the convolutions and AdamW for the
+    transformer stages, no mirroring."""

@@ -233,6 +233,38 @@ def test_the_adamw_recipe_stays_reachable_and_its_folds_are_not_continued_with_s
         sgd.check_resumable(checkpoint, "fold_0/checkpoint_latest.pth")
 
 
+def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_with_sgd(nnunet_in_process):
+    """nnUNetTrainerDynTransNet_PerPart: the main trainer's network and schedule; its transformer stages under the
+    transformer recipe's AdamW, everything else under nnU-Net's SGD, each decaying from its own rate; a step moves
+    both parts; --c between it and the single-optimizer trainers is refused both ways."""
+    from nnunet_dyntransnet.network.transformer import TransformerStage
+    from nnunet_dyntransnet.trainers.optimizer_per_part import OptimizerPerPart
+    from nnunet_dyntransnet.trainers.refusal import TrainingRefused
+
+    trainer = _trainer("nnUNetTrainerDynTransNet_PerPart")
+    assert isinstance(trainer.optimizer, OptimizerPerPart) and trainer.enable_deep_supervision
+    sgd, adamw = trainer.optimizer.parts["convolutions"], trainer.optimizer.parts["transformer"]
+    assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["lr"] == 1e-2 and sgd.param_groups[0]["nesterov"]
+    assert type(adamw) is torch.optim.AdamW and adamw.param_groups[0]["lr"] == 3e-4
+    assert adamw.param_groups[0]["weight_decay"] == 5e-2 and adamw.param_groups[0]["betas"] == (0.9, 0.98)
+    stages = {id(p) for m in trainer.network.modules() if isinstance(m, TransformerStage) for p in m.parameters()}
+    assert {id(p) for p in adamw.param_groups[0]["params"]} == stages
+    assert type(trainer.lr_scheduler).__name__ == "PolyLRSchedulerPerGroup" and trainer.num_epochs == 1000
+    trainer.lr_scheduler.step(500)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([1e-2 * 0.5 ** 0.9, 3e-4 * 0.5 ** 0.9])
+    before = {id(p): p.detach().clone() for group in trainer.optimizer.param_groups for p in group["params"][:1]}
+    _one_step(trainer)
+    assert all(not torch.equal(before[id(g["params"][0])], g["params"][0]) for g in trainer.optimizer.param_groups)
+    per_part = {"optimizer_state": trainer.optimizer.state_dict(), "init_args": {}}
+    with pytest.raises(TrainingRefused, match=r"an optimizer per part \(SGD and AdamW\); nnUNetTrainerDynTransNet "
+                                               r"trains with SGD"):
+        _trainer("nnUNetTrainerDynTransNet").check_resumable(per_part, "fold_0/checkpoint_latest.pth")
+    single = {"optimizer_state": torch.optim.SGD(trainer.network.parameters(), 1e-2).state_dict(), "init_args": {}}
+    with pytest.raises(TrainingRefused, match=r"was trained with SGD; nnUNetTrainerDynTransNet_PerPart trains with an "
+                                               r"optimizer per part"):
+        trainer.check_resumable(single, "fold_0/checkpoint_latest.pth")
+
+
 @pytest.mark.parametrize("name", ["nnUNetTrainerUNETR_lr1e4", "nnUNetTrainerSwinUNETR_lr1e4"])
 def test_lr1e4_variants_change_only_the_learning_rate(nnunet_in_process, name):
     """The same network and trainer as above (trained there); only AdamW's learning rate differs."""
