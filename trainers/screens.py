@@ -31,6 +31,8 @@ the rest of its parent: a screen row differs from the default row in the one thi
 - ``_PerPart``: an optimizer per part (``optimizer_per_part.py``): nnU-Net's SGD for the convolutions, the
   transformer recipe's AdamW for the transformer stages, the main trainer's network and schedule otherwise; the
   optimizer screen's row (under SGD alone the attention did not train; under AdamW alone the convolutions lost).
+  ``_PerPart_MSA``: the same with plain MSA instead of D-MSA (the paper's Table 3 row "FM-M + RM"): the D-MSA
+  ablation again, with attention that trains.
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring", "nnUNetTrainerDynTransNet_FMM_RM_NoMirroring",
            "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
            "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring",
-           "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring"]
+           "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring",
+           "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -132,3 +135,10 @@ class nnUNetTrainerDynTransNet_FanIn_NoMirroring(NoMirroring, nnUNetTrainerDynTr
 class nnUNetTrainerDynTransNet_PerPart_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_PerPart):
     """The optimizer screen's row: the main trainer's network, SGD for the convolutions and AdamW for the
     transformer stages, no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring(nnUNetTrainerDynTransNet_PerPart_NoMirroring):
+    """The D-MSA ablation under the optimizer per part: plain MSA (no input-dependent bias), FM-M and RM, no
+    mirroring."""
+
+    network_options = dict(nnUNetTrainerDynTransNet_FMM_RM.network_options)

@@ -76,3 +76,15 @@ def test_the_init_screens_trainer_starts_its_linears_from_torchs_fan_in_init():
 
     assert all(abs(s - 0.02) < 0.005 for s in qkv_std(nnUNetTrainerDynTransNet))
     assert all(s > 0.05 for s in qkv_std(nnUNetTrainerDynTransNet_FanIn_NoMirroring))
+
+
+def test_the_per_part_dmsa_row_differs_from_the_per_part_row_only_in_dmsas_bias():
+    """``_PerPart_MSA`` (trainers/screens.py): the optimizer per part's trainer with Table 3's "FM-M + RM" network."""
+    from nnunet_dyntransnet.trainers.screens import (nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring,
+                                                     nnUNetTrainerDynTransNet_PerPart_NoMirroring)
+
+    assert issubclass(nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring, nnUNetTrainerDynTransNet_PerPart_NoMirroring)
+    assert _describe(nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring.build_network_architecture(
+        None, PLAN, 1, 3, True)) == (False, FeatureMix, True)
+    assert _describe(nnUNetTrainerDynTransNet_PerPart_NoMirroring.build_network_architecture(
+        None, PLAN, 1, 3, True)) == (True, FeatureMix, True)
