@@ -33,6 +33,8 @@ the rest of its parent: a screen row differs from the default row in the one thi
   optimizer screen's row (under SGD alone the attention did not train; under AdamW alone the convolutions lost).
   ``_PerPart_MSA``: the same with plain MSA instead of D-MSA (the paper's Table 3 row "FM-M + RM"): the D-MSA
   ablation again, with attention that trains.
+- ``_NoDS``: no deep supervision (nnU-Net's ``nnUNetTrainerNoDeepSupervision`` idea): the loss on the full-resolution
+  head alone, the lower decoder levels' heads unused; the deep-supervision screen's row.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
            "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring",
            "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring",
-           "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring"]
+           "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_NoDS_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -142,3 +144,12 @@ class nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring(nnUNetTrainerDynTransNet_
     mirroring."""
 
     network_options = dict(nnUNetTrainerDynTransNet_FMM_RM.network_options)
+
+
+class nnUNetTrainerDynTransNet_NoDS_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The deep-supervision screen's row: the main trainer without deep supervision, no mirroring."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.enable_deep_supervision = False  # read when initialize builds the network and the loss

@@ -265,6 +265,16 @@ def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_w
         trainer.check_resumable(single, "fold_0/checkpoint_latest.pth")
 
 
+def test_the_deep_supervision_screens_row_trains_on_the_full_resolution_head_alone(nnunet_in_process):
+    """``_NoDS``: the main trainer's network and recipe, the loss on the last head only (no deep-supervision
+    wrapper), the network built without its lower heads' outputs."""
+    trainer = _trainer("nnUNetTrainerDynTransNet_NoDS_NoMirroring")
+    assert not trainer.enable_deep_supervision and type(trainer.loss).__name__ == "DC_and_CE_loss"
+    assert isinstance(trainer.network, DynTransNet) and not trainer.network.decoder.deep_supervision
+    assert type(trainer.optimizer) is torch.optim.SGD
+    _one_step(trainer)
+
+
 @pytest.mark.parametrize("name", ["nnUNetTrainerUNETR_lr1e4", "nnUNetTrainerSwinUNETR_lr1e4"])
 def test_lr1e4_variants_change_only_the_learning_rate(nnunet_in_process, name):
     """The same network and trainer as above (trained there); only AdamW's learning rate differs."""
