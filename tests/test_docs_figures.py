@@ -296,12 +296,40 @@ def _init_fan_in() -> tuple:
         *(_spread_range("fan_in_folds0-1.json", row, key) for key in ("score_std_over_keys", "fresh_score_std_over_keys")))
 
 
+def _spread_ratio(file: str, trainer: str) -> str:
+    """How many times its redrawn init's a row's trained attention logits spread (min to max)."""
+    trained, fresh = (_spread_values(file, trainer, key) for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
+    ratios = [a / b for a, b in zip(trained, fresh)]
+    return f"{min(ratios):.1f} to {max(ratios):.1f}"
+
+
+def _per_part() -> dict:
+    """The optimizer screen's figures: its paired Dice and p against the default, its lesions and false-positive
+    components, its quietest fold's seconds, its attention's spread, and on how many folds its tumor Dice is lower."""
+    summary = _json(SCREENS + "optimizer_per_part/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    seconds = _json(SCREENS + "equal_time_per_part/seconds.json")
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-4.json")["trainers"]
+    tumor_folds = [TABLE._fold_means(summary, t, "tumor") for t in (row, full)]
+    lower = sum(tumor_folds[0][f] < tumor_folds[1][f] for f in tumor_folds[1])
+    spread = (_spread_range("per_part_folds0-1.json", row, key) for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
+    return dict(liver=_paired(summary, row, full, "liver")[0], p_liver=stats["liver"]["dice"]["p_ttest"],
+                tumor=_paired(summary, row, full, "tumor")[0], p_tumor=stats["tumor"]["dice"]["p_ttest"],
+                pred=lesions[row]["pred"], ref=lesions[row]["ref"], pred_full=lesions[full]["pred"],
+                fp=found[row]["false_positive_components"], fp_full=found[full]["false_positive_components"],
+                quiet=min(seconds[row].values()), quiet_full=min(seconds[full].values()), lower=lower,
+                folds=len(tumor_folds[1]), spread=" against ".join(spread),
+                ratio=_spread_ratio("per_part_folds0-1.json", row))
+
+
+NUMBER_WORDS = {4: "four", 5: "five"}
+
+
 def _adamw_spread_ratio() -> str:
     """How many times its redrawn init's the AdamW row's trained attention logits spread (min to max)."""
-    trained, fresh = (_spread_values("sgd_and_adamw_folds0-1.json", "nnUNetTrainerDynTransNet_NoMirroring", key)
-                      for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
-    ratios = [a / b for a, b in zip(trained, fresh)]
-    return f"AdamW's spread {min(ratios):.1f} to {max(ratios):.1f} times their init's"
+    return f"AdamW's spread {_spread_ratio('sgd_and_adamw_folds0-1.json', 'nnUNetTrainerDynTransNet_NoMirroring')} " \
+           f"times their init's"
 
 
 def _now(where: tuple, key: str) -> float:
@@ -418,6 +446,23 @@ FIGURES = [
         _json(SCREENS + "recipe_adam/summary.json"), "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
         "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "liver")[0])) for doc in ("README.md", "docs/network.md")),
     ("docs/comparison/screens/README.md", lambda: _init_fan_in()[1]),
+    ("docs/comparison/screens/README.md", lambda: "its quietest fold took {quiet:.1f} s against the default's "
+                                                  "{quiet_full:.1f} s".format(**_per_part())),
+    ("docs/comparison/screens/README.md", lambda: "the logits spread {spread} with the linears redrawn, {ratio} "
+                                                  "times".format(**_per_part())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}), tumor {tumor:+.2f} (p = {p_tumor:.3f}), lower on "
+        "{0} folds of {1}; {pred} predicted lesions for {ref} against {pred_full}, and {fp} false-positive components "
+        "against {fp_full}").format(NUMBER_WORDS[_per_part()["lower"]], NUMBER_WORDS[_per_part()["folds"]],
+                                    **_per_part())),
+    ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
+    ("README.md", lambda: "liver Dice paired {liver:+.2f} (p = {p_liver:.2f}) and tumor Dice {tumor:+.2f} "
+                          "(p = {p_tumor:.3f}) against the default".format(**_per_part())),
+    ("docs/network.md", lambda: "(logits spread {ratio} times their init's)".format(**_per_part())),
+    ("docs/network.md", lambda: "(paired {tumor:+.2f}, p = {p_tumor:.3f}; liver {liver:+.2f}, p = {p_liver:.2f}".format(
+        **_per_part())),
+    ("docs/training.md", lambda: "(paired {tumor:+.2f} points, p = {p_tumor:.3f}; liver {liver:+.2f})".format(
+        **_per_part())),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[0]),
     ("docs/comparison/screens/README.md", lambda: _ablation_baseline()[1]),
     # docs/network.md, "Defaults, and why": each measured effect with the file it comes from

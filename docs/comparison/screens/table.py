@@ -32,7 +32,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("ablation_dmsa", "the full model with plain MSA instead of D-MSA against it, 31 epochs"),
            ("recipe_adam", "the paper's Adam at lr 1e-4 in place of nnU-Net's SGD, 31 epochs"),
            ("init_fan_in", "the transformer linears from torch's fan-in init against ViT's std 0.02, 31 epochs"),
-           ("equal_time_fanin", "equal time, the fan-in init beside the default: 31 epochs each against the U-Net's 32")]
+           ("equal_time_fanin", "equal time, the fan-in init beside the default: 31 epochs each against the U-Net's 32"),
+           ("optimizer_per_part", "SGD for the convolutions and AdamW for the transformer stages against SGD, 31 epochs"),
+           ("equal_time_per_part", "equal time, the optimizer per part beside the default: 31 epochs each against the U-Net's 32")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
