@@ -233,10 +233,11 @@ def test_the_adamw_recipe_stays_reachable_and_its_folds_are_not_continued_with_s
         sgd.check_resumable(checkpoint, "fold_0/checkpoint_latest.pth")
 
 
-def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_with_sgd(nnunet_in_process):
+def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_with_sgd(nnunet_in_process, tmp_path):
     """nnUNetTrainerDynTransNet_PerPart: the main trainer's network and schedule; its transformer stages under the
     transformer recipe's AdamW, everything else under nnU-Net's SGD, each decaying from its own rate; a step moves
-    both parts; --c between it and the single-optimizer trainers is refused both ways."""
+    both parts; nnU-Net's checkpoint of it loads back (both parts' state); --c between it and the single-optimizer
+    trainers is refused both ways."""
     from nnunet_dyntransnet.network.transformer import TransformerStage
     from nnunet_dyntransnet.trainers.optimizer_per_part import OptimizerPerPart
     from nnunet_dyntransnet.trainers.refusal import TrainingRefused
@@ -255,6 +256,13 @@ def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_w
     before = {id(p): p.detach().clone() for group in trainer.optimizer.param_groups for p in group["params"][:1]}
     _one_step(trainer)
     assert all(not torch.equal(before[id(g["params"][0])], g["params"][0]) for g in trainer.optimizer.param_groups)
+    trainer.save_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    resumed = _trainer("nnUNetTrainerDynTransNet_PerPart")
+    resumed.load_checkpoint(str(tmp_path / "checkpoint_latest.pth"))  # nnU-Net's --c, through ChecksResume
+    moments = [adamw.state[p]["exp_avg"] for p in adamw.param_groups[0]["params"]]
+    assert all(torch.equal(a, resumed.optimizer.parts["transformer"].state[p]["exp_avg"]) for a, p in
+               zip(moments, resumed.optimizer.parts["transformer"].param_groups[0]["params"]))
+    assert [g["initial_lr"] for g in resumed.optimizer.param_groups] == [1e-2, 3e-4]
     per_part = {"optimizer_state": trainer.optimizer.state_dict(), "init_args": {}}
     with pytest.raises(TrainingRefused, match=r"an optimizer per part \(SGD and AdamW\); nnUNetTrainerDynTransNet "
                                                r"trains with SGD"):
