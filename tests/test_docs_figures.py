@@ -323,6 +323,23 @@ def _per_part() -> dict:
                 ratio=_spread_ratio("per_part_folds0-1.json", row))
 
 
+def _dmsa_per_part() -> str:
+    """The screens README's sentence of the D-MSA ablation with the optimizer per part: plain MSA against D-MSA."""
+    summary = _json(SCREENS + "ablation_dmsa_per_part/summary.json")
+    row, full = "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring"
+    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
+    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-1.json")["trainers"]
+    (liver, n_liver), (tumor, n_tumor) = (_paired(summary, row, full, c) for c in ("liver", "tumor"))
+    fold_1 = [TABLE._fold_means(summary, t, "tumor")["fold_1"] for t in (row, full)]
+    return ("liver Dice paired {:+.2f} points (p = {:.3f}, {} cases), tumor {:+.2f} (p = {:.2f}, {} cases), {} predicted "
+            "lesions for {} against {}, and {} false-positive components against {} ([rm_logit_split/"
+            "false_positive_lesions_folds0-1.json](rm_logit_split/false_positive_lesions_folds0-1.json)). The per-fold "
+            "tumor means differ more ({:.1f} against {:.1f} on fold 1)").format(
+        liver, stats["liver"]["dice"]["p_ttest"], n_liver, tumor, stats["tumor"]["dice"]["p_ttest"], n_tumor,
+        lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
+        *(found[t]["false_positive_components"] for t in (row, full)), *fold_1)
+
+
 NUMBER_WORDS = {4: "four", 5: "five"}
 
 
@@ -455,6 +472,7 @@ FIGURES = [
         "{0} folds of {1}; {pred} predicted lesions for {ref} against {pred_full}, and {fp} false-positive components "
         "against {fp_full}").format(NUMBER_WORDS[_per_part()["lower"]], NUMBER_WORDS[_per_part()["folds"]],
                                     **_per_part())),
+    ("docs/comparison/screens/README.md", lambda: _dmsa_per_part()),
     ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
     ("README.md", lambda: "liver Dice paired {liver:+.2f} (p = {p_liver:.2f}) and tumor Dice {tumor:+.2f} "
                           "(p = {p_tumor:.3f}) against the default".format(**_per_part())),

@@ -2,7 +2,10 @@
 # One screen's report: today's default (nnUNetTrainerDynTransNet_Conv2_NoMirroring, conv_stages=2) against a variant
 # over the folds the variant finished, paired by case, into docs/comparison/screens/NAME.
 #
-#     bash docs/comparison/screens/report_screen.sh WORK NAME VARIANT_TRAINER "TITLE"
+#     bash docs/comparison/screens/report_screen.sh WORK NAME VARIANT_TRAINER "TITLE" [BASELINE_TRAINER]
+#
+# BASELINE_TRAINER (default: the default's trainer above) is the row the variant is paired with, for a screen that
+# changes one thing in another variant (the D-MSA ablation under the optimizer per part).
 #
 # WORK is run.sh's work folder with RESULTS=unet32 (the equal-time folds live there). The default's folders hold
 # five folds and a screen's variant three or two, so both are linked fold by fold into WORK/partial_NAME first:
@@ -13,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 results=$work/unet32/Dataset991_LiverPhantomCT
 linked=$work/partial_$name/Dataset991_LiverPhantomCT
 suffix=__nnUNetPlans__3d_fullres_narrow
-default=nnUNetTrainerDynTransNet_Conv2_NoMirroring
+default=${5:-nnUNetTrainerDynTransNet_Conv2_NoMirroring}
 rm -rf "$work/partial_$name" "$work/${name}_report"
 folds=()
 for f in 0 1 2 3 4; do [ -f "$results/$variant$suffix/fold_$f/validation/summary.json" ] && folds+=("$f"); done

@@ -34,7 +34,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("init_fan_in", "the transformer linears from torch's fan-in init against ViT's std 0.02, 31 epochs"),
            ("equal_time_fanin", "equal time, the fan-in init beside the default: 31 epochs each against the U-Net's 32"),
            ("optimizer_per_part", "SGD for the convolutions and AdamW for the transformer stages against SGD, 31 epochs"),
-           ("equal_time_per_part", "equal time, the optimizer per part beside the default: 31 epochs each against the U-Net's 32")]
+           ("equal_time_per_part", "equal time, the optimizer per part beside the default: 31 epochs each against the U-Net's 32"),
+           ("ablation_dmsa_per_part", "plain MSA against D-MSA, both with the optimizer per part, 31 epochs"),
+           ("deep_supervision", "no deep supervision against deep supervision, 31 epochs")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
