@@ -88,6 +88,12 @@ def _paired(summary: dict, row: str, baseline: str, cls: str) -> tuple:
     return TABLE.paired_difference(summary, row, baseline, cls)
 
 
+def _paired_p(screen: str, row: str, baseline: str, cls: str) -> tuple:
+    """A screen's paired Dice difference of ``row`` against ``baseline`` in points, and the row's t-test p."""
+    summary = _json(SCREENS + screen + "/summary.json")
+    return _paired(summary, row, baseline, cls)[0], summary["statistics"][row][cls]["dice"]["p_ttest"]
+
+
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
     """How many validation cases have no tumor, in how many the row predicted none while the full model did."""
     free = [c for c, m in summary["per_case"][full].items() if m["tumor"]["n_ref"] == 0]
@@ -473,6 +479,11 @@ FIGURES = [
         "against {fp_full}").format(NUMBER_WORDS[_per_part()["lower"]], NUMBER_WORDS[_per_part()["folds"]],
                                     **_per_part())),
     ("docs/comparison/screens/README.md", lambda: _dmsa_per_part()),
+    ("README.md", lambda: "(plain attention's liver Dice paired {:+.2f}, p = {:.3f}; tumor {:+.2f}, p = {:.2f})".format(
+        *_paired_p("ablation_dmsa_per_part", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring",
+                   "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "liver"),
+        *_paired_p("ablation_dmsa_per_part", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring",
+                   "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "tumor"))),
     ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
     ("README.md", lambda: "liver Dice paired {liver:+.2f} (p = {p_liver:.2f}) and tumor Dice {tumor:+.2f} "
                           "(p = {p_tumor:.3f}) against the default".format(**_per_part())),
