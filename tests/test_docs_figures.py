@@ -479,6 +479,18 @@ FIGURES = [
         "against {fp_full}").format(NUMBER_WORDS[_per_part()["lower"]], NUMBER_WORDS[_per_part()["folds"]],
                                     **_per_part())),
     ("docs/comparison/screens/README.md", lambda: _dmsa_per_part()),
+    ("docs/comparison/screens/README.md", lambda: (
+        "liver Dice paired {:+.2f} points (p = {:.3f}, 8 cases), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for {} "
+        "against {}, as many false-positive components ({} and {}").format(
+        *_paired_p("deep_supervision", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
+                   "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "liver"),
+        *_paired_p("deep_supervision", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
+                   "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "tumor"),
+        *(_json(SCREENS + "deep_supervision/summary.json")["anchors"][t]["lesions"][k] for t, k in (
+            ("nnUNetTrainerDynTransNet_NoDS_NoMirroring", "pred"), ("nnUNetTrainerDynTransNet_NoDS_NoMirroring", "ref"),
+            ("nnUNetTrainerDynTransNet_Conv2_NoMirroring", "pred"))),
+        *(_json(SCREENS + "rm_logit_split/false_positive_lesions_fold0.json")["trainers"][t]["false_positive_components"]
+          for t in ("nnUNetTrainerDynTransNet_NoDS_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring")))),
     ("README.md", lambda: "(plain attention's liver Dice paired {:+.2f}, p = {:.3f}; tumor {:+.2f}, p = {:.2f})".format(
         *_paired_p("ablation_dmsa_per_part", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring",
                    "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "liver"),
