@@ -88,10 +88,23 @@ def _paired(summary: dict, row: str, baseline: str, cls: str) -> tuple:
     return TABLE.paired_difference(summary, row, baseline, cls)
 
 
-def _paired_p(screen: str, row: str, baseline: str, cls: str) -> tuple:
-    """A screen's paired Dice difference of ``row`` against ``baseline`` in points, and the row's t-test p."""
+def _against(screen: str, row: str, baseline: str, false_positives: str = "") -> dict:
+    """A screen row's figures against ``baseline``: paired Dice difference in points, t-test p and cases paired per
+    class (``liver``, ``p_liver``, ``n_liver``, the same for tumor), its lesions (``pred``, ``ref``) and the
+    baseline's ``pred_base``; with ``false_positives`` (a file of ``false_positive_lesions.py``) both rows'
+    false-positive components (``fp``, ``fp_base``)."""
     summary = _json(SCREENS + screen + "/summary.json")
-    return _paired(summary, row, baseline, cls)[0], summary["statistics"][row][cls]["dice"]["p_ttest"]
+    figures = {}
+    for cls in ("liver", "tumor"):
+        figures[cls], figures["n_" + cls] = _paired(summary, row, baseline, cls)
+        figures["p_" + cls] = summary["statistics"][row][cls]["dice"]["p_ttest"]
+    lesions = summary["anchors"]
+    figures.update(pred=lesions[row]["lesions"]["pred"], ref=lesions[row]["lesions"]["ref"],
+                   pred_base=lesions[baseline]["lesions"]["pred"])
+    if false_positives:
+        found = _json(SCREENS + "rm_logit_split/" + false_positives)["trainers"]
+        figures.update(fp=found[row]["false_positive_components"], fp_base=found[baseline]["false_positive_components"])
+    return figures
 
 
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
@@ -288,16 +301,13 @@ def _attention_spread() -> tuple:
 
 
 def _init_fan_in() -> tuple:
-    summary = _json(SCREENS + "init_fan_in/summary.json")
-    row, full, unet = ("nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring",
-                       "nnUNetTrainer_WallClock_NoMirroring")
-    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
-    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-4.json")["trainers"]
-    dice = ("liver Dice paired {:+.2f} points (p = {:.2f}), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for {} "
-            "against {}, and {} false-positive components against {} (the U-Net's: {}").format(
-        _paired(summary, row, full, "liver")[0], stats["liver"]["dice"]["p_ttest"], _paired(summary, row, full, "tumor")[0],
-        stats["tumor"]["dice"]["p_ttest"], lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
-        *(found[t]["false_positive_components"] for t in (row, full, unet)))
+    row = "nnUNetTrainerDynTransNet_FanIn_NoMirroring"
+    figures = _against("init_fan_in", row, FULL, "false_positive_lesions_folds0-4.json")
+    unet = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-4.json")["trainers"][
+        "nnUNetTrainer_WallClock_NoMirroring"]["false_positive_components"]
+    dice = ("liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}), tumor {tumor:+.2f} (p = {p_tumor:.2f}), {pred} "
+            "predicted lesions for {ref} against {pred_base}, and {fp} false-positive components against {fp_base} (the "
+            "U-Net's: {0}").format(unet, **figures)
     return dice, "the logits spread {} against {} redrawn".format(
         *(_spread_range("fan_in_folds0-1.json", row, key) for key in ("score_std_over_keys", "fresh_score_std_over_keys")))
 
@@ -309,44 +319,45 @@ def _spread_ratio(file: str, trainer: str) -> str:
     return f"{min(ratios):.1f} to {max(ratios):.1f}"
 
 
+PER_PART, DMSA_PER_PART = "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring"
+FULL = "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
+NUMBER_WORDS = {4: "four", 5: "five"}
+
+
 def _per_part() -> dict:
     """The optimizer screen's figures: its paired Dice and p against the default, its lesions and false-positive
-    components, its quietest fold's seconds, its attention's spread, and on how many folds its tumor Dice is lower."""
+    components (:func:`_against`), its quietest fold's seconds, its attention's spread, and on how many folds of how
+    many its tumor Dice is lower (in words)."""
+    figures = _against("optimizer_per_part", PER_PART, FULL, "false_positive_lesions_folds0-4.json")
     summary = _json(SCREENS + "optimizer_per_part/summary.json")
-    row, full = "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
-    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
     seconds = _json(SCREENS + "equal_time_per_part/seconds.json")
-    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-4.json")["trainers"]
-    tumor_folds = [TABLE._fold_means(summary, t, "tumor") for t in (row, full)]
+    tumor_folds = [TABLE._fold_means(summary, t, "tumor") for t in (PER_PART, FULL)]
     lower = sum(tumor_folds[0][f] < tumor_folds[1][f] for f in tumor_folds[1])
-    spread = (_spread_range("per_part_folds0-1.json", row, key) for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
-    return dict(liver=_paired(summary, row, full, "liver")[0], p_liver=stats["liver"]["dice"]["p_ttest"],
-                tumor=_paired(summary, row, full, "tumor")[0], p_tumor=stats["tumor"]["dice"]["p_ttest"],
-                pred=lesions[row]["pred"], ref=lesions[row]["ref"], pred_full=lesions[full]["pred"],
-                fp=found[row]["false_positive_components"], fp_full=found[full]["false_positive_components"],
-                quiet=min(seconds[row].values()), quiet_full=min(seconds[full].values()), lower=lower,
-                folds=len(tumor_folds[1]), spread=" against ".join(spread),
-                ratio=_spread_ratio("per_part_folds0-1.json", row))
+    spread = (_spread_range("per_part_folds0-1.json", PER_PART, key)
+              for key in ("score_std_over_keys", "fresh_score_std_over_keys"))
+    return dict(figures, quiet=min(seconds[PER_PART].values()), quiet_full=min(seconds[FULL].values()),
+                lower=NUMBER_WORDS[lower], folds=NUMBER_WORDS[len(tumor_folds[1])], spread=" against ".join(spread),
+                ratio=_spread_ratio("per_part_folds0-1.json", PER_PART))
 
 
 def _dmsa_per_part() -> str:
     """The screens README's sentence of the D-MSA ablation with the optimizer per part: plain MSA against D-MSA."""
+    figures = _against("ablation_dmsa_per_part", DMSA_PER_PART, PER_PART, "false_positive_lesions_folds0-1.json")
     summary = _json(SCREENS + "ablation_dmsa_per_part/summary.json")
-    row, full = "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring"
-    stats, lesions = summary["statistics"][row], {t: summary["anchors"][t]["lesions"] for t in (row, full)}
-    found = _json(SCREENS + "rm_logit_split/false_positive_lesions_folds0-1.json")["trainers"]
-    (liver, n_liver), (tumor, n_tumor) = (_paired(summary, row, full, c) for c in ("liver", "tumor"))
-    fold_1 = [TABLE._fold_means(summary, t, "tumor")["fold_1"] for t in (row, full)]
-    return ("liver Dice paired {:+.2f} points (p = {:.3f}, {} cases), tumor {:+.2f} (p = {:.2f}, {} cases), {} predicted "
-            "lesions for {} against {}, and {} false-positive components against {} ([rm_logit_split/"
-            "false_positive_lesions_folds0-1.json](rm_logit_split/false_positive_lesions_folds0-1.json)). The per-fold "
-            "tumor means differ more ({:.1f} against {:.1f} on fold 1)").format(
-        liver, stats["liver"]["dice"]["p_ttest"], n_liver, tumor, stats["tumor"]["dice"]["p_ttest"], n_tumor,
-        lesions[row]["pred"], lesions[row]["ref"], lesions[full]["pred"],
-        *(found[t]["false_positive_components"] for t in (row, full)), *fold_1)
+    fold_1 = [TABLE._fold_means(summary, t, "tumor")["fold_1"] for t in (DMSA_PER_PART, PER_PART)]
+    return ("liver Dice paired {liver:+.2f} points (p = {p_liver:.3f}, {n_liver} cases), tumor {tumor:+.2f} (p = "
+            "{p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}, and {fp} "
+            "false-positive components against {fp_base} ([rm_logit_split/false_positive_lesions_folds0-1.json]"
+            "(rm_logit_split/false_positive_lesions_folds0-1.json)). The per-fold tumor means differ more ({0:.1f} "
+            "against {1:.1f} on fold 1)").format(*fold_1, **figures)
 
 
-NUMBER_WORDS = {4: "four", 5: "five"}
+def _deep_supervision() -> str:
+    """The screens README's sentence of the deep-supervision screen: no deep supervision against the default."""
+    return ("liver Dice paired {liver:+.2f} points (p = {p_liver:.3f}, {n_liver} cases), tumor {tumor:+.2f} (p = "
+            "{p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}, as many false-positive components "
+            "({fp} and {fp_base}").format(**_against("deep_supervision", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
+                                                     FULL, "false_positive_lesions_fold0.json"))
 
 
 def _adamw_spread_ratio() -> str:
@@ -475,27 +486,12 @@ FIGURES = [
                                                   "times".format(**_per_part())),
     ("docs/comparison/screens/README.md", lambda: (
         "liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}), tumor {tumor:+.2f} (p = {p_tumor:.3f}), lower on "
-        "{0} folds of {1}; {pred} predicted lesions for {ref} against {pred_full}, and {fp} false-positive components "
-        "against {fp_full}").format(NUMBER_WORDS[_per_part()["lower"]], NUMBER_WORDS[_per_part()["folds"]],
-                                    **_per_part())),
+        "{lower} folds of {folds}; {pred} predicted lesions for {ref} against {pred_base}, and {fp} false-positive "
+        "components against {fp_base}").format(**_per_part())),
     ("docs/comparison/screens/README.md", lambda: _dmsa_per_part()),
-    ("docs/comparison/screens/README.md", lambda: (
-        "liver Dice paired {:+.2f} points (p = {:.3f}, 8 cases), tumor {:+.2f} (p = {:.2f}), {} predicted lesions for {} "
-        "against {}, as many false-positive components ({} and {}").format(
-        *_paired_p("deep_supervision", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
-                   "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "liver"),
-        *_paired_p("deep_supervision", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
-                   "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "tumor"),
-        *(_json(SCREENS + "deep_supervision/summary.json")["anchors"][t]["lesions"][k] for t, k in (
-            ("nnUNetTrainerDynTransNet_NoDS_NoMirroring", "pred"), ("nnUNetTrainerDynTransNet_NoDS_NoMirroring", "ref"),
-            ("nnUNetTrainerDynTransNet_Conv2_NoMirroring", "pred"))),
-        *(_json(SCREENS + "rm_logit_split/false_positive_lesions_fold0.json")["trainers"][t]["false_positive_components"]
-          for t in ("nnUNetTrainerDynTransNet_NoDS_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring")))),
-    ("README.md", lambda: "(plain attention's liver Dice paired {:+.2f}, p = {:.3f}; tumor {:+.2f}, p = {:.2f})".format(
-        *_paired_p("ablation_dmsa_per_part", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring",
-                   "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "liver"),
-        *_paired_p("ablation_dmsa_per_part", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring",
-                   "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "tumor"))),
+    ("docs/comparison/screens/README.md", lambda: _deep_supervision()),
+    ("README.md", lambda: "(plain attention's liver Dice paired {liver:+.2f}, p = {p_liver:.3f}; tumor {tumor:+.2f}, "
+                          "p = {p_tumor:.2f})".format(**_against("ablation_dmsa_per_part", DMSA_PER_PART, PER_PART))),
     ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
     ("README.md", lambda: "liver Dice paired {liver:+.2f} (p = {p_liver:.2f}) and tumor Dice {tumor:+.2f} "
                           "(p = {p_tumor:.3f}) against the default".format(**_per_part())),
