@@ -19,8 +19,8 @@ from nnunet_dyntransnet.network.gpu_fit import (CHECKPOINTING_ENV, DoesNotFitErr
 from nnunet_dyntransnet.network import DynTransNet, network_defaults
 from nnunet_dyntransnet.network.transformer import TransformerStage
 from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
-from nnunet_dyntransnet.trainers.optimizer_per_part import (OptimizerPerPart, PolyLRSchedulerPerGroup, optimizer_kind,
-                                                            split_parameters)
+from nnunet_dyntransnet.trainers.optimizer_per_part import (OPTIMIZER_NAMES, OptimizerPerPart, PolyLRSchedulerPerGroup,
+                                                            optimizer_kind, split_parameters)
 from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
@@ -46,8 +46,6 @@ RECORDED_BEFORE_THE_OPTION: Dict[str, Any] = {"conv_stages": 1, "rm_post_activat
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,
                                        "selective_checkpointing": False, **RECORDED_BEFORE_THE_OPTION}
-# The optimizers a checkpoint can hold (``optimizer_per_part.optimizer_kind``), as --c's refusal names them.
-OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam or AdamW", "per_part": "an optimizer per part (SGD and AdamW)"}
 
 
 class BuildsDynTransNet(ChecksResume):

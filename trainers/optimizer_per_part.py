@@ -21,7 +21,7 @@ import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from torch import nn
 
-__all__ = ["OptimizerPerPart", "PolyLRSchedulerPerGroup", "split_parameters", "optimizer_kind"]
+__all__ = ["OptimizerPerPart", "PolyLRSchedulerPerGroup", "split_parameters", "optimizer_kind", "OPTIMIZER_NAMES"]
 
 
 class OptimizerPerPart(torch.optim.Optimizer):
@@ -92,6 +92,10 @@ def split_parameters(network: nn.Module, part_types: Tuple[type, ...]) -> Tuple[
     in_part = {id(p) for module in network.modules() if isinstance(module, part_types) for p in module.parameters()}
     trainable = [p for p in network.parameters() if p.requires_grad]
     return [p for p in trainable if id(p) in in_part], [p for p in trainable if id(p) not in in_part]
+
+
+# The kinds :func:`optimizer_kind` tells apart, as a refusal of ``--c`` names them.
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam or AdamW", "per_part": "an optimizer per part (SGD and AdamW)"}
 
 
 def optimizer_kind(checkpoint: Mapping[str, Any]) -> str:
