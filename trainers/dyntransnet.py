@@ -37,11 +37,11 @@ OPTIONS_KEY = "dyntransnet_network_options"
 ARCHITECTURE_OPTIONS = ("transformer_depth", "head_dim", "mlp_ratio", "window_size", "max_global_tokens",
                         "drop_path_rate", "attention", "fusion", "residual_refine", "activation_checkpointing",
                         "selective_checkpointing", "selective_depth", "conv_stages", "rm_post_activation",
-                        "rm_shortcut", "linear_init")
+                        "rm_shortcut", "linear_init", "patch_embedding")
 # Options added after trainers began recording theirs, with the value every network had before: a record
 # without one was built with that value, whatever the default is now.
 RECORDED_BEFORE_THE_OPTION: Dict[str, Any] = {"conv_stages": 1, "rm_post_activation": False, "rm_shortcut": "fused",
-                                              "linear_init": "vit"}
+                                              "linear_init": "vit", "patch_embedding": "linear"}
 # Version 0.1.0 recorded nothing and built with these defaults: a result folder without the record was
 # trained with them, and keeps predicting with them.
 LEGACY_0_1_OPTIONS: Dict[str, Any] = {"transformer_depth": None, "head_dim": 32, "mlp_ratio": 4.0, "window_size": 8,

@@ -33,6 +33,11 @@ the rest of its parent: a screen row differs from the default row in the one thi
   optimizer screen's row (under SGD alone the attention did not train; under AdamW alone the convolutions lost).
   ``_PerPart_MSA``: the same with plain MSA instead of D-MSA (the paper's Table 3 row "FM-M + RM"): the D-MSA
   ablation again, with attention that trains.
+- ``_Overlap``: every transformer stage embeds its input in overlapping patches (``patch_embedding="overlapping"``:
+  kernel 3 at stride 2 instead of 2, :class:`~nnunet_dyntransnet.network.transformer.StridedPatchProjection`), so
+  each token also sees the voxels beside its patch; the patch-embedding screen's row.
+- ``_Dec1``: one conv unit in RM at every decoder level instead of the plan's ``n_conv_per_stage_decoder`` (2), so
+  ``F = X + LReLU(IN(Conv(X)))``: a cheaper decoder, the decoder-units screen's row.
 - ``_NoDS``: no deep supervision (nnU-Net's ``nnUNetTrainerNoDeepSupervision`` idea): the loss on the full-resolution
   head alone, the lower decoder levels' heads unused; the deep-supervision screen's row.
 """
@@ -56,7 +61,8 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
            "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring",
            "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring",
-           "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_NoDS_NoMirroring"]
+           "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
+           "nnUNetTrainerDynTransNet_Overlap_NoMirroring", "nnUNetTrainerDynTransNet_Dec1_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -153,3 +159,17 @@ class nnUNetTrainerDynTransNet_NoDS_NoMirroring(NoMirroring, nnUNetTrainerDynTra
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False  # read when initialize builds the network and the loss
+
+
+class nnUNetTrainerDynTransNet_Overlap_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The patch-embedding screen's row: the main trainer's network with overlapping patch embeddings in its
+    transformer stages, no mirroring."""
+
+    network_options = dict(patch_embedding="overlapping")
+
+
+class nnUNetTrainerDynTransNet_Dec1_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The decoder-units screen's row: the main trainer's network with one conv unit in each level's RM, no
+    mirroring."""
+
+    network_options = dict(decoder_units=1)

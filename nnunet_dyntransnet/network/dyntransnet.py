@@ -16,6 +16,7 @@ from nnunet_dyntransnet.network.checkpointing import SELECTIVE_PARTS, Checkpoint
 from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder import DynTransDecoder
 from nnunet_dyntransnet.network.encoder import DynTransEncoder
+from nnunet_dyntransnet.network.transformer import PATCH_EMBEDDINGS
 from nnunet_dyntransnet.network.units import in_nnunet_units
 from nnunet_dyntransnet.network.stage_layout import (IntOrSeq, StageLayout, format_layout, plan_stage_layout, total_stride,
                                                       voxels_per_stage)
@@ -74,6 +75,10 @@ class DynTransNet(nn.Module):
             ViT's truncated normal of std 0.02 with zero biases (made for AdamW, whose steps do not scale with the
             gradient), or ``"fan_in"``, torch's default (uniform with bound ``1 / sqrt(fan_in)``, about 6x ViT's at
             32 channels), under which SGD moves the attention logits; convolutions get nnU-Net's He init either way.
+        patch_embedding: how each transformer stage embeds its input in tokens (``transformer.PATCH_EMBEDDINGS``):
+            ``"linear"``, non-overlapping patches (kernel = stride, the paper's
+            ``E = X' W_e + b_e``), or ``"overlapping"``, kernel ``2 * stride - 1`` with padding ``stride - 1``
+            (:class:`~nnunet_dyntransnet.network.transformer.StridedPatchProjection`).
         deep_supervision: return logits at every decoder level, full resolution first.
         fused_attn: attention through ``scaled_dot_product_attention`` (else the explicit reference path).
         activation_checkpointing: recompute, in backward, the highest-resolution parts instead of
@@ -133,6 +138,7 @@ class DynTransNet(nn.Module):
         rm_post_activation: bool = False,
         rm_shortcut: str = "fused",
         linear_init: str = "vit",
+        patch_embedding: str = "linear",
     ) -> None:
         super().__init__()
         if input_channels < 1 or num_classes < 1:
@@ -141,6 +147,8 @@ class DynTransNet(nn.Module):
             raise ValueError(f"selective_depth must be None (every stage and level) or at least 1, got {selective_depth}")
         if linear_init not in LINEAR_INITS:
             raise ValueError(f"linear_init={linear_init!r} is not one of {LINEAR_INITS}")
+        if patch_embedding not in PATCH_EMBEDDINGS:
+            raise ValueError(f"patch_embedding={patch_embedding!r} is not one of {PATCH_EMBEDDINGS}")
         if attention not in ATTENTIONS:
             raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
         # all but the lowest-resolution stage at most: nnU-Net's planner shrinks patches, and stages with them,
@@ -161,7 +169,8 @@ class DynTransNet(nn.Module):
         levels = len(self.layout) - 1
         units = [decoder_units] * levels if isinstance(decoder_units, int) else list(decoder_units)
         self.encoder = DynTransEncoder(
-            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn, conv_unit
+            conv_op, input_channels, self.layout, mlp_ratio, drop_path_rate, attention, fused_attn, conv_unit,
+            patch_embedding,
         )
         self.decoder = DynTransDecoder(conv_op, self.layout, num_classes, fusion, residual_refine, deep_supervision,
                                        conv_unit, units, rm_post_activation, rm_shortcut)

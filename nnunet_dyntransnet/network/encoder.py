@@ -39,6 +39,7 @@ class DynTransEncoder(nn.Module):
         attention: str,
         fused_attn: bool,
         conv_unit: Optional[ConvUnitSpec] = None,
+        patch_embedding: str = "linear",
     ) -> None:
         super().__init__()
         self.layout = tuple(layout)
@@ -63,7 +64,7 @@ class DynTransEncoder(nn.Module):
             stages.append(
                 TransformerStage(
                     conv_op, in_channels, s.channels, s.stride, s.depth, s.heads, s.window,
-                    mlp_ratio, rates[used:used + s.depth], attention, fused_attn,
+                    mlp_ratio, rates[used:used + s.depth], attention, fused_attn, patch_embedding,
                 )
             )
             used += s.depth

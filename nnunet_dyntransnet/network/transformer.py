@@ -18,7 +18,7 @@ from nnunet_dyntransnet.network.checkpointing import kept_matmul, selective_chec
 from nnunet_dyntransnet.network.rotary import AxialRotaryEmbedding
 from nnunet_dyntransnet.network.windows import fit_window, window_partition, window_reverse
 
-__all__ = ["StridedPatchProjection", "DynamicTransformerBlock", "TransformerStage"]
+__all__ = ["PATCH_EMBEDDINGS", "StridedPatchProjection", "DynamicTransformerBlock", "TransformerStage"]
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -31,18 +31,36 @@ def channels_first(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(-1, 1)
 
 
+# how a transformer stage embeds its input in tokens (``patch_embedding``): the paper's non-overlapping patches, or
+# windows of ``2 * stride - 1`` voxels that overlap their neighbours' (StridedPatchProjection)
+PATCH_EMBEDDINGS = ("linear", "overlapping")
+
+
 class StridedPatchProjection(nn.Module):
     """Patch partition + linear embedding (and, between stages, patch merging).
 
-    A convolution with kernel = stride is exactly "cut into non-overlapping patches,
-    flatten, project" (paper eq. ``E = X' W_e + b_e``); followed by LayerNorm.
+    ``"linear"``: a convolution with kernel = stride is exactly "cut into non-overlapping patches,
+    flatten, project" (paper eq. ``E = X' W_e + b_e``). ``"overlapping"``: kernel ``2 * stride - 1``,
+    padding ``stride - 1`` per axis (kernel 3, padding 1 at stride 2, as nnU-Net's strided convolutions
+    and SegFormer's overlapping patch embedding; 1 along an axis of stride 1), so each token also sees
+    the ``stride - 1`` voxels before its patch, which the previous token's patch holds: the tokens'
+    windows overlap and no edge between patches is invisible to both. Either is followed by LayerNorm.
 
-    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial / stride)`` (channels first).
+    Shapes: ``(B, C_in, *spatial)`` -> ``(B, C_out, *spatial / stride)`` (channels first; ``spatial``
+    divisible by ``stride``, as the network requires).
     """
 
-    def __init__(self, conv_op: Type[_ConvNd], in_channels: int, out_channels: int, stride: Sequence[int]) -> None:
+    def __init__(self, conv_op: Type[_ConvNd], in_channels: int, out_channels: int, stride: Sequence[int],
+                 embedding: str = "linear") -> None:
         super().__init__()
-        self.proj = conv_op(in_channels, out_channels, kernel_size=tuple(stride), stride=tuple(stride))
+        if embedding not in PATCH_EMBEDDINGS:
+            raise ValueError(f"patch_embedding={embedding!r} is not one of {PATCH_EMBEDDINGS}")
+        stride = tuple(int(s) for s in stride)
+        if embedding == "linear":
+            kernel, padding = stride, (0,) * len(stride)
+        else:
+            kernel, padding = tuple(2 * s - 1 for s in stride), tuple(s - 1 for s in stride)
+        self.proj = conv_op(in_channels, out_channels, kernel_size=kernel, stride=stride, padding=padding)
         self.norm = nn.LayerNorm(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,9 +142,10 @@ class TransformerStage(nn.Module):
         drop_path: Sequence[float],
         attention: str,
         fused_attn: bool,
+        patch_embedding: str = "linear",
     ) -> None:
         super().__init__()
-        self.downsample = StridedPatchProjection(conv_op, in_channels, out_channels, stride)
+        self.downsample = StridedPatchProjection(conv_op, in_channels, out_channels, stride, patch_embedding)
         self.blocks = nn.ModuleList(
             DynamicTransformerBlock(out_channels, num_heads, window, mlp_ratio, drop_path[i], attention, fused_attn)
             for i in range(depth)

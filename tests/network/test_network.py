@@ -40,6 +40,7 @@ VARIANTS = {
     "rm_from_decoder": dict(rm_shortcut="decoder"),
     "baseline": dict(attention="msa", fusion="concat", residual_refine=False),
     "reference_attention": dict(fused_attn=False),
+    "overlapping_patches": dict(patch_embedding="overlapping"),
 }
 
 
@@ -319,6 +320,32 @@ def test_conv_stages_leave_one_transformer_stage():
     assert [s.kind for s in DynTransNet(input_channels=1, num_classes=2, **two).layout] == ["conv", "global"]
     with pytest.raises(ValueError, match="conv_stages=0: give 1 .* to 3"):
         DynTransNet(input_channels=1, num_classes=2, conv_stages=0, **cfg)
+
+
+@pytest.mark.parametrize("stride", [(2, 2, 2), (1, 2, 2)])
+def test_a_token_sees_its_patch_or_with_overlapping_patches_its_neighbours_too(stride):
+    """``patch_embedding``: which input voxels one token of a transformer stage's projection depends on. ``"linear"``
+    (the paper's ``E = X' W_e + b_e``): its own patch of ``stride`` voxels; ``"overlapping"``: that patch and the
+    ``stride - 1`` voxels before it, which the previous token's patch holds (a 3-voxel window at stride 2, 1 at
+    stride 1), on the same token grid."""
+    from nnunet_dyntransnet.network.transformer import StridedPatchProjection
+
+    spatial, token = (8, 8, 8), (1, 2, 1)
+    for embedding in ("linear", "overlapping"):
+        torch.manual_seed(0)
+        proj = StridedPatchProjection(nn.Conv3d, 2, 4, stride, embedding)
+        x = torch.randn(1, 2, *spatial, requires_grad=True)
+        out = proj(x)
+        assert tuple(out.shape[2:]) == tuple(n // s for n, s in zip(spatial, stride))
+        out[(0, 0, *token)].backward()
+        seen = x.grad[0].abs().sum(0).nonzero()
+        widen = (lambda s: s - 1) if embedding == "overlapping" else (lambda s: 0)
+        lo = [t * s - widen(s) for t, s in zip(token, stride)]
+        hi = [t * s + s - 1 for t, s in zip(token, stride)]
+        assert seen.min(0).values.tolist() == lo and seen.max(0).values.tolist() == hi, embedding
+        assert len(seen) == np.prod([h - l + 1 for l, h in zip(lo, hi)]), embedding
+    with pytest.raises(ValueError, match="patch_embedding='conv'"):
+        DynTransNet(1, 3, (16, 32, 32), (8, 32, 64), ((1, 1, 1), (2, 2, 2), (2, 2, 2)), patch_embedding="conv")
 
 
 def test_linear_init_sets_how_the_transformer_linears_start_and_nothing_else():

@@ -59,23 +59,56 @@ def test_no_rm_keeps_the_decoder_convolutions():
     assert count(with_rm) == count(without) > 0
 
 
+def _built_as_recorded(cls):
+    """The network ``cls`` trains: built from the options it records in the plans before nnU-Net builds the network
+    from them (a plan without the record builds 0.1.0's network, for result folders trained before)."""
+    from nnunet_dyntransnet.network import network_defaults
+    from nnunet_dyntransnet.trainers.dyntransnet import ARCHITECTURE_OPTIONS, OPTIONS_KEY
+
+    record = {**{k: network_defaults()[k] for k in ARCHITECTURE_OPTIONS}, **cls.network_options_for(PLAN)}
+    planned = SimpleNamespace(**vars(PLAN), configuration={OPTIONS_KEY: record})
+    return cls.build_network_architecture(None, planned, 1, 3, True)
+
+
 def test_the_init_screens_trainer_starts_its_linears_from_torchs_fan_in_init():
     """The one change of ``_FanIn`` (trainers/screens.py) against the main trainer: its linear layers start from
     torch's fan-in init (``linear_init="fan_in"``), the main trainer's from ViT's std 0.02."""
     from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_FanIn_NoMirroring
 
-    from nnunet_dyntransnet.network import network_defaults
-    from nnunet_dyntransnet.trainers.dyntransnet import ARCHITECTURE_OPTIONS, OPTIONS_KEY
-
     def qkv_std(cls):
-        # what the trainer records in the plans before nnU-Net builds the network from them
-        record = {**{k: network_defaults()[k] for k in ARCHITECTURE_OPTIONS}, **cls.network_options_for(PLAN)}
-        planned = SimpleNamespace(**vars(PLAN), configuration={OPTIONS_KEY: record})
-        net = cls.build_network_architecture(None, planned, 1, 3, True)
-        return [m.qkv.weight.std().item() for m in net.modules() if hasattr(m, "bias_proj")]
+        return [m.qkv.weight.std().item() for m in _built_as_recorded(cls).modules() if hasattr(m, "bias_proj")]
 
     assert all(abs(s - 0.02) < 0.005 for s in qkv_std(nnUNetTrainerDynTransNet))
     assert all(s > 0.05 for s in qkv_std(nnUNetTrainerDynTransNet_FanIn_NoMirroring))
+
+
+def test_the_patch_embedding_screens_trainer_embeds_in_overlapping_patches():
+    """The one change of ``_Overlap`` (trainers/screens.py) against the main trainer: every transformer stage's
+    projection has kernel 3 with padding 1 at stride 2; the main trainer's has kernel = stride, no padding."""
+    from nnunet_dyntransnet.network.transformer import StridedPatchProjection
+    from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_Overlap_NoMirroring
+
+    def projections(cls):
+        return [(m.proj.kernel_size, m.proj.padding) for m in _built_as_recorded(cls).modules()
+                if isinstance(m, StridedPatchProjection)]
+
+    # PLAN's three stages: the stem and stage 1 convolutional (conv_stages=2), stage 2 a transformer stage
+    assert projections(nnUNetTrainerDynTransNet) == [((2, 2, 2), (0, 0, 0))]
+    assert projections(nnUNetTrainerDynTransNet_Overlap_NoMirroring) == [((3, 3, 3), (1, 1, 1))]
+    assert _describe(_built_as_recorded(nnUNetTrainerDynTransNet_Overlap_NoMirroring)) == (True, FeatureMix, True)
+
+
+def test_the_decoder_units_screens_trainer_refines_with_one_conv_unit():
+    """The one change of ``_Dec1`` (trainers/screens.py): one conv unit in each level's RM, the main trainer's two
+    (PLAN's ``n_conv_per_stage_decoder`` is absent: nnU-Net's 2); the residual stays."""
+    from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_Dec1_NoMirroring
+
+    def units(cls):
+        return [len(r.body) for r in _built_as_recorded(cls).decoder.refine]
+
+    assert units(nnUNetTrainerDynTransNet) == [2, 2]
+    assert units(nnUNetTrainerDynTransNet_Dec1_NoMirroring) == [1, 1]
+    assert _describe(_built_as_recorded(nnUNetTrainerDynTransNet_Dec1_NoMirroring)) == (True, FeatureMix, True)
 
 
 def test_the_per_part_dmsa_row_differs_from_the_per_part_row_only_in_dmsas_bias():
