@@ -651,6 +651,24 @@ def test_every_table_row_that_cites_files_holds_only_their_figures():
     assert checked >= 40, f"only {checked} figures in rows that cite files: the rows or the pattern changed"
 
 
+def _committed_reports() -> list:
+    """Every report.md that ``dyntransnet_report`` wrote into the docs (beside its summary.json)."""
+    return sorted(p for p in (ROOT / "docs").rglob("report.md") if (p.parent / "summary.json").is_file())
+
+
+def test_every_committed_report_is_its_summarys_rendering():
+    """Issue 27: a report's figures may not drift from the per-case values and statistics it was made from. Each
+    committed report.md must be exactly what its summary.json renders to (``tables.report_from_summary``, the one
+    way ``dyntransnet_report`` writes it); a figure edited by hand, or a summary replaced alone, fails here."""
+    from nnunet_dyntransnet.evaluation.tables import report_from_summary
+
+    reports = _committed_reports()
+    assert len(reports) >= 20, [str(p) for p in reports]
+    for report in reports:
+        rendered = report_from_summary(json.loads((report.parent / "summary.json").read_text()))
+        assert report.read_text() == rendered, f"{report.relative_to(ROOT)} is not its summary.json's rendering"
+
+
 def test_relative_links_in_the_docs_point_to_files():
     """Issue 27: a link in docs/evaluation.md pointed to a file that was not there (relative to the page)."""
     import re

@@ -5,7 +5,8 @@ Writes, into ``--out`` (default ``./dyntransnet_report``):
 * ``report.md``: tables in the layout of the paper's Tables 2 to 5, every metric with its
   statistics, how empty labels count, Dice per fold, and the figures;
 * ``metrics_per_case.csv``: one row per trainer, case and class;
-* ``summary.json``: the per-case values and every statistic;
+* ``summary.json``: the per-case values, every statistic and the text's title, context and figure names:
+  report.md is rendered from it (``tables.report_from_summary``), so a kept summary re-renders its report;
 * ``figures/``: Dice box plots, training curves per trainer, best / median / worst overlays.
 
 The folder is written beside the target and renamed into place at the end, so a failed run
@@ -134,7 +135,7 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
     """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``; returns report.md."""
     from nnunet_dyntransnet.evaluation import figures
     from nnunet_dyntransnet.evaluation.results import ReportError, describe_classes, score_cases
-    from nnunet_dyntransnet.evaluation.tables import anchor_metrics, markdown_report, trainer_statistics
+    from nnunet_dyntransnet.evaluation.tables import anchor_metrics, report_from_summary, trainer_statistics
 
     names = [r.name for r in results]
     baseline = baseline or names[0]
@@ -177,15 +178,16 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
             ". Means and tests cover the predicted cases only.")
     anchors = {name: anchor_metrics(per_case) for name, per_case in scores.items()}
     costs, costs_source = costs or (None, "")
-    (out / "report.md").write_text(markdown_report(scores, stats, baseline if len(results) > 1 else None, folds,
-                                                   title, context, figure_names, missing, anchors, costs,
-                                                   costs_source))
+    summary = {"baseline": baseline, "classes": {k: list(v) for k, v in results[0].classes.items()},
+               "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing,
+               "statistics": stats, "anchors": anchors, "costs": costs, "per_case": scores,
+               "title": title, "context": context, "figures": figure_names, "costs_source": costs_source}
+    text = json.dumps(summary, indent=1)
+    (out / "summary.json").write_text(text)
+    # rendered from the summary as written (JSON's lists and keys, not this run's tuples), so that report.md is
+    # exactly what the committed summary.json renders to
+    (out / "report.md").write_text(report_from_summary(json.loads(text)))
     _write_csv(scores, folds, out / "metrics_per_case.csv")
-    (out / "summary.json").write_text(json.dumps(
-        {"baseline": baseline, "classes": {k: list(v) for k, v in results[0].classes.items()},
-         "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing, "statistics": stats,
-         "anchors": anchors, "costs": costs,
-         "per_case": scores}, indent=1))
     return out / "report.md"
 
 

@@ -6,7 +6,7 @@ HD95 and ASD in mm.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -177,6 +177,17 @@ def markdown_report(scores, stats, baseline: Optional[str], folds: Dict[str, Dic
     if figures:
         out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     return "\n".join(out)
+
+
+def report_from_summary(summary: Dict[str, Any]) -> str:
+    """report.md rendered from the report's summary.json (as ``dyntransnet_report`` writes it: the per-case values,
+    the statistics and what the text needs besides, ``title``, ``context``, ``figures``, ``costs_source``): the
+    one way the command writes report.md, so that a committed report is its summary's rendering and can be checked
+    against it."""
+    baseline = summary["baseline"] if len(summary["per_case"]) > 1 else None
+    return markdown_report(summary["per_case"], summary["statistics"], baseline, summary["folds"], summary["title"],
+                           summary["context"], summary["figures"], summary["missing"], summary["anchors"],
+                           summary["costs"], summary["costs_source"])
 
 
 def _trainers_section(trainers, scores, folds, missing) -> List[str]:

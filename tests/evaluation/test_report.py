@@ -313,7 +313,13 @@ def test_cost_columns_from_a_benchmark_json(fake_results, tmp_path, monkeypatch,
     md = (tmp_path / "r" / "report.md").read_text()
     assert "| DynTransNet | 21.5 | 1.62 | 2.04 |" in md  # the full model's row; the ablation row has no benchmark
     assert "NVIDIA H200, patch 128x128x128, batch 2, bf16" in md
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["costs"][trainers[1]]["network"] == "DynTransNet"
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["costs"][trainers[1]]["network"] == "DynTransNet"
+    # issue 27: report.md is its summary's rendering, cost columns included, so a committed report can be checked
+    # against its summary (tests/test_docs_figures.py)
+    from nnunet_dyntransnet.evaluation.tables import report_from_summary
+
+    assert report_from_summary(summary) == md
     # issue 18, case 18: a benchmark of another plan is refused (the trainer folder's plans.json names its patch)
     plans = {"configurations": {"3d_fullres": {"patch_size": [32, 64, 64]}}}
     for t in tdirs:
