@@ -366,6 +366,31 @@ def _adamw_spread_ratio() -> str:
            f"times their init's"
 
 
+def _epoch_seconds() -> str:
+    """The equal-time screen's epoch times: a fold's seconds (with its validation) over its epochs, the U-Net's quiet
+    fold 4 against DynTransNet's fold 0 (``seconds.json``, ``epochs.json``)."""
+    seconds, epochs = _json(SCREENS + "equal_time/seconds.json"), _json(SCREENS + "equal_time/epochs.json")
+    unet, mine = "nnUNetTrainer_WallClock_NoMirroring", "nnUNetTrainerDynTransNet_NoMirroring"
+    u = seconds[unet]["fold_4"] / epochs[unet]["fold_4"]
+    d = seconds[mine]["fold_0"] / epochs[mine]["fold_0"]
+    return (f"a 50-step epoch took the U-Net {u:.1f} s (its fold 4) and DynTransNet {d:.1f} s over its first fold "
+            f"({d / u:.2f}x, both with their fold's validation")
+
+
+def _fold_paired(screen: str, fold: str) -> tuple:
+    """One fold of a two-row screen: the row's paired liver Dice difference against the baseline, in points, and
+    the paired t-test's p over that fold's cases."""
+    from scipy.stats import ttest_rel
+
+    summary = _json(SCREENS + screen + "/summary.json")
+    base = summary["baseline"]
+    row = next(t for t in summary["per_case"] if t != base)
+    cases = [c for c, f in summary["folds"][row].items() if f == fold]
+    mine = [summary["per_case"][row][c]["liver"]["dice"] for c in cases]
+    theirs = [summary["per_case"][base][c]["liver"]["dice"] for c in cases]
+    return 100 * sum(a - b for a, b in zip(mine, theirs)) / len(cases), ttest_rel(mine, theirs).pvalue
+
+
 def _now(where: tuple, key: str) -> float:
     """One figure of today's default: ``where`` is (file, row)."""
     return _row(_json(where[0]), where[1])[key]
@@ -565,6 +590,9 @@ FIGURES = [
     *(("docs/demo_and_phantom.md", (lambda m=method, c=cls: "| {} | {} | {:.2f} | {:.2f} | {:.2f} |".format(
         m, c, *(100 * _json(DEMO)[m][c][k] for k in ("dice", "precision", "recall")))))
       for method in ("DynTransNet", "threshold baseline") for cls in ("whole liver", "tumor")),
+    ("docs/comparison/screens/README.md", lambda: _epoch_seconds()),
+    ("docs/comparison/screens/README.md", lambda: "Fold 0 alone had said D-MSA earns liver Dice ({:+.2f} without it, "
+                                                  "p = {:.3f})".format(*_fold_paired("ablation_dmsa", "fold_0"))),
 ]
 
 
@@ -592,6 +620,102 @@ TABLE_ROWS = [
 ]
 
 
+OLD_COMPARISON = ["docs/comparison/report/summary.json", "docs/comparison/benchmark.json"]
+H200_BEFORE = "measurements/results/h200_2026-11-27/train_step_128.json"
+# (document, a phrase that one line of it holds, the committed files whose values that line's figures must be): prose
+# lines and table rows whose figures come from files they do not name in the line itself
+LINES = [
+    ("README.md", "(26.7 against 10.7, p = 0.009)", OLD_COMPARISON),
+    ("README.md", "Dice paired -0.35, liver -0.17", [SCREENS + "rm_decoder/summary.json"]),
+    ("docs/baselines.md", "its step costs 1.17x at these widths", OLD_COMPARISON),
+    *(("docs/comparison/README.md", row, OLD_COMPARISON) for row in (
+        "| U-Net (`nnUNetTrainer_WallClock_NoMirroring`) |", "| DynTransNet | 17 /", "| SegResNet | 15 /",
+        "| Attention U-Net | 16 /", "figures are 1.13, 1.35 and 1.61", "Dice: U-Net 92.45 /", "tumor Dice: U-Net 0.00 /",
+        "26.43 / 24.90.", "p = 0.009), but only", "its liver Dice rose to 89.08,", "at these narrow widths its step",
+        "at 0.96x the U-Net's step")),
+    ("docs/comparison/README.md", "DynTransNet's CPU step is 0.82x", [DEFAULTS]),
+    ("docs/comparison/screens/README.md", "(65.71 pooled over the 40 cases; liver 93.46)", [SCREENS + "lits_unet32/summary.json"]),
+    ("docs/comparison/screens/README.md", "the benchmark's 1.14x is the network's step alone", [NARROW]),
+    ("docs/comparison/screens/README.md", "(93.29 against 93.46, p = 0.47)", [SCREENS + "equal_time/summary.json"]),
+    ("docs/comparison/screens/README.md", "tumor Dice 64.09 against the default's 61.02",
+     [SCREENS + "equal_time_conv2/summary.json"]),
+    ("docs/comparison/screens/README.md", "and the U-Net's 65.71 (p = 0.99)", [SCREENS + "equal_time_conv2/summary.json"]),
+    ("docs/comparison/screens/README.md", "93.26 against 93.29 (p = 0.93)",
+     [SCREENS + "equal_time_conv2/summary.json", SCREENS + "equal_time_conv2/vs_default/summary.json"]),
+    ("docs/comparison/screens/README.md", "0.46). Per fold in the table above", [SCREENS + "equal_time_conv2/summary.json"]),
+    ("docs/comparison/screens/README.md", "(step 0.93x, inference 0.87x, peak 0.92x", [DEFAULT_NOW[0]]),
+    ("docs/comparison/screens/README.md", "Liver level (92.91 against 92.85", [SCREENS + "blocks_per_stage/summary.json"]),
+    ("docs/comparison/screens/README.md", "(59.59 against 61.01, p = 0.06)", [SCREENS + "blocks_per_stage/summary.json"]),
+    ("docs/comparison/screens/README.md", "Liver level (93.08 against 93.22", [SCREENS + "ablation_baseline/summary.json"]),
+    *(("docs/demo/results.md", row, [DEMO]) for row in (
+        "| DynTransNet | whole liver |", "| DynTransNet | tumor |", "| threshold baseline | whole liver |",
+        "| threshold baseline | tumor |")),
+    *(("docs/evaluation.md", phrase, ["docs/report/summary.json"]) for phrase in (
+        "Whole-liver Dice 91.36", "(paired t-test p = 0.0076", "(p = 0.068).")),
+    ("docs/speed_and_memory.md", "0.97), **inference <= 1.00x: met** (0.88x", [DEFAULTS]),
+    ("docs/speed_and_memory.md", "(0.96x, 0.73 against 0.76 GiB", [DEFAULTS]),
+    ("docs/speed_and_memory.md", "the 0.1 network's step took 1.62x", [H200]),
+    ("docs/speed_and_memory.md", "with 0.89x its FLOPs and 1.98x its traffic", [CPU + "traffic_and_count_128.json"]),
+    ("docs/speed_and_memory.md", "On 2026-11-27 (9.87x)", [H200_BEFORE]),
+    ("docs/speed_and_memory.md", "1.75x before this round's changes",
+     [CPU + "traffic_and_count_128_pointwise.json", CPU + "traffic_and_count_128_fmm_sum.json"]),
+    ("docs/speed_and_memory.md", "step below the 0.1 network's 1.62x", [H200]),
+    ("docs/speed_and_memory.md", "a faster step with 1.43x the activations", [CPU + "traffic_and_count_128_pointwise.json"]),
+    ("docs/speed_and_memory.md", "ratio rose from 1.06 to 1.14", [CPU + "narrow_defaults_rounds3.json", NARROW]),
+    ("docs/speed_and_memory.md", "rounds spread from 1.02 to 1.25", [CPU + "narrow_defaults_rounds3.json", NARROW]),
+    ("docs/speed_and_memory.md", "1.26 / 1.25 / 1.32 / 1.73", ["measurements/results/cpu_2026-11-28/variants_32x64x64.json"]),
+    ("docs/speed_and_memory.md", "gave Pearson r 0.999", ["measurements/results/cpu_benchmark_32x64x64.json"]),
+    ("docs/speed_and_memory.md", "0.998 pooled (eight points", ["measurements/results/cpu_benchmark_32x64x64.json"]),
+    ("docs/speed_and_memory.md", "9.8 GiB for the measured 9.77", [H200]),
+    ("docs/speed_and_memory.md", "measured 7.37 with checkpointing", [H200]),
+]
+# figures of two or more decimals in the docs that are no measurement of this project: a setting, a version, a
+# spacing typed in a command, a published score; (document, the phrase that holds them, why)
+NOT_MEASURED = [
+    ("README.md", "Python 3.10 or newer", "a version"),
+    ("docs/install.md", "Python 3.15 and later", "a version"),
+    ("docs/install.md", "makes 3.15+ skip that line", "versions"),
+    ("docs/speed_and_memory.md", "--spacing 1 0.7676 0.7676", "a command's argument: LiTS's spacing"),
+    ("docs/speed_and_memory.md", "128^3 at 1 x 0.77 x 0.77 mm, 6", "the plan's spacing"),
+    ("docs/speed_and_memory.md", "voxels at 1.0 x 0.77 x 0.77 mm", "a fingerprint's spacing"),
+    ("docs/speed_and_memory.md", "torch 2.11, nnU-Net's LiTS plan 128^3 at 1 x 0.77 x 0.77", "a version and a spacing"),
+    ("docs/training.md", "0.99, weight decay 3e-5", "nnU-Net's momentum"),
+    ("docs/training.md", "betas (0.9, 0.98), 50", "the recipe's betas"),
+    ("docs/training.md", "betas (0.9, 0.98)); both decay", "the recipe's betas"),
+    ("docs/comparison/screens/README.md", "betas 0.9/0.98)", "the recipe's betas"),
+    ("docs/protocol.md", "(93.12 on LiTS, 86.12 on ATLAS)", "the paper's published scores"),
+    ("docs/protocol.md", "(nnU-Net 80.09, ResEnc L 81.60)", "nnU-Net's published scores"),
+    ("docs/large_images.md", "128x160x128 at 2.22 x 1.71 x 1.71 mm", "checked by tests/plans/test_planner.py"),
+]
+
+
+def _line_with(document: str, phrase: str) -> str:
+    lines = [line for line in (ROOT / document).read_text().splitlines() if phrase in line]
+    assert len(lines) == 1, f"{document}: {len(lines)} lines hold {phrase!r}"
+    return lines[0]
+
+
+def _file_values(name: str) -> list:
+    """A file's numbers (:func:`_values`); for a report's summary.json also each trainer's Dice per fold, in percent
+    (the report's "Dice per fold"); signs dropped, as the figures are compared without them."""
+    document = _json(name)
+    values = _values(document)
+    if name.endswith("summary.json"):
+        values += [v for trainer in document["per_case"] for cls in document["statistics"][trainer]
+                   for v in TABLE._fold_means(document, trainer, cls).values()]
+    return [abs(v) for v in values]
+
+
+def test_lines_hold_only_figures_of_their_files():
+    """Issue 27: every figure of two or more decimals in the lines LINES names must be, at the decimals shown, a value
+    of the files LINES gives for it (or derived from a report's per-case values as the report derives it)."""
+    for document, phrase, files in LINES:
+        line = _line_with(document, phrase)
+        outside, figures = _figures_outside(line, [v for name in files for v in _file_values(name)])
+        assert figures, f"{document}: no figure in the line holding {phrase!r}"
+        assert not outside, f"{document}: {outside} in the line holding {phrase!r} are in none of {files}"
+
+
 def _values(node) -> list:
     """Every number in a JSON document, also as millions and as a percentage (the units the tables use)."""
     if isinstance(node, dict):
@@ -603,12 +727,16 @@ def _values(node) -> list:
     return []
 
 
+# a figure of two or more decimals; one after "<" is a bound ("p < 0.0001"), not a value
+FIGURE = r"(?<![\d.<])(?<!< )\d+\.\d{2,}(?![\d.])"
+
+
 def _figures_outside(line: str, values: list) -> tuple:
     """The figures of two or more decimals in ``line`` that are none of ``values`` at the decimals shown, and how
     many figures the line holds."""
     import re
 
-    figures = re.findall(r"(?<![\d.])\d+\.\d{2,}(?![\d.])", line)
+    figures = re.findall(FIGURE, line)
     return [f for f in figures if not any(round(v, len(f.split(".")[1])) == float(f) for v in values)], len(figures)
 
 
@@ -649,6 +777,39 @@ def test_every_table_row_that_cites_files_holds_only_their_figures():
             assert not outside, f"{document.relative_to(ROOT)}: {outside} in the row {line[:60]!r} are in none of {cited}"
             checked += figures
     assert checked >= 40, f"only {checked} figures in rows that cite files: the rows or the pattern changed"
+
+
+def test_every_figure_in_the_docs_is_checked_against_a_file():
+    """Issue 27: no figure of two or more decimals in the README or the docs may stand unchecked. Each must be in a
+    committed report (rendered from its summary.json), in the screens table (rendered by table.py), in a sentence
+    FIGURES renders, in a table row that names its files or TABLE_ROWS lists, in a line LINES names, or be no
+    measurement (NOT_MEASURED, with why). A figure added by hand fails here until one of them checks it."""
+    import re
+
+    reports = set(_committed_reports())
+    sentences: dict = {}
+    for document, text in FIGURES:
+        sentences.setdefault(document, []).append(text())
+    committed = _committed_json()
+    unchecked, seen = [], 0
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        if page in reports:
+            continue
+        document = page.relative_to(ROOT).as_posix()
+        text = re.sub(r"<!-- screens table: begin -->.*?<!-- screens table: end -->", "", page.read_text(), flags=re.S)
+        for line in text.splitlines():
+            figures = re.findall(FIGURE, line)
+            seen += len(figures)
+            if not figures or any(d == document and line.startswith(start) for d, start, _ in TABLE_ROWS) \
+                    or any(d == document and phrase in line for d, phrase, *_ in LINES + NOT_MEASURED):
+                continue
+            cited = re.findall(r"`([\w./-]+\.json)`", line) if line.startswith("|") else []
+            if any(p.as_posix().endswith("/" + name.lstrip("./")) for name in cited for p in committed):
+                continue
+            unchecked += [f"{document}: {f} in {line.strip()[:80]!r}" for f in figures
+                          if not any(f in sentence for sentence in sentences.get(document, []))]
+    assert seen >= 300, f"only {seen} figures found outside the reports: the pattern or the docs changed"
+    assert not unchecked, "\n".join(unchecked)
 
 
 def _committed_reports() -> list:
