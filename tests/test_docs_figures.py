@@ -377,6 +377,28 @@ def _epoch_seconds() -> str:
             f"({d / u:.2f}x, both with their fold's validation")
 
 
+def _old_comparison_gap() -> str:
+    """The first comparison's liver gap: DynTransNet below the U-Net by so many points on each fold, and pooled."""
+    summary = _json(OLD_COMPARISON[0])
+    unet, mine = "nnUNetTrainer_WallClock_NoMirroring", "nnUNetTrainerDynTransNet_NoMirroring"
+    gaps = [u - d for u, d in zip(TABLE._fold_means(summary, unet, "liver").values(),
+                                  TABLE._fold_means(summary, mine, "liver").values())]
+    pooled = 100 * (summary["statistics"][unet]["liver"]["dice"]["mean"] - summary["statistics"][mine]["liver"]["dice"]["mean"])
+    return f"liver Dice is {min(gaps):.1f} to {max(gaps):.1f} points below the U-Net's on every fold ({pooled:.1f} pooled"
+
+
+def _tumor_share(profile: str) -> float:
+    """docs/demo_and_phantom.md's table: the tumor share of the whole liver, in percent, mean over the 40 cases the
+    phantom makes with seed 0 for ``profile``."""
+    from nnunet_dyntransnet.dataset_conversion.phantom import PhantomSpec, make_case
+
+    shares = []
+    for index in range(40):
+        _, label = make_case(PhantomSpec(tumors=profile), 0, index)
+        shares.append((label == 2).sum() / (label > 0).sum())
+    return 100 * sum(shares) / len(shares)
+
+
 def _fold_paired(screen: str, fold: str) -> tuple:
     """One fold of a two-row screen: the row's paired liver Dice difference against the baseline, in points, and
     the paired t-test's p over that fold's cases."""
@@ -591,6 +613,10 @@ FIGURES = [
         m, c, *(100 * _json(DEMO)[m][c][k] for k in ("dice", "precision", "recall")))))
       for method in ("DynTransNet", "threshold baseline") for cls in ("whole liver", "tumor")),
     ("docs/comparison/screens/README.md", lambda: _epoch_seconds()),
+    ("docs/demo/results.md", lambda: _json(DEMO)["summary"]),
+    ("docs/comparison/README.md", lambda: _old_comparison_gap()),
+    *(("docs/demo_and_phantom.md", (lambda p=profile: "| {:.1f}% |".format(_tumor_share(p))))
+      for profile in ("standard", "lits")),
     ("docs/comparison/screens/README.md", lambda: "Fold 0 alone had said D-MSA earns liver Dice ({:+.2f} without it, "
                                                   "p = {:.3f})".format(*_fold_paired("ablation_dmsa", "fold_0"))),
 ]
@@ -666,10 +692,33 @@ LINES = [
     ("docs/speed_and_memory.md", "1.26 / 1.25 / 1.32 / 1.73", ["measurements/results/cpu_2026-11-28/variants_32x64x64.json"]),
     ("docs/speed_and_memory.md", "gave Pearson r 0.999", ["measurements/results/cpu_benchmark_32x64x64.json"]),
     ("docs/speed_and_memory.md", "0.998 pooled (eight points", ["measurements/results/cpu_benchmark_32x64x64.json"]),
-    ("docs/speed_and_memory.md", "9.8 GiB for the measured 9.77", [H200]),
-    ("docs/speed_and_memory.md", "measured 7.37 with checkpointing", [H200]),
+    ("README.md", "(89.1 against 92.6 over 40 cases", OLD_COMPARISON),
+    ("README.md", "(tumor Dice 57.4 to 76.9, 65.71 over the 40 cases)", [SCREENS + "lits_unet32/summary.json"]),
+    ("docs/baselines.md", "SegResNet segmented the liver best (Dice 93.2)", OLD_COMPARISON),
+    ("docs/baselines.md", "learned the tumors well (43.3; the U-Net 10.7)", OLD_COMPARISON),
+    ("docs/comparison/README.md", "Its tumor Dice is above the U-Net's (26.7 against 10.7,", OLD_COMPARISON),
+    ("docs/comparison/README.md", "(43.3, p < 0.0001).", OLD_COMPARISON),
+    ("docs/comparison/README.md", "the U-Net's tumor Dice is 10.7%", OLD_COMPARISON),
+    ("docs/comparison/screens/README.md", "fold 4 ran alone: 829.6 s, 25.9 s an epoch", [SCREENS + "lits_unet32/seconds.json"]),
+    ("docs/comparison/screens/README.md", "tumor Dice 61.6 / 63.2 / 69.1 / 57.4 / 76.9 on the", [SCREENS + "lits_unet32/summary.json"]),
+    ("docs/comparison/screens/README.md", "54.0 / 76.7 against 61.6 / 63.2", [SCREENS + "equal_time/summary.json"]),
+    ("docs/comparison/screens/README.md", "a quiet 5-epoch run, `timing_run.json`, took 26.1 s",
+     [SCREENS + "equal_time_conv2/timing_run.json"]),
+    ("docs/comparison/screens/README.md", "liver 90.1 / 92.1 against", [SCREENS + "conv_stages/summary.json"]),
+    ("docs/comparison/screens/README.md", "tumor 57.1 / 51.4 against 52.6 / 44.6", [SCREENS + "conv_stages/summary.json"]),
+    ("docs/comparison/screens/README.md", "without it against 92.4), so the two folds", [SCREENS + "ablation_dmsa/summary.json"]),
+    ("docs/demo/results.md", "9.8 minutes in all", [DEMO]),
+    ("docs/network.md", "measured 3.2-3.5x as slow as", ["measurements/results/h200_2026-11-27/gpu_check.json"]),
+    ("docs/network.md", "(nnU-Net's default U-Net on the same plan: 31.2 M parameters", [H200]),
+    ("docs/speed_and_memory.md", "4.9 ms as a product", [CPU + "pointwise.json"]),
+    ("docs/speed_and_memory.md", "(U-Net 7.3%, the 0.1 network 4.0% model FLOP", [H200]),
+    ("docs/speed_and_memory.md", "took 9.9x the U-Net's step", [H200_BEFORE]),
+    ("docs/speed_and_memory.md", "float `attn_mask` cost 3.2-3.5x plain attention",
+     ["measurements/results/h200_2026-11-27/gpu_check.json"]),
+    ("docs/speed_and_memory.md", "the measured 9.77 GiB within 1%", [H200]),
+    ("docs/speed_and_memory.md", "measured 7.37 GiB with checkpointing", [H200]),
 ]
-# figures of two or more decimals in the docs that are no measurement of this project: a setting, a version, a
+# figures with a decimal point in the docs that are no measurement of this project: a setting, a version, a
 # spacing typed in a command, a published score; (document, the phrase that holds them, why)
 NOT_MEASURED = [
     ("README.md", "Python 3.10 or newer", "a version"),
@@ -686,7 +735,38 @@ NOT_MEASURED = [
     ("docs/protocol.md", "(93.12 on LiTS, 86.12 on ATLAS)", "the paper's published scores"),
     ("docs/protocol.md", "(nnU-Net 80.09, ResEnc L 81.60)", "nnU-Net's published scores"),
     ("docs/large_images.md", "128x160x128 at 2.22 x 1.71 x 1.71 mm", "checked by tests/plans/test_planner.py"),
+    ("README.md", "(MONAI >= 1.6, segmentation-models-pytorch)", "a version"),
+    ("docs/install.md", "(MONAI >= 1.6, segmentation-models-pytorch)", "a version"),
+    ("docs/install.md", "nnU-Net 2.8 finds trainers", "a version"),
+    ("docs/baselines.md", "(MONAI >= 1.5, no `img_size`)", "a version"),
+    ("docs/training.md", "(one trained by version 0.1, say)", "a version"),
+    ("docs/training.md", "record was trained by version 0.1", "a version"),
+    ("docs/training.md", "One nnU-Net 2.8.1 bug", "a version"),
+    ("docs/training.md", "(torch >= 2.6)", "a version"),
+    ("docs/training.md", "polynomial decay (exponent 0.9)", "nnU-Net's setting"),
+    ("docs/developing.md", "a fold trained with version 0.1", "a version"),
+    ("docs/network.md", "| option | default | version 0.1 |", "a version"),
+    ("docs/network.md", "result folders trained by version 0.1", "a version"),
+    ("docs/evaluation.md", "IoU exceeds 0.5", "the matching's threshold"),
+    ("docs/evaluation.md", "(section 4.2)", "the paper's section"),
+    ("docs/deployment.md", "(`-step_size`, 0.5)", "nnU-Net's setting"),
+    ("docs/deployment.md", "on at least 99.9% of voxels", "the bound tests/test_nnunet_e2e.py asserts"),
+    ("docs/protocol.md", "around 0.6-0.7 for every method", "published LiTS tumor scores"),
+    ("docs/bad_input.md", "float labels holding 0.0, 1.0, 2.0 are fine, 0.5 is not", "label values, as examples"),
+    ("docs/speed_and_memory.md", "(12.5% at head dim 64)", "arithmetic: one channel padded in 64"),
+    ("docs/speed_and_memory.md", "batch, times 5.2 bytes per unit", "the constant BYTES_PER_UNIT; test_gpu_fit.py checks it"),
 ]
+
+
+def _list_means(node) -> list:
+    """The mean of every list of numbers in a JSON document (a run's epoch times, a benchmark's rounds)."""
+    if isinstance(node, dict):
+        return [m for child in node.values() for m in _list_means(child)]
+    if isinstance(node, list):
+        numbers = [v for v in node if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        own = [sum(numbers) / len(numbers)] if numbers and len(numbers) == len(node) else []
+        return own + [m for child in node for m in _list_means(child)]
+    return []
 
 
 def _line_with(document: str, phrase: str) -> str:
@@ -699,7 +779,12 @@ def _file_values(name: str) -> list:
     """A file's numbers (:func:`_values`); for a report's summary.json also each trainer's Dice per fold, in percent
     (the report's "Dice per fold"); signs dropped, as the figures are compared without them."""
     document = _json(name)
-    values = _values(document)
+    values = _values(document) + _list_means(document)
+    epochs = ROOT / Path(name).parent / "epochs.json"
+    if name.endswith("seconds.json") and epochs.is_file():  # a fold's seconds an epoch
+        counts = json.loads(epochs.read_text())
+        values += [seconds / counts[trainer][fold] for trainer, folds in document.items()
+                   for fold, seconds in folds.items() if fold in counts.get(trainer, {})]
     if name.endswith("summary.json"):
         values += [v for trainer in document["per_case"] for cls in document["statistics"][trainer]
                    for v in TABLE._fold_means(document, trainer, cls).values()]
@@ -707,7 +792,7 @@ def _file_values(name: str) -> list:
 
 
 def test_lines_hold_only_figures_of_their_files():
-    """Issue 27: every figure of two or more decimals in the lines LINES names must be, at the decimals shown, a value
+    """Issue 27: every figure with a decimal point in the lines LINES names must be, at the decimals shown, a value
     of the files LINES gives for it (or derived from a report's per-case values as the report derives it)."""
     for document, phrase, files in LINES:
         line = _line_with(document, phrase)
@@ -727,12 +812,12 @@ def _values(node) -> list:
     return []
 
 
-# a figure of two or more decimals; one after "<" is a bound ("p < 0.0001"), not a value
-FIGURE = r"(?<![\d.<])(?<!< )\d+\.\d{2,}(?![\d.])"
+# a figure with a decimal point; one after "<" is a bound ("p < 0.0001"), not a value
+FIGURE = r"(?<![\d.<])(?<!< )\d+\.\d+(?![\d.])"
 
 
 def _figures_outside(line: str, values: list) -> tuple:
-    """The figures of two or more decimals in ``line`` that are none of ``values`` at the decimals shown, and how
+    """The figures with a decimal point in ``line`` that are none of ``values`` at the decimals shown, and how
     many figures the line holds."""
     import re
 
@@ -741,7 +826,7 @@ def _figures_outside(line: str, values: list) -> tuple:
 
 
 def test_table_rows_hold_only_figures_of_their_files():
-    """Issue 27: every figure of two or more decimals in these rows must be, at the decimals shown, a value of the
+    """Issue 27: every figure with a decimal point in these rows must be, at the decimals shown, a value of the
     files the row comes from; a figure edited by hand, or a file replaced under it, fails here. (Rows that name
     their files are checked by the next test, against the files they name.)"""
     for document, start, files in TABLE_ROWS:
@@ -749,6 +834,18 @@ def test_table_rows_hold_only_figures_of_their_files():
         assert len(rows) == 1, f"{document}: {len(rows)} rows start with {start!r}"
         outside, _ = _figures_outside(rows[0], [v for name in files for v in _values(_json(name))])
         assert not outside, f"{document}: {outside} in the row {start!r} are in none of {files}"
+
+# nnU-Net's own files, which a row names as the user's (tests hold copies of them, which the row does not cite)
+NNUNET_FILES = ("dataset.json", "splits_final.json", "plans.json", "dataset_fingerprint.json")
+
+
+def _cited_files(line: str) -> list:
+    """The JSON files a table row names (none for a line that is no table row, or for nnU-Net's own files)."""
+    import re
+
+    cited = re.findall(r"`([\w./-]+\.json)`", line) if line.startswith("|") else []
+    return [name for name in cited if name not in NNUNET_FILES]
+
 
 def _committed_json() -> list:
     import subprocess
@@ -759,7 +856,7 @@ def _committed_json() -> list:
 
 def test_every_table_row_that_cites_files_holds_only_their_figures():
     """Issue 27: a table row of the README or the docs that names committed JSON files (by name, or by the end of
-    their path) may hold no figure of two or more decimals that none of those files gives, at the decimals shown.
+    their path) may hold no figure with a decimal point that none of those files gives, at the decimals shown.
     (Names of files a user has, such as nnU-Net's ``splits_final.json``, match no committed file and cite nothing.)"""
     import re
 
@@ -767,7 +864,7 @@ def test_every_table_row_that_cites_files_holds_only_their_figures():
     checked = 0
     for document in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         for line in document.read_text().splitlines():
-            cited = re.findall(r"`([\w./-]+\.json)`", line) if line.startswith("|") else []
+            cited = _cited_files(line)
             if not cited:
                 continue
             files = [p for name in cited for p in committed if p.as_posix().endswith("/" + name.lstrip("./"))]
@@ -780,7 +877,7 @@ def test_every_table_row_that_cites_files_holds_only_their_figures():
 
 
 def test_every_figure_in_the_docs_is_checked_against_a_file():
-    """Issue 27: no figure of two or more decimals in the README or the docs may stand unchecked. Each must be in a
+    """Issue 27: no figure with a decimal point in the README or the docs may stand unchecked. Each must be in a
     committed report (rendered from its summary.json), in the screens table (rendered by table.py), in a sentence
     FIGURES renders, in a table row that names its files or TABLE_ROWS lists, in a line LINES names, or be no
     measurement (NOT_MEASURED, with why). A figure added by hand fails here until one of them checks it."""
@@ -803,7 +900,7 @@ def test_every_figure_in_the_docs_is_checked_against_a_file():
             if not figures or any(d == document and line.startswith(start) for d, start, _ in TABLE_ROWS) \
                     or any(d == document and phrase in line for d, phrase, *_ in LINES + NOT_MEASURED):
                 continue
-            cited = re.findall(r"`([\w./-]+\.json)`", line) if line.startswith("|") else []
+            cited = _cited_files(line)
             if any(p.as_posix().endswith("/" + name.lstrip("./")) for name in cited for p in committed):
                 continue
             unchecked += [f"{document}: {f} in {line.strip()[:80]!r}" for f in figures
