@@ -38,6 +38,10 @@ the rest of its parent: a screen row differs from the default row in the one thi
   each token also sees the voxels beside its patch; the patch-embedding screen's row.
 - ``_Dec1``: one conv unit in RM at every decoder level instead of the plan's ``n_conv_per_stage_decoder`` (2), so
   ``F = X + LReLU(IN(Conv(X)))``: a cheaper decoder, the decoder-units screen's row.
+- ``_Window``: attention within 4x4x4-token windows in every transformer stage of more than 512 tokens
+  (``max_global_tokens=512``): on the phantom's plan stage 2 (8x16x16 tokens) then attends locally, as the highest-
+  resolution transformer stage of nnU-Net's LiTS plan does (32x32x32 tokens) under the default's 4096, where the
+  phantom's attends globally everywhere; the window screen's row.
 - ``_NoDS``: no deep supervision (nnU-Net's ``nnUNetTrainerNoDeepSupervision`` idea): the loss on the full-resolution
   head alone, the lower decoder levels' heads unused; the deep-supervision screen's row.
 """
@@ -62,7 +66,8 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_RMPost_NoMirroring", "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring",
            "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring",
            "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
-           "nnUNetTrainerDynTransNet_Overlap_NoMirroring", "nnUNetTrainerDynTransNet_Dec1_NoMirroring"]
+           "nnUNetTrainerDynTransNet_Overlap_NoMirroring", "nnUNetTrainerDynTransNet_Dec1_NoMirroring",
+           "nnUNetTrainerDynTransNet_Window_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -173,3 +178,10 @@ class nnUNetTrainerDynTransNet_Dec1_NoMirroring(NoMirroring, nnUNetTrainerDynTra
     mirroring."""
 
     network_options = dict(decoder_units=1)
+
+
+class nnUNetTrainerDynTransNet_Window_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The window screen's row: the main trainer's network with windowed attention in every transformer stage of
+    more than 512 tokens, no mirroring."""
+
+    network_options = dict(max_global_tokens=512)

@@ -59,14 +59,14 @@ def test_no_rm_keeps_the_decoder_convolutions():
     assert count(with_rm) == count(without) > 0
 
 
-def _built_as_recorded(cls):
-    """The network ``cls`` trains: built from the options it records in the plans before nnU-Net builds the network
-    from them (a plan without the record builds 0.1.0's network, for result folders trained before)."""
+def _built_as_recorded(cls, plan=PLAN):
+    """The network ``cls`` trains on ``plan``: built from the options it records in the plans before nnU-Net builds
+    the network from them (a plan without the record builds 0.1.0's network, for result folders trained before)."""
     from nnunet_dyntransnet.network import network_defaults
     from nnunet_dyntransnet.trainers.dyntransnet import ARCHITECTURE_OPTIONS, OPTIONS_KEY
 
-    record = {**{k: network_defaults()[k] for k in ARCHITECTURE_OPTIONS}, **cls.network_options_for(PLAN)}
-    planned = SimpleNamespace(**vars(PLAN), configuration={OPTIONS_KEY: record})
+    record = {**{k: network_defaults()[k] for k in ARCHITECTURE_OPTIONS}, **cls.network_options_for(plan)}
+    planned = SimpleNamespace(**vars(plan), configuration={OPTIONS_KEY: record})
     return cls.build_network_architecture(None, planned, 1, 3, True)
 
 
@@ -109,6 +109,24 @@ def test_the_decoder_units_screens_trainer_refines_with_one_conv_unit():
     assert units(nnUNetTrainerDynTransNet) == [2, 2]
     assert units(nnUNetTrainerDynTransNet_Dec1_NoMirroring) == [1, 1]
     assert _describe(_built_as_recorded(nnUNetTrainerDynTransNet_Dec1_NoMirroring)) == (True, FeatureMix, True)
+
+
+def test_the_window_screens_trainer_attends_locally_where_the_phantoms_plan_has_more_than_512_tokens():
+    """The one change of ``_Window`` (trainers/screens.py): on the phantom's plan (32x64x64 patch, strides 1-2-2-2-
+    (1,2,2)) stage 2's 8x16x16 tokens attend within 4x4x4 windows, the lower stages globally; the main trainer's
+    attend globally in every stage."""
+    from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_Window_NoMirroring
+
+    phantom = SimpleNamespace(patch_size=[32, 64, 64], network_arch_init_kwargs=dict(
+        features_per_stage=[8, 16, 32, 64, 64], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
+        kernel_sizes=[[3, 3, 3]] * 5, n_conv_per_stage=[2] * 5))
+
+    def attention(cls):
+        return [(s.kind, s.window) for s in _built_as_recorded(cls, phantom).layout[2:]]
+
+    assert attention(nnUNetTrainerDynTransNet) == [("global", (8, 16, 16)), ("global", (4, 8, 8)), ("global", (4, 4, 4))]
+    assert attention(nnUNetTrainerDynTransNet_Window_NoMirroring) == [
+        ("local", (4, 4, 4)), ("global", (4, 8, 8)), ("global", (4, 4, 4))]
 
 
 def test_the_per_part_dmsa_row_differs_from_the_per_part_row_only_in_dmsas_bias():
