@@ -360,6 +360,21 @@ def _deep_supervision() -> str:
                                                      FULL, "false_positive_lesions_fold0.json"))
 
 
+def _seconds_ratio(screen: str, row: str, baseline: str = FULL) -> float:
+    """A screen row's seconds over its folds against the baseline's over the same folds (``seconds.json``)."""
+    seconds = _json(SCREENS + screen + "/seconds.json")
+    return sum(seconds[row].values()) / sum(seconds[baseline][fold] for fold in seconds[row])
+
+
+def _patch_embedding() -> str:
+    """The screens README's sentence of the patch-embedding screen: overlapping against non-overlapping patches."""
+    row = "nnUNetTrainerDynTransNet_Overlap_NoMirroring"
+    return ("liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} (p = "
+            "{p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}. But on this CPU its folds took "
+            "{ratio:.2f}x the default's time").format(ratio=_seconds_ratio("patch_embedding", row),
+                                                      **_against("patch_embedding", row, FULL))
+
+
 def _adamw_spread_ratio() -> str:
     """How many times its redrawn init's the AdamW row's trained attention logits spread (min to max)."""
     return f"AdamW's spread {_spread_ratio('sgd_and_adamw_folds0-1.json', 'nnUNetTrainerDynTransNet_NoMirroring')} " \
@@ -537,6 +552,9 @@ FIGURES = [
         "components against {fp_base}").format(**_per_part())),
     ("docs/comparison/screens/README.md", lambda: _dmsa_per_part()),
     ("docs/comparison/screens/README.md", lambda: _deep_supervision()),
+    ("docs/comparison/screens/README.md", lambda: _patch_embedding()),
+    ("docs/network.md", lambda: "but {:.2f}x the default's time per fold on the CPU".format(
+        _seconds_ratio("patch_embedding", "nnUNetTrainerDynTransNet_Overlap_NoMirroring"))),
     ("README.md", lambda: "(plain attention's liver Dice paired {liver:+.2f}, p = {p_liver:.3f}; tumor {tumor:+.2f}, "
                           "p = {p_tumor:.2f})".format(**_against("ablation_dmsa_per_part", DMSA_PER_PART, PER_PART))),
     ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),

@@ -36,7 +36,10 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("optimizer_per_part", "SGD for the convolutions and AdamW for the transformer stages against SGD, 31 epochs"),
            ("equal_time_per_part", "equal time, the optimizer per part beside the default: 31 epochs each against the U-Net's 32"),
            ("ablation_dmsa_per_part", "plain MSA against D-MSA, both with the optimizer per part, 31 epochs"),
-           ("deep_supervision", "no deep supervision against deep supervision, 31 epochs")]
+           ("deep_supervision", "no deep supervision against deep supervision, 31 epochs"),
+           ("patch_embedding", "overlapping patch embeddings (kernel 3 at stride 2) against non-overlapping, 31 epochs"),
+           ("window", "windowed attention in stage 2 against global attention everywhere, 31 epochs"),
+           ("decoder_units", "one conv unit in RM against two, 31 epochs")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
