@@ -322,6 +322,7 @@ def _spread_ratio(file: str, trainer: str) -> str:
 PER_PART, DMSA_PER_PART = "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring"
 FULL = "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
 OVERLAP = "nnUNetTrainerDynTransNet_Overlap_NoMirroring"
+DEC1 = "nnUNetTrainerDynTransNet_Dec1_NoMirroring"
 NUMBER_WORDS = {4: "four", 5: "five"}
 
 
@@ -376,6 +377,16 @@ def _patch_embedding() -> str:
             "lesions_folds0-2.json)). But on this CPU its folds took {ratio:.2f}x the default's time").format(
         ratio=_seconds_ratio("patch_embedding", row),
         **_against("patch_embedding", row, FULL, "false_positive_lesions_folds0-2.json"))
+
+
+def _decoder_units() -> str:
+    """The screens README's sentence of the decoder-units screen: one conv unit in RM against two."""
+    return ("Against the default: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor "
+            "{tumor:+.2f} (p = {p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}, and {fp} "
+            "false-positive components against {fp_base} ([rm_logit_split/false_positive_lesions_folds0-1.json]"
+            "(rm_logit_split/false_positive_lesions_folds0-1.json)), in {ratio:.2f}x the default's time per fold").format(
+        ratio=_seconds_ratio("decoder_units", DEC1), **_against("decoder_units", DEC1, FULL,
+                                                                 "false_positive_lesions_folds0-1.json"))
 
 
 def _window() -> str:
@@ -567,6 +578,12 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _deep_supervision()),
     ("docs/comparison/screens/README.md", lambda: _patch_embedding()),
     ("docs/comparison/screens/README.md", lambda: _window()),
+    ("docs/comparison/screens/README.md", lambda: _decoder_units()),
+    ("docs/network.md", lambda: "fewer false-positive lesions in {:.2f}x the time (`decoder_units`)".format(
+        _seconds_ratio("decoder_units", DEC1))),
+    ("README.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), in {ratio:.2f}x the "
+                          "time".format(ratio=_seconds_ratio("decoder_units", DEC1), **_against(
+                              "decoder_units", DEC1, FULL, "false_positive_lesions_folds0-1.json"))),
     ("README.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), but took {ratio:.2f}x the "
                           "time on this CPU".format(ratio=_seconds_ratio("patch_embedding", OVERLAP), **_against(
                               "patch_embedding", OVERLAP, FULL, "false_positive_lesions_folds0-2.json"))),
