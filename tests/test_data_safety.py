@@ -141,14 +141,17 @@ def test_sigterm_cleans_up_the_staging_folder(tmp_path, command):
         preds, labels = tmp_path / "pred", tmp_path / "labels"
         _write(preds / "c.nii.gz", _label())
         _write(labels / "c.nii.gz", _label())
+        # the marker says the report is scoring, its imports done: a SIGTERM inside a slow import (scipy's) on a
+        # loaded machine surfaced as an ImportError, not as the signal
         code = ("import sys, time; from nnunet_dyntransnet.evaluation import results as r; "
-                "r.score_cases = lambda *a, **k: time.sleep(120); "
+                f"r.score_cases = lambda *a, **k: (open({str(tmp_path / 'scoring')!r}, 'w').close(), time.sleep(120)); "
                 "from nnunet_dyntransnet.evaluation.cli import main; sys.exit(main(sys.argv[1:]))")
         argv = [sys.executable, "-c", code, str(preds), "--labels", str(labels), "--out", str(tmp_path / "r"), "-np", "1"]
         parent = tmp_path
+    started = (lambda: (tmp_path / "scoring").exists()) if command == "report" else (lambda: True)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: any(".converting-" in n or ".report-" in n for n in _hidden(parent))), \
+        assert wait_for(lambda: any(".converting-" in n or ".report-" in n for n in _hidden(parent)) and started()), \
             proc.communicate(timeout=5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
