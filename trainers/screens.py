@@ -35,7 +35,7 @@ the rest of its parent: a screen row differs from the default row in the one thi
   ablation again, with attention that trains.
 - ``_Overlap``: every transformer stage embeds its input in overlapping patches (``patch_embedding="overlapping"``:
   kernel 3 at stride 2 instead of 2, :class:`~nnunet_dyntransnet.network.transformer.StridedPatchProjection`), so
-  each token also sees the voxels beside its patch; the patch-embedding screen's row.
+  each token also sees the voxel before its patch on each axis; the patch-embedding screen's row.
 - ``_Dec1``: one conv unit in RM at every decoder level instead of the plan's ``n_conv_per_stage_decoder`` (2), so
   ``F = X + LReLU(IN(Conv(X)))``: a cheaper decoder, the decoder-units screen's row.
 - ``_Window``: attention within 4x4x4-token windows in every transformer stage of more than 512 tokens

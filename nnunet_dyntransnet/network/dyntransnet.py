@@ -16,7 +16,6 @@ from nnunet_dyntransnet.network.checkpointing import SELECTIVE_PARTS, Checkpoint
 from nnunet_dyntransnet.network.conv_unit import ConvUnitSpec
 from nnunet_dyntransnet.network.decoder import DynTransDecoder
 from nnunet_dyntransnet.network.encoder import DynTransEncoder
-from nnunet_dyntransnet.network.transformer import PATCH_EMBEDDINGS
 from nnunet_dyntransnet.network.units import in_nnunet_units
 from nnunet_dyntransnet.network.stage_layout import (IntOrSeq, StageLayout, format_layout, plan_stage_layout, total_stride,
                                                       voxels_per_stage)
@@ -147,8 +146,6 @@ class DynTransNet(nn.Module):
             raise ValueError(f"selective_depth must be None (every stage and level) or at least 1, got {selective_depth}")
         if linear_init not in LINEAR_INITS:
             raise ValueError(f"linear_init={linear_init!r} is not one of {LINEAR_INITS}")
-        if patch_embedding not in PATCH_EMBEDDINGS:
-            raise ValueError(f"patch_embedding={patch_embedding!r} is not one of {PATCH_EMBEDDINGS}")
         if attention not in ATTENTIONS:
             raise ValueError(f"attention={attention!r} is not one of {sorted(ATTENTIONS)} (attention.ATTENTIONS)")
         # all but the lowest-resolution stage at most: nnU-Net's planner shrinks patches, and stages with them,
