@@ -9,6 +9,9 @@ Writes, into ``--out`` (default ``./dyntransnet_report``):
   report.md is rendered from it (``tables.report_from_summary``), so a kept summary re-renders its report;
 * ``figures/``: Dice box plots, training curves per trainer, best / median / worst overlays.
 
+``--scored TRAINER=REPORT`` adds a row of an earlier report, paired by case with this run's (``scored_rows.py``): a
+new variant compared with trainings whose result folders are gone.
+
 The folder is written beside the target and renamed into place at the end, so a failed run
 leaves nothing behind; an existing report is replaced only with ``--overwrite``.
 """
@@ -48,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", type=Path, default=None, metavar="JSON",
                    help="a dyntransnet_benchmark --out JSON: adds parameters, training step and peak memory (ratios "
                         "against nnU-Net's U-Net) to the Tables 4/5 layout")
+    p.add_argument("--scored", action="append", default=[], metavar="TRAINER=REPORT",
+                   help="also report TRAINER's row of an earlier dyntransnet_report (its folder or summary.json), "
+                        "paired by case with these results: its per-case values over the cases scored here, refused "
+                        "if its reference voxel counts differ (repeatable; listed before the RESULTS)")
     p.add_argument("--chill", action="store_true",
                    help="score a partial folder instead of failing when expected cases have no prediction (as "
                         "nnUNetv2_evaluate_folder's --chill); the report lists how many are missing")
@@ -131,22 +138,33 @@ def _planned_widths(result) -> Optional[tuple]:
 
 
 def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,
-                 processes: int = 1, costs=None) -> Path:
-    """Score, summarize and draw ``results`` (TrainerResult list) into the (new) folder ``out``; returns report.md."""
+                 processes: int = 1, costs=None, scored=()) -> Path:
+    """Score, summarize and draw ``results`` (TrainerResult list) and the earlier reports' ``scored`` rows
+    (:class:`~nnunet_dyntransnet.evaluation.scored_rows.ScoredRow`, listed first) into the (new) folder ``out``;
+    returns report.md."""
     from nnunet_dyntransnet.evaluation import figures
     from nnunet_dyntransnet.evaluation.results import ReportError, describe_classes, score_cases
+    from nnunet_dyntransnet.evaluation.scored_rows import matched_to_references
     from nnunet_dyntransnet.evaluation.tables import anchor_metrics, report_from_summary, trainer_statistics
 
-    names = [r.name for r in results]
+    names = [r.name for r in scored] + [r.name for r in results]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ReportError(f"two rows are named {twice[0]}; name this run's result apart with NAME=PATH")
     baseline = baseline or names[0]
     if baseline not in names:
         raise ReportError(f"--baseline {baseline} is none of the results ({', '.join(names)})")
-    scores = {}
+    fresh = {}
     for r in results:
         print(f"scoring {len(r.predictions)} cases of {r.name} against {r.labels}", flush=True)
-        scores[r.name] = score_cases(r, processes)
-    folds = {r.name: r.folds for r in results}
-    stats = trainer_statistics(scores, baseline if len(results) > 1 else None)
+        fresh[r.name] = score_cases(r, processes)
+    scores, folds, missing = {}, {}, {}
+    for row in scored:
+        scores[row.name], folds[row.name], missing[row.name] = matched_to_references(row, fresh, results[0].classes)
+    scores.update(fresh)
+    folds.update({r.name: r.folds for r in results})
+    missing.update({r.name: r.missing for r in results})
+    stats = trainer_statistics(scores, baseline if len(names) > 1 else None)
     (out / "figures").mkdir(parents=True)
     made = [figures.box_plots(scores, out / "figures" / "dice_boxplots.png")]
     for r in results:
@@ -167,10 +185,13 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
         "the paper (section 4.2), in percent; HD95 and ASD (average symmetric surface distance) in mm at each "
         "case's own voxel spacing.",
         (f"Baseline for the p-values: {baseline}. Tests are paired by case: a trainer and the baseline are compared "
-         f"over the cases both predicted and for which both have the metric defined (n pairs)." if len(results) > 1
+         f"over the cases both predicted and for which both have the metric defined (n pairs)." if len(names) > 1
          else "One result, so no p-values (they compare a trainer with a baseline)."),
     ]
-    missing = {r.name: r.missing for r in results}
+    if scored:
+        context.append("Scored in an earlier report (per-case values over this report's cases, whose reference "
+                       "voxel counts they match; no curves or overlays): " +
+                       "; ".join(f"{row.name} from {row.source}" for row in scored) + ".")
     if any(missing.values()):
         context.append("Partial results (--chill): " + "; ".join(
             f"{name} has no prediction for {len(cases)} expected case(s) ({', '.join(cases[:5])}"
@@ -179,7 +200,8 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
     anchors = {name: anchor_metrics(per_case) for name, per_case in scores.items()}
     costs, costs_source = costs or (None, "")
     summary = {"baseline": baseline, "classes": {k: list(v) for k, v in results[0].classes.items()},
-               "results": {r.name: str(r.path) for r in results}, "folds": folds, "missing": missing,
+               "results": {**{row.name: str(row.source) for row in scored}, **{r.name: str(r.path) for r in results}},
+               "folds": folds, "missing": missing,
                "statistics": stats, "anchors": anchors, "costs": costs, "per_case": scores,
                "title": title, "context": context, "figures": figure_names, "costs_source": costs_source}
     text = json.dumps(summary, indent=1)
@@ -195,13 +217,13 @@ COMMAND = "dyntransnet_report"
 REPORT_MARKER = f".{COMMAND}"  # lists every file of a report, so --overwrite knows what it may replace (ownership.py)
 
 
-def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> List[Path]:
+def check_out(out: Path, results, images: Optional[Path], overwrite: bool, scored=()) -> List[Path]:
     """Refuse an --out that would replace user data (:class:`~nnunet_dyntransnet.utilities.ownership.Claim`, with
     the report's inputs protected); returns what the report replaces."""
     from nnunet_dyntransnet.evaluation.results import ReportError
     from nnunet_dyntransnet.utilities.ownership import Claim
 
-    inputs = [(p, f"read by this report ({r.name})") for r in results for p in r.inputs()]
+    inputs = [(p, f"read by this report ({r.name})") for r in [*results, *scored] for p in r.inputs()]
     if images:
         inputs.append((images, "read by this report (--images)"))
     claim = Claim(COMMAND, inputs, "--out", ReportError, datasets=[r.dataset for r in results if r.dataset])
@@ -210,6 +232,7 @@ def check_out(out: Path, results, images: Optional[Path], overwrite: bool) -> Li
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nnunet_dyntransnet.evaluation.results import ReportError, find_results
+    from nnunet_dyntransnet.evaluation.scored_rows import read_scored_row
     from nnunet_dyntransnet.utilities.command import run_command
     from nnunet_dyntransnet.utilities.ownership import write_marker
     from nnunet_dyntransnet.utilities.staging import StagingError, remove_stale_staging, staged_folder
@@ -219,11 +242,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def report() -> str:
         results = find_results(args.results, args.labels.resolve() if args.labels else None, args.chill)
+        scored = [read_scored_row(spec) for spec in args.scored]
         costs = read_costs(args.benchmark, results) if args.benchmark else None
         remove_stale_staging(out, "report")  # first: it may put back a report an interrupted replace retired
-        replace = check_out(out, results, args.images, args.overwrite)
+        replace = check_out(out, results, args.images, args.overwrite, scored)
         with staged_folder(out, replace=replace, tag="report") as staging:
-            build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs)
+            build_report(results, staging, args.baseline, args.images, args.title, args.processes, costs, scored)
             write_marker(staging, COMMAND)
         return f"report written to {out / 'report.md'}"
 

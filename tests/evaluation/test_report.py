@@ -415,3 +415,51 @@ def test_paired_difference_compares_the_same_cases():
     s = trainer_statistics(scores, "baseline")["other"]["tumor"]["dice"]
     assert s["n_pairs"] == 1 and s["n"] == 2  # case b: undefined for the baseline, 0 for the other
     assert s["mean_difference"] == pytest.approx(scores["other"]["a"]["tumor"]["dice"] - 1.0)
+
+
+def test_a_row_of_an_earlier_report_is_paired_as_if_scored_again(fake_results, tmp_path, monkeypatch, capsys):
+    """--scored TRAINER=REPORT: the earlier report's row, restricted to this report's cases, gives the same
+    statistics as scoring its predictions again; a row scored against other references is refused. In-process
+    (the command's own main): seven reports through subprocesses cost a minute of imports."""
+    from nnunet_dyntransnet.evaluation.cli import main
+    from nnunet_dyntransnet.evaluation.tables import report_from_summary
+
+    base, cases, trainers = fake_results
+    tdirs = [base / "results" / "Dataset950_Fake" / f"{t}__nnUNetPlans__3d_fullres" for t in trainers]
+    for k, v in _env(base).items():
+        if k.startswith("nnUNet_"):
+            monkeypatch.setenv(k, v)
+
+    def report(*args):
+        code = main([*map(str, args), "-np", "1"])
+        return code, capsys.readouterr().err
+
+    earlier, again = tmp_path / "earlier", tmp_path / "again"
+    assert report(*tdirs, "--out", earlier, "--baseline", trainers[0])[0] == 0
+    # fold 0 of the second trainer, against the first trainer's row of the earlier report (both folds); --chill:
+    # this fixture has no splits_final.json, so a fold alone would miss the other fold's references
+    assert report(tdirs[1] / "fold_0", "--scored", f"{trainers[0]}={earlier}", "--out", again, "--chill")[0] == 0
+    assert report(tdirs[0] / "fold_0", tdirs[1] / "fold_0", "--out", tmp_path / "fresh", "--chill")[0] == 0
+    got, want = (json.loads((d / "summary.json").read_text()) for d in (again, tmp_path / "fresh"))
+    assert list(got["per_case"]) == trainers and got["baseline"] == trainers[0]  # the earlier row first
+    assert sorted(got["per_case"][trainers[0]]) == cases[0::2]  # restricted to the cases scored here
+    assert got["statistics"] == want["statistics"] and got["folds"] == want["folds"]
+    md = (again / "report.md").read_text()
+    assert f"{trainers[0]} from {earlier / 'summary.json'}" in md and md == report_from_summary(got)
+
+    # the same row with one reference voxel count changed: scored against other labels, refused, nothing written
+    edited = json.loads((earlier / "summary.json").read_text())
+    edited["per_case"][trainers[0]]["fake_002"]["liver"]["n_ref"] += 1
+    (tmp_path / "edited").mkdir()
+    (tmp_path / "edited" / "summary.json").write_text(json.dumps(edited))
+    code, err = report(tdirs[1] / "fold_0", "--scored", f"{trainers[0]}={tmp_path / 'edited'}", "--out",
+                       tmp_path / "refused", "--chill")
+    assert code == 2 and "fake_002" in err and "reference voxels of liver" in err
+    code, err = report(tdirs[1], "--scored", f"nnUNetTrainerNope={earlier}", "--out", tmp_path / "refused")
+    assert code == 2 and "has no row nnUNetTrainerNope" in err and trainers[0] in err
+    code, err = report(tdirs[1], "--scored", f"{trainers[1]}={earlier}", "--out", tmp_path / "refused")
+    assert code == 2 and "two rows are named" in err
+    # the earlier report is this report's input: never replaced, even with --overwrite
+    code, err = report(tdirs[1], "--scored", f"{trainers[0]}={earlier}", "--out", earlier, "--overwrite")
+    assert code == 2 and "never writes there" in err and (earlier / "report.md").is_file()
+    assert not (tmp_path / "refused").exists()
