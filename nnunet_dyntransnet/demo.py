@@ -182,6 +182,41 @@ def _about(args, trainer: str, started: float) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+
+    out: Optional[Path] = None  # set once --out is claimed: from then on a stop names it and it gets its marker
+    # The handler comes first, before torch and nnU-Net are imported: their imports start children of their own
+    # (nnU-Net runs `hostname`), and a SIGTERM then must stop the demo as one later does (exit 143 with a line that
+    # says what was stopped), not kill it by the signal's default action.
+    try:
+        with sigterm_raises():
+            args, minutes = _arguments(argv)
+            started = time.time()
+            from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
+
+            try:  # before anything is written: the demo reuses and updates only a folder whose every file it wrote
+                Claim(COMMAND, option="--out").folder(args.out, overwrite=False, reusable=True)
+            except OwnershipError as e:
+                print(f"{COMMAND}: error: {e}", file=sys.stderr)
+                return 2
+            out = args.out.expanduser().resolve()
+            out.mkdir(parents=True, exist_ok=True)
+            return _demo(args, out, minutes, started)
+    except KeyboardInterrupt as e:
+        stopped = "; ".join(_STOPPED) or "nothing was running"
+        kept = (f" {out} keeps what finished (the phantom, the plans, a trained model); run the same command again "
+                f"to continue") if out is not None else " Nothing was written"
+        print(f"{COMMAND}: {str(e) or 'interrupted (Ctrl-C)'}: {stopped}.{kept}", file=sys.stderr)
+        return exit_code_of(e)
+    finally:  # what this run wrote into --out, also when it failed or was stopped, so that the next run may reuse it
+        if out is not None:
+            from nnunet_dyntransnet.utilities.ownership import write_marker
+
+            write_marker(out, COMMAND)
+
+
+def _arguments(argv: Optional[Sequence[str]]):
+    """The parsed, checked arguments and the training budget in minutes (its default depends on the device)."""
     import torch
 
     from nnunet_dyntransnet.utilities.command import plain_text
@@ -203,30 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--iterations must be at least 1, got {args.iterations}")
     if not minutes > 0 or minutes == float("inf"):
         parser.error(f"--minutes must be a positive number of minutes, got {minutes:g}")
-    started = time.time()
-    from nnunet_dyntransnet.utilities.ownership import Claim, OwnershipError
-
-    try:  # before anything is written: the demo reuses and updates only a folder whose every file it wrote
-        Claim(COMMAND, option="--out").folder(args.out, overwrite=False, reusable=True)
-    except OwnershipError as e:
-        print(f"{COMMAND}: error: {e}", file=sys.stderr)
-        return 2
-    out = args.out.expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
-
-    try:
-        with sigterm_raises():
-            return _demo(args, out, minutes, started)
-    except KeyboardInterrupt as e:
-        stopped = "; ".join(_STOPPED) or "nothing was running"
-        print(f"{COMMAND}: {str(e) or 'interrupted (Ctrl-C)'}: {stopped}. {out} keeps what finished (the phantom, "
-              f"the plans, a trained model); run the same command again to continue", file=sys.stderr)
-        return exit_code_of(e)
-    finally:  # what this run wrote into --out, also when it failed or was stopped, so that the next run may reuse it
-        from nnunet_dyntransnet.utilities.ownership import write_marker
-
-        write_marker(out, COMMAND)
+    return args, minutes
 
 
 def _demo(args, out: Path, minutes: float, started: float) -> int:

@@ -341,11 +341,15 @@ def _run_one_by_one(trainings, protocol_dir: Path, dry_run: bool) -> dict:
 def _train_supervised(training, protocol_dir: Path) -> int:
     """One training under the supervisor, with its status file (``running HOST PID``, then ``done``, ``failed N``
     or ``stopped SIGNAL``), so that a second protocol run sees it running and does not start it again."""
-    process = processes.start(training.command())
-    write_status(protocol_dir, training, f"running {socket.gethostname()} {process.pid}")
+    process = None
     try:
+        with processes.starting():
+            process = processes.start(training.command())
+        write_status(protocol_dir, training, f"running {socket.gethostname()} {process.pid}")
         code = process.wait()
     except KeyboardInterrupt as e:
+        if process is None:  # stopped before the training was created
+            raise
         what = processes.stop(process)
         signal_name = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         write_status(protocol_dir, training, f"stopped {signal_name}")

@@ -177,10 +177,11 @@ def _schedule(waiting: List[Training], free: List[str], running: dict, codes: Di
             log = open(protocol_dir / "logs" / f"{training.name}.log", "a")
             cmd = training.command()
             print(f"+ CUDA_VISIBLE_DEVICES={gpu} {shlex.join(cmd)}  > {log.name}", flush=True)
-            process = processes.start(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu})
+            with processes.starting():  # a stop while it starts waits until it is in `running`, which is stopped
+                process = processes.start(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                          env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu})
+                running[gpu] = (training, process, log)
             write_status(protocol_dir, training, f"running {socket.gethostname()} {process.pid}")
-            running[gpu] = (training, process, log)
         time.sleep(poll_s)
         for gpu, (training, process, log) in list(running.items()):
             code = process.poll()

@@ -10,6 +10,10 @@ default: a training stops cleanly well within that), and only then kills what is
 
 A child in its own group does not receive the terminal's Ctrl-C itself: the supervisor forwards it, so it arrives
 once, in order.
+
+A child is started inside :func:`starting`: a Ctrl-C or SIGTERM that lands while ``subprocess.Popen`` creates it
+would raise inside Popen, after the fork, and the caller would never get the process it must stop (the child would
+run on, orphaned). Inside ``starting`` the signal waits until the caller holds the process.
 """
 from __future__ import annotations
 
@@ -17,10 +21,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
 
-__all__ = ["GRACE_ENV", "start", "stop", "run", "group_alive"]
+__all__ = ["GRACE_ENV", "start", "starting", "stop", "run", "group_alive"]
 
 GRACE_ENV = "DYNTRANSNET_STOP_GRACE_S"
 
@@ -32,8 +38,29 @@ def _grace() -> float:
         return 300.0
 
 
+@contextmanager
+def starting() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for the block and deliver them (to the handlers they had) when it ends.
+
+    Start the child and store it where the stopping code finds it inside the block; a signal that arrived meanwhile
+    then raises at the block's end, when the child can be stopped. Outside the main thread (where Python cannot set
+    handlers) the block holds nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: List[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():  # None: a handler set outside Python, which Python cannot put back
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)  # its handler runs here (or its default action: the process ends as it would have)
+
+
 def start(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, **popen: object) -> subprocess.Popen:
-    """``cmd`` as the leader of a new process group (its pid is the group's id)."""
+    """``cmd`` as the leader of a new process group (its pid is the group's id); call it inside :func:`starting`."""
     # The child writes to the same stdout and stderr: what this process printed before must come out first, and
     # into a pipe or a file Python buffers it (its lines would follow the child's, or be lost with a kill).
     sys.stdout.flush()
@@ -80,10 +107,14 @@ def run(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, stopped: Optio
     """Run ``cmd`` to the end under supervision; on Ctrl-C or SIGTERM stop its group (:func:`stop`), note what
     happened in ``stopped`` and raise the interrupt again. ``popen`` as for :class:`subprocess.Popen`
     (``stdout=subprocess.PIPE`` collects the output)."""
-    process = start(cmd, env=env, **popen)
+    process = None
     try:
+        with starting():
+            process = start(cmd, env=env, **popen)
         out, err = process.communicate()
     except KeyboardInterrupt:
+        if process is None:  # stopped before the child was created: nothing to stop
+            raise
         # SIGTERM for Ctrl-C too: SIGINT would make every Python process of the group print a traceback
         what = stop(process, signal.SIGTERM)
         if stopped is not None:

@@ -47,6 +47,36 @@ def test_the_supervisor_stops_the_whole_group(signum, status):
     assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
 
 
+# a SIGTERM that lands while subprocess.Popen creates the child: after the fork, before Popen returns the process
+SIGNAL_IN_POPEN = """
+import os, signal, subprocess, sys
+from nnunet_dyntransnet.utilities import processes
+from nnunet_dyntransnet.utilities.staging import exit_code_of, sigterm_raises
+class LandsInPopen(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, inside Popen, unless it is held
+subprocess.Popen = LandsInPopen
+stopped = []
+try:
+    with sigterm_raises():
+        processes.run(["sleep", "600"], stopped=stopped)
+except KeyboardInterrupt as e:
+    print("stopped:", *stopped, file=sys.stderr)
+    sys.exit(exit_code_of(e))
+"""
+
+
+def test_a_signal_while_the_child_starts_still_stops_it():
+    """Without processes.starting() the SIGTERM raised inside Popen, the supervisor never got the child, and
+    `sleep 600` ran on as an orphan."""
+    tag = uuid.uuid4().hex
+    proc = _start([sys.executable, "-c", SIGNAL_IN_POPEN], tag)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "stopped: sleep stopped by SIGTERM" in err, err[-2000:]
+    assert wait_for(lambda: not tagged(tag), 10), f"orphans left: {tagged(tag)}"
+
+
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace():
     from nnunet_dyntransnet.utilities import processes
 
@@ -56,6 +86,13 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace():
     assert process.stdout.readline().strip() == "ready"
     assert processes.stop(process, grace=1.0) == "did not stop within 1 s of SIGTERM and was killed"
     assert not processes.group_alive(process.pid)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.slow
@@ -83,8 +120,11 @@ def test_sigterm_to_the_demo_stops_nnunet_and_says_what_it_stopped(tmp_path):
     proc = subprocess.Popen([str(exe), "--out", str(tmp_path / "demo"), "-n", "4", "--test", "1", "--device", "cpu",
                              "--minutes", "0.1"], env={**env, TAG: tag}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    # nnU-Net's planning is the demo's first child
-    assert wait_for(lambda: len(tagged(tag)) >= 2, 300), "nnU-Net's first command started"
+    # nnU-Net's planning is the demo's first child (not any tagged process: importing nnU-Net runs `hostname`)
+    def nnunet_running():
+        return any(b"nnUNetv2_" in _cmdline(pid) for pid in tagged(tag))
+
+    assert wait_for(nnunet_running, 300), "nnU-Net's first command started"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=400)
     assert proc.returncode == 143, err[-3000:]
