@@ -182,8 +182,10 @@ class nnUNetTrainerDynTransNet_PerPart(nnUNetTrainerDynTransNet):
 
     def configure_optimizers(self):
         transformer, convolutions = split_parameters(self._network_module(), (TransformerStage,))
-        parts = {"convolutions": torch.optim.SGD(convolutions, self.initial_lr, weight_decay=self.weight_decay,
-                                                 momentum=0.99, nesterov=True)}
+        # nnU-Net's own optimizer, built over the whole network only to read its settings (rate, momentum, Nesterov,
+        # weight decay): the convolutions get exactly what nnU-Net gives them, whatever its version sets
+        nnunet_sgd, _ = nnUNetTrainer.configure_optimizers(self)
+        parts = {"convolutions": type(nnunet_sgd)(convolutions, **nnunet_sgd.defaults)}
         if transformer:  # conv_stages may leave none
             parts["transformer"] = torch.optim.AdamW(transformer, self.transformer_lr, betas=self.transformer_betas,
                                                      weight_decay=self.transformer_weight_decay)

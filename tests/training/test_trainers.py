@@ -238,6 +238,8 @@ def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_w
     transformer recipe's AdamW, everything else under nnU-Net's SGD, each decaying from its own rate; a step moves
     both parts; nnU-Net's checkpoint of it loads back (both parts' state); --c between it and the single-optimizer
     trainers is refused both ways."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
     from nnunet_dyntransnet.network.transformer import TransformerStage
     from nnunet_dyntransnet.trainers.optimizer_per_part import OptimizerPerPart
     from nnunet_dyntransnet.trainers.refusal import TrainingRefused
@@ -245,7 +247,12 @@ def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_w
     trainer = _trainer("nnUNetTrainerDynTransNet_PerPart")
     assert isinstance(trainer.optimizer, OptimizerPerPart) and trainer.enable_deep_supervision
     sgd, adamw = trainer.optimizer.parts["convolutions"], trainer.optimizer.parts["transformer"]
-    assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["lr"] == 1e-2 and sgd.param_groups[0]["nesterov"]
+    assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["lr"] == 1e-2
+    # the convolutions' SGD is nnU-Net's, setting for setting
+    nnunet_sgd, _ = nnUNetTrainer.configure_optimizers(trainer)
+    assert {k: v for k, v in sgd.param_groups[0].items() if k not in ("params", "initial_lr")} == \
+        {k: v for k, v in nnunet_sgd.param_groups[0].items() if k not in ("params", "initial_lr")}
+    assert (sgd.defaults["momentum"], sgd.defaults["nesterov"], sgd.defaults["weight_decay"]) == (0.99, True, 3e-5)
     assert type(adamw) is torch.optim.AdamW and adamw.param_groups[0]["lr"] == 3e-4
     assert adamw.param_groups[0]["weight_decay"] == 5e-2 and adamw.param_groups[0]["betas"] == (0.9, 0.98)
     stages = {id(p) for m in trainer.network.modules() if isinstance(m, TransformerStage) for p in m.parameters()}
