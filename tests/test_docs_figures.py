@@ -389,6 +389,21 @@ def _decoder_units() -> str:
                                                                  "false_positive_lesions_folds0-1.json"))
 
 
+def _dec1_equal_time() -> dict:
+    """One RM unit at equal time over five folds: its figures against the default (``vs_default``, with the
+    false-positive components), against the U-Net (``u_`` + the same keys), the epochs that equal time gave it (31 over
+    the decoder-units screen's time ratio, which must be the epochs it trained) and its folds' seconds."""
+    ratio = _seconds_ratio("decoder_units", DEC1)
+    trained = set(_json(SCREENS + "equal_time_dec1/epochs.json")[DEC1].values())
+    assert trained == {round(31 / ratio)}, f"equal time at the decoder-units ratio {ratio:.3f} is {31 / ratio:.1f} epochs"
+    seconds = _json(SCREENS + "equal_time_dec1/seconds.json")[DEC1].values()
+    screen = _json(SCREENS + "decoder_units/seconds.json")[DEC1]
+    against_unet = _against("equal_time_dec1", DEC1, "nnUNetTrainer_WallClock_NoMirroring")
+    return dict(_against("equal_time_dec1/vs_default", DEC1, FULL, "false_positive_lesions_folds0-4.json"),
+                **{"u_" + k: v for k, v in against_unet.items()}, ratio=ratio, epochs=round(31 / ratio),
+                fastest=min(seconds), slowest=max(seconds), screen=" and ".join(f"{v:.1f}" for v in screen.values()))
+
+
 def _window() -> str:
     """The screens README's sentence of the window screen: local attention in stage 2 against global everywhere."""
     row = "nnUNetTrainerDynTransNet_Window_NoMirroring"
@@ -579,6 +594,26 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _patch_embedding()),
     ("docs/comparison/screens/README.md", lambda: _window()),
     ("docs/comparison/screens/README.md", lambda: _decoder_units()),
+    ("docs/comparison/screens/README.md", lambda: (
+        "`_Dec1` for {epochs} epochs per fold (31 / {ratio:.2f}, the decoder-units screen's time per fold against the "
+        "default's)").format(**_dec1_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Against the default: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor "
+        "{tumor:+.2f} (p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}, and "
+        "{fp} false-positive components against {fp_base} (`rm_logit_split/false_positive_lesions_folds0-4.json`); "
+        "against the U-Net: liver {u_liver:+.2f} (p = {u_p_liver:.2f}), tumor {u_tumor:+.2f} (p = {u_p_tumor:.2f})"
+    ).format(**_dec1_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "its {epochs}-epoch folds took {fastest:.1f} to {slowest:.1f} s, where the decoder-units screen's 31 epochs "
+        "took {screen} s").format(**_dec1_equal_time())),
+    ("README.md", lambda: (
+        "at equal time over five folds ({epochs} epochs to the default's 31) it did not pay: liver Dice paired "
+        "{liver:+.2f} against the default (p = {p_liver:.2f}) and {u_liver:+.2f} against the U-Net, tumor {tumor:+.2f} "
+        "(p = {p_tumor:.2f}) and {u_tumor:+.2f}, with more false-positive components ({fp} against {fp_base})"
+    ).format(**_dec1_equal_time())),
+    ("docs/network.md", lambda: (
+        "at equal time over five folds it did not pay (tumor Dice paired {tumor:+.2f} against the default, p = "
+        "{p_tumor:.2f}, and more false-positive components").format(**_dec1_equal_time())),
     ("docs/network.md", lambda: "fewer false-positive lesions in {:.2f}x the time (`decoder_units`)".format(
         _seconds_ratio("decoder_units", DEC1))),
     ("README.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), in {ratio:.2f}x the "
