@@ -137,23 +137,12 @@ def _planned_widths(result) -> Optional[tuple]:
         return None
 
 
-def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,
-                 processes: int = 1, costs=None, scored=()) -> Path:
-    """Score, summarize and draw ``results`` (TrainerResult list) and the earlier reports' ``scored`` rows
-    (:class:`~nnunet_dyntransnet.evaluation.scored_rows.ScoredRow`, listed first) into the (new) folder ``out``;
-    returns report.md."""
-    from nnunet_dyntransnet.evaluation import figures
-    from nnunet_dyntransnet.evaluation.results import ReportError, describe_classes, score_cases
+def _scored(results, scored, processes: int):
+    """``results`` scored case by case, after the earlier reports' ``scored`` rows matched to their cases ->
+    ``{trainer: {case: metrics}}``, ``{trainer: {case: fold}}``, ``{trainer: [missing cases]}``."""
+    from nnunet_dyntransnet.evaluation.results import score_cases
     from nnunet_dyntransnet.evaluation.scored_rows import matched_to_references
-    from nnunet_dyntransnet.evaluation.tables import anchor_metrics, report_from_summary, trainer_statistics
 
-    names = [r.name for r in scored] + [r.name for r in results]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ReportError(f"two rows are named {twice[0]}; name this run's result apart with NAME=PATH")
-    baseline = baseline or names[0]
-    if baseline not in names:
-        raise ReportError(f"--baseline {baseline} is none of the results ({', '.join(names)})")
     fresh = {}
     for r in results:
         print(f"scoring {len(r.predictions)} cases of {r.name} against {r.labels}", flush=True)
@@ -164,6 +153,26 @@ def build_report(results, out: Path, baseline: Optional[str], images: Optional[P
     scores.update(fresh)
     folds.update({r.name: r.folds for r in results})
     missing.update({r.name: r.missing for r in results})
+    return scores, folds, missing
+
+
+def build_report(results, out: Path, baseline: Optional[str], images: Optional[Path], title: str,
+                 processes: int = 1, costs=None, scored=()) -> Path:
+    """Score, summarize and draw ``results`` (TrainerResult list) and the earlier reports' ``scored`` rows
+    (:class:`~nnunet_dyntransnet.evaluation.scored_rows.ScoredRow`, listed first) into the (new) folder ``out``;
+    returns report.md."""
+    from nnunet_dyntransnet.evaluation import figures
+    from nnunet_dyntransnet.evaluation.results import ReportError, describe_classes
+    from nnunet_dyntransnet.evaluation.tables import anchor_metrics, report_from_summary, trainer_statistics
+
+    names = [r.name for r in scored] + [r.name for r in results]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ReportError(f"two rows are named {twice[0]}; name this run's result apart with NAME=PATH")
+    baseline = baseline or names[0]
+    if baseline not in names:
+        raise ReportError(f"--baseline {baseline} is none of the results ({', '.join(names)})")
+    scores, folds, missing = _scored(results, scored, processes)
     stats = trainer_statistics(scores, baseline if len(names) > 1 else None)
     (out / "figures").mkdir(parents=True)
     made = [figures.box_plots(scores, out / "figures" / "dice_boxplots.png")]
