@@ -7,7 +7,8 @@ e.g. ``"0 1"``; references are read from ``nnUNet_preprocessed``'s ``gt_segmenta
 component (26-connected, predicted tumor) is a false positive when at most 10% of its voxels are reference tumor.
 Per trainer: the number of false-positive components, their sizes in voxels (median and quartiles), the share of
 them that are single voxels, and the median over their voxels of the distance to the reference liver (voxels; 0
-inside it).
+inside it). When OUT exists and holds the same folds, these trainers are added to it (replacing their earlier rows,
+keeping the others'); OUT of other folds is refused.
 """
 from __future__ import annotations
 
@@ -49,7 +50,13 @@ if __name__ == "__main__":
         raise SystemExit(__doc__)
     results, folds, out, trainers = Path(sys.argv[1]), [int(f) for f in sys.argv[2].split()], Path(sys.argv[3]), sys.argv[4:]
     references = Path(os.environ["nnUNet_preprocessed"]) / results.name / "gt_segmentations"
-    found = {"folds": folds, "trainers": {t: components(results, t, folds, references) for t in trainers}}
+    found = {"folds": folds, "trainers": {}}
+    if out.exists():
+        found = json.loads(out.read_text())
+        if found["folds"] != folds:
+            raise SystemExit(f"false_positive_lesions.py: {out} holds folds {found['folds']}, not {folds}: give "
+                             f"another OUT")
+    found["trainers"].update({t: components(results, t, folds, references) for t in trainers})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(found, indent=1) + "\n")
     print(json.dumps(found, indent=1))

@@ -2,6 +2,8 @@
 
     python docs/comparison/screens/table.py epochs RESULTS_DIR OUT.json   # epochs each fold trained (its logs)
     python docs/comparison/screens/table.py seconds RESULTS_DIR OUT.json  # seconds those epochs took
+    python docs/comparison/screens/table.py epochs RESULTS_DIR OUT.json --only TRAINER --scored SCREEN TRAINER ...
+        # TRAINER's from its logs, the others' from the committed SCREEN's epochs.json (dyntransnet_report --scored)
     python docs/comparison/screens/table.py table                         # print the table of every screen
     python docs/comparison/screens/table.py check README.md               # exit 1 if README's table differs
 
@@ -70,6 +72,22 @@ def seconds(results: Path, out: Path) -> None:
     screen that gives the networks equal time in epochs."""
     _write({t: {f: round(sum(times), 1) for f, times in folds.items()} for t, folds in _epoch_times(results).items()},
            out)
+
+
+def with_scored(kind: str, results: Path, out: Path, only: str, screen: str, scored: list) -> None:
+    """``kind`` (epochs or seconds) of ``only``'s folds from its logs under ``results``, and of the ``scored``
+    trainers from the committed screen ``screen`` (its ``kind.json``): the rows of a report that scored them from
+    that screen's report (``dyntransnet_report --scored``) instead of training them again."""
+    fresh = {"epochs": epochs, "seconds": seconds}[kind]
+    fresh(results, out)
+    found = json.loads(out.read_text())
+    if only not in found:
+        raise SystemExit(f"table.py: {only} has no training log under {results}")
+    committed = json.loads((HERE / screen / f"{kind}.json").read_text())
+    missing = [t for t in scored if t not in committed]
+    if missing:
+        raise SystemExit(f"table.py: {HERE / screen / (kind + '.json')} has no row {', '.join(missing)}")
+    _write({only: found[only], **{t: committed[t] for t in scored}}, out)
 
 
 def _fold_means(summary: dict, trainer: str, cls: str) -> dict:
@@ -141,7 +159,12 @@ def check(readme: Path) -> int:
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "table"
-    if command == "epochs":
+    if command in ("epochs", "seconds") and "--only" in sys.argv:
+        # epochs|seconds RESULTS_DIR OUT.json --only TRAINER --scored SCREEN TRAINER ...
+        only, screen = sys.argv[sys.argv.index("--only") + 1], sys.argv[sys.argv.index("--scored") + 1]
+        with_scored(command, Path(sys.argv[2]), Path(sys.argv[3]), only, screen,
+                    sys.argv[sys.argv.index("--scored") + 2:])
+    elif command == "epochs":
         epochs(Path(sys.argv[2]), Path(sys.argv[3]))
     elif command == "seconds":
         seconds(Path(sys.argv[2]), Path(sys.argv[3]))
