@@ -404,6 +404,20 @@ def _dec1_equal_time() -> dict:
                 fastest=min(seconds), slowest=max(seconds), screen=" and ".join(f"{v:.1f}" for v in screen.values()))
 
 
+def _overlap_flops() -> str:
+    """docs/speed_and_memory.md's sentence of the overlapping patch embeddings' FLOPs against the U-Net's, the default
+    and the option at each of three plans (``dyntransnet_benchmark --traffic``), and the same memory-bound traffic."""
+    ratios = []
+    for name in ("narrow", "32x64x64", "128"):
+        rows = {r["network"]: r for r in _json(f"measurements/results/cpu_2026-12-07/traffic_overlap_{name}.json")["results"]}
+        default, overlap = rows["DynTransNet"], rows["DynTransNet[patch_embedding=overlapping]"]
+        assert default["traffic"]["other_bytes"] == overlap["traffic"]["other_bytes"], name  # "the same traffic"
+        ratios += [default["flops_ratio"], overlap["flops_ratio"]]
+    return ("a training step's FLOPs go from {:.2f} to {:.2f} of the U-Net's at the narrow widths "
+            "(`traffic_overlap_narrow.json`), from {:.2f} to {:.2f} at the plan's widths (`traffic_overlap_32x64x64.json`) "
+            "and from {:.2f} to {:.2f} at nnU-Net's LiTS plan").format(*ratios)
+
+
 def _window() -> str:
     """The screens README's sentence of the window screen: local attention in stage 2 against global everywhere."""
     row = "nnUNetTrainerDynTransNet_Window_NoMirroring"
@@ -624,6 +638,9 @@ FIGURES = [
                               "patch_embedding", OVERLAP, FULL, "false_positive_lesions_folds0-2.json"))),
     ("docs/network.md", lambda: "but {:.2f}x the default's time per fold on the CPU".format(
         _seconds_ratio("patch_embedding", OVERLAP))),
+    ("docs/speed_and_memory.md", lambda: "its screen's folds took {:.2f}x the default's time".format(
+        _seconds_ratio("patch_embedding", OVERLAP))),
+    ("docs/speed_and_memory.md", lambda: _overlap_flops()),
     ("README.md", lambda: "(plain attention's liver Dice paired {liver:+.2f}, p = {p_liver:.3f}; tumor {tumor:+.2f}, "
                           "p = {p_tumor:.2f})".format(**_against("ablation_dmsa_per_part", DMSA_PER_PART, PER_PART))),
     ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
