@@ -79,3 +79,32 @@ def test_false_positive_components_are_added_to_a_file_of_the_same_folds_and_ref
     refused = _false_positives(tmp_path, out, "0 1")
     assert refused.returncode != 0 and "holds folds [0], not [0, 1]" in refused.stderr
     assert out.read_text() == before
+
+
+def _split_screen(tmp_path: Path, screen: str, parts: dict) -> None:
+    """``screen``'s summary.json cut by fold into screens of their own under ``tmp_path`` (``{name: folds}``), each
+    row's lesions set to (1, 2, 3) so that their pooling is known."""
+    summary = json.loads((SCREENS / screen / "summary.json").read_text())
+    for name, folds in parts.items():
+        part = json.loads(json.dumps(summary))
+        for trainer, cases in summary["folds"].items():
+            kept = {case for case, fold in cases.items() if fold in folds}
+            part["per_case"][trainer] = {c: v for c, v in summary["per_case"][trainer].items() if c in kept}
+            part["anchors"][trainer]["lesions"] = {"matched": 1, "ref": 2, "pred": 3}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(part))
+
+
+def test_a_row_pooled_over_screens_of_other_folds_is_the_report_over_all_their_cases(tmp_path, monkeypatch):
+    summary = json.loads((SCREENS / "patch_embedding" / "summary.json").read_text())
+    _split_screen(tmp_path, "patch_embedding", {"first": {"fold_0", "fold_1"}, "second": {"fold_2"}})
+    monkeypatch.setattr(TABLE, "HERE", tmp_path)
+    found = TABLE.pooled(["first", "second"], VARIANT, DEFAULT)
+    for cls in ("liver", "tumor", "whole liver"):
+        statistic = summary["statistics"][VARIANT][cls]["dice"]
+        assert found[cls]["n"] == statistic["n_pairs"]
+        assert found[cls]["points"] == pytest.approx(100 * statistic["mean_difference"])
+        assert found[cls]["p"] == pytest.approx(statistic["p_ttest"])
+    assert found["lesions"] == {VARIANT: "2/4/6", DEFAULT: "2/4/6"}
+    with pytest.raises(SystemExit, match="is in two of the screens"):
+        TABLE.pooled(["first", "first"], VARIANT, DEFAULT)

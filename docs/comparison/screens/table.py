@@ -5,6 +5,7 @@
     python docs/comparison/screens/table.py epochs RESULTS_DIR OUT.json --only TRAINER --scored SCREEN TRAINER ...
         # TRAINER's from its logs, the others' from the committed SCREEN's epochs.json (dyntransnet_report --scored)
     python docs/comparison/screens/table.py table                         # print the table of every screen
+    python docs/comparison/screens/table.py pooled TRAINER BASELINE SCREEN ...  # one row over several screens' folds
     python docs/comparison/screens/table.py check README.md               # exit 1 if README's table differs
 
 A screen is a folder beside this file holding a report of ``dyntransnet_report`` (``summary.json``) and
@@ -90,6 +91,34 @@ def with_scored(kind: str, results: Path, out: Path, only: str, screen: str, sco
     _write({only: found[only], **{t: committed[t] for t in scored}}, out)
 
 
+def pooled(screens: list, trainer: str, baseline: str) -> dict:
+    """``trainer`` against ``baseline`` over the cases of several screens that ran them on different folds (the same
+    two trainers, the same training each, e.g. folds 0-2 in one session and 3-4 in another), per class: the paired
+    difference in Dice points, its n and paired t-test p, as one report over all those cases would give them; and the
+    lesions pooled (matched/ref/pred of each). A case in two of the screens is refused: they must not overlap."""
+    from nnunet_dyntransnet.evaluation.stats import paired_t_test
+
+    rows: dict = {trainer: {}, baseline: {}}
+    lesions = {t: [0, 0, 0] for t in rows}
+    for screen in screens:
+        summary = json.loads((HERE / screen / "summary.json").read_text())
+        for t in rows:
+            twice = set(rows[t]) & set(summary["per_case"][t])
+            if twice:
+                raise SystemExit(f"table.py pooled: {sorted(twice)[0]} is in two of the screens {screens}")
+            rows[t].update(summary["per_case"][t])
+            found = summary["anchors"][t]["lesions"]
+            lesions[t] = [total + found[k] for total, k in zip(lesions[t], ("matched", "ref", "pred"))]
+    found = {"lesions": {t: "/".join(map(str, v)) for t, v in lesions.items()}}
+    for cls in json.loads((HERE / screens[0] / "summary.json").read_text())["classes"]:
+        pairs = [(rows[trainer][c][cls]["dice"], rows[baseline][c][cls]["dice"]) for c in rows[trainer]
+                 if c in rows[baseline] and None not in (rows[trainer][c][cls]["dice"], rows[baseline][c][cls]["dice"])]
+        a, b = zip(*pairs)
+        found[cls] = {"points": 100 * sum(x - y for x, y in pairs) / len(pairs), "n": len(pairs),
+                      "p": paired_t_test(a, b)}
+    return found
+
+
 def _fold_means(summary: dict, trainer: str, cls: str) -> dict:
     per_fold = {}
     for case, fold in summary["folds"][trainer].items():
@@ -168,6 +197,8 @@ if __name__ == "__main__":
         epochs(Path(sys.argv[2]), Path(sys.argv[3]))
     elif command == "seconds":
         seconds(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif command == "pooled":
+        print(json.dumps(pooled(sys.argv[4:], sys.argv[2], sys.argv[3]), indent=1))
     elif command == "check":
         sys.exit(check(Path(sys.argv[2])))
     else:
