@@ -77,8 +77,8 @@ def seconds(results: Path, out: Path) -> None:
 
 def with_scored(kind: str, results: Path, out: Path, only: str, screen: str, scored: list) -> None:
     """``kind`` (epochs or seconds) of ``only``'s folds from its logs under ``results``, and of the ``scored``
-    trainers from the committed screen ``screen`` (its ``kind.json``): the rows of a report that scored them from
-    that screen's report (``dyntransnet_report --scored``) instead of training them again."""
+    trainers over the same folds from the committed screen ``screen`` (its ``kind.json``): the rows of a report that
+    scored them from that screen's report (``dyntransnet_report --scored``) instead of training them again."""
     fresh = {"epochs": epochs, "seconds": seconds}[kind]
     fresh(results, out)
     found = json.loads(out.read_text())
@@ -88,7 +88,8 @@ def with_scored(kind: str, results: Path, out: Path, only: str, screen: str, sco
     missing = [t for t in scored if t not in committed]
     if missing:
         raise SystemExit(f"table.py: {HERE / screen / (kind + '.json')} has no row {', '.join(missing)}")
-    _write({only: found[only], **{t: committed[t] for t in scored}}, out)
+    folds = found[only]  # the scored rows over the folds trained here (their report scores only these folds' cases)
+    _write({only: folds, **{t: {f: v for f, v in committed[t].items() if f in folds} for t in scored}}, out)
 
 
 def pooled(screens: list, trainer: str, baseline: str) -> dict:
