@@ -14,9 +14,11 @@
 # 2. training step at nnU-Net's LiTS plan (128^3 at 1 x 0.77 x 0.77 mm), bf16 autocast, with model FLOP
 #    utilisation against 989 TFLOP/s (H100/H200 SXM dense bf16), two rounds alternating between the
 #    networks: PlainConvUNet, DynTransNet (the defaults: selective checkpointing in the transformer and the
-#    decoder), the defaults without selective checkpointing, and the 0.1 network (2 blocks, MLP 4, 8-token
-#    windows, no selective checkpointing); peak memory; the memory-bound traffic; the
-#    dynamic bias's cost per attention stage at head dims 32 and 64;
+#    decoder), the defaults without selective checkpointing, and the defaults with overlapping patch embeddings
+#    (patch_embedding="overlapping": 1.27x the default's time per fold on the 2-core CPU, 1.02x its FLOPs; what
+#    they cost on a GPU decides whether they can be the default; the 0.1 network's row is in
+#    results/h200_2026-11-28); peak memory; the memory-bound traffic; the dynamic bias's cost per attention stage
+#    at head dims 32 and 64;
 # 3. the paper's 3D baselines (MONAI SegResNet, DynUNet, UNETR, SwinUNETR, VNet, Attention U-Net),
 #    training step on the same plan (a non-finite loss under mixed precision is reported as an error);
 # 4. nnU-Net's sliding-window inference of a 320x532x532 case (a 512x512x128 CT at 0.8 x 0.8 x 2.5 mm,
@@ -30,7 +32,7 @@ BENCH=(python3 -m nnunet_dyntransnet.benchmark --patch 128x128x128 --spacing 1 0
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
 timeout 40 python3 measurements/gpu_check.py "$OUT" > "$OUT/gpu_check.log" 2>&1
 timeout 200 "${BENCH[@]}" --networks PlainConvUNet DynTransNet "DynTransNet[selective_checkpointing=False]" \
-    "DynTransNet[transformer_depth=None,mlp_ratio=4,window_size=8,selective_checkpointing=False]" --no-inference --attention --traffic --rounds 2 --repeats 3 --warmup 1 \
+    "DynTransNet[patch_embedding=overlapping]" --no-inference --attention --traffic --rounds 2 --repeats 3 --warmup 1 \
     --out "$OUT/train_128.json" > "$OUT/train_128.md" 2>&1
 timeout 140 "${BENCH[@]}" --networks PlainConvUNet SegResNet DynUNet UNETR SwinUNETR VNet "Attention U-Net" \
     --no-inference --rounds 1 --repeats 2 --warmup 1 --out "$OUT/baselines_train_128.json" > "$OUT/baselines_train_128.md" 2>&1
