@@ -389,19 +389,38 @@ def _decoder_units() -> str:
                                                                  "false_positive_lesions_folds0-1.json"))
 
 
-def _dec1_equal_time() -> dict:
-    """One RM unit at equal time over five folds: its figures against the default (``vs_default``, with the
-    false-positive components), against the U-Net (``u_`` + the same keys), the epochs that equal time gave it (31 over
-    the decoder-units screen's time ratio, which must be the epochs it trained) and its folds' seconds."""
-    ratio = _seconds_ratio("decoder_units", DEC1)
-    trained = set(_json(SCREENS + "equal_time_dec1/epochs.json")[DEC1].values())
-    assert trained == {round(31 / ratio)}, f"equal time at the decoder-units ratio {ratio:.3f} is {31 / ratio:.1f} epochs"
-    seconds = _json(SCREENS + "equal_time_dec1/seconds.json")[DEC1].values()
-    screen = _json(SCREENS + "decoder_units/seconds.json")[DEC1]
-    against_unet = _against("equal_time_dec1", DEC1, "nnUNetTrainer_WallClock_NoMirroring")
-    return dict(_against("equal_time_dec1/vs_default", DEC1, FULL, "false_positive_lesions_folds0-4.json"),
+def _variant_at_equal_time(screen: str, row: str, source: str) -> dict:
+    """A variant at equal time over five folds (``report_equal_time.sh``): its figures against the default
+    (``vs_default``, with the false-positive components), against the U-Net (``u_`` + the same keys), the epochs that
+    equal time gave it (31 over the ``source`` screen's time ratio, which must be the epochs it trained) and its
+    folds' seconds (``fastest``, ``slowest``; the source screen's as ``screen``)."""
+    ratio = _seconds_ratio(source, row)
+    trained = set(_json(SCREENS + screen + "/epochs.json")[row].values())
+    assert trained == {round(31 / ratio)}, f"equal time at {source}'s time ratio {ratio:.3f} is {31 / ratio:.1f} epochs"
+    seconds = _json(SCREENS + screen + "/seconds.json")[row].values()
+    against_unet = _against(screen, row, "nnUNetTrainer_WallClock_NoMirroring")
+    return dict(_against(screen + "/vs_default", row, FULL, "false_positive_lesions_folds0-4.json"),
                 **{"u_" + k: v for k, v in against_unet.items()}, ratio=ratio, epochs=round(31 / ratio),
-                fastest=min(seconds), slowest=max(seconds), screen=" and ".join(f"{v:.1f}" for v in screen.values()))
+                fastest=min(seconds), slowest=max(seconds),
+                screen=" and ".join(f"{v:.1f}" for v in _json(SCREENS + source + "/seconds.json")[row].values()))
+
+
+def _dec1_equal_time() -> dict:
+    """One RM unit at equal time over five folds (:func:`_variant_at_equal_time`, at the decoder-units screen's
+    ratio)."""
+    return _variant_at_equal_time("equal_time_dec1", DEC1, "decoder_units")
+
+
+def _overlap_equal_time() -> dict:
+    """Overlapping patch embeddings at equal time over five folds (:func:`_variant_at_equal_time`, at the
+    patch-embedding screen's ratio)."""
+    return _variant_at_equal_time("equal_time_overlap", OVERLAP, "patch_embedding")
+
+
+def _overlap_flops_ratio(plan: str = "narrow") -> float:
+    """The overlapping patch embeddings' training-step FLOPs over the default's (``dyntransnet_benchmark --traffic``)."""
+    rows = {r["network"]: r for r in _json(f"measurements/results/cpu_2026-12-07/traffic_overlap_{plan}.json")["results"]}
+    return rows["DynTransNet[patch_embedding=overlapping]"]["traffic"]["flops"] / rows["DynTransNet"]["traffic"]["flops"]
 
 
 def _overlap_flops() -> str:
@@ -641,6 +660,27 @@ FIGURES = [
     ("docs/speed_and_memory.md", lambda: "its screen's folds took {:.2f}x the default's time".format(
         _seconds_ratio("patch_embedding", OVERLAP))),
     ("docs/speed_and_memory.md", lambda: _overlap_flops()),
+    ("docs/comparison/screens/README.md", lambda: (
+        "`_Overlap` for {epochs} epochs per fold ({ratio_text}, the patch-embedding screen's time per fold against the "
+        "default's)").format(ratio_text=f"31 / {_overlap_equal_time()['ratio']:.2f}", **_overlap_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Against the default: liver Dice paired {liver:+.2f} points (p = {p_liver:.3f}, {n_liver} cases), tumor "
+        "{tumor:+.2f} (p = {p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}, and {fp} "
+        "false-positive components against {fp_base} (`rm_logit_split/false_positive_lesions_folds0-4.json`); against "
+        "the U-Net: liver {u_liver:+.2f} (p < 0.001), tumor {u_tumor:+.2f} (p = {u_p_tumor:.2f})").format(
+        **_overlap_equal_time()) if _overlap_equal_time()["u_p_liver"] < 0.001 else "u_p_liver is no longer < 0.001"),
+    ("docs/comparison/screens/README.md", lambda: "its {epochs}-epoch folds took {fastest:.1f} to {slowest:.1f} s".format(
+        **_overlap_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: "Its FLOPs are {:.2f}x the default's".format(_overlap_flops_ratio())),
+    ("README.md", lambda: (
+        "at equal time over five folds ({epochs} epochs to the default's 31) they did not pay: liver Dice paired "
+        "{liver:+.2f} against the default (p = {p_liver:.3f}), tumor {tumor:+.2f} (p = {p_tumor:.2f}), with more "
+        "false-positive components ({fp} against {fp_base}). Their FLOPs are {flops:.2f}x the default's").format(
+        flops=_overlap_flops_ratio(), **_overlap_equal_time())),
+    ("docs/network.md", lambda: (
+        "at equal time over five folds it did not pay (liver Dice paired {liver:+.2f} against the default, p = "
+        "{p_liver:.3f}, and more false-positive components: `equal_time_overlap`), so the default stays `\"linear\"`. "
+        "Its FLOPs are only {flops:.2f}x the default's").format(flops=_overlap_flops_ratio(), **_overlap_equal_time())),
     ("README.md", lambda: "(plain attention's liver Dice paired {liver:+.2f}, p = {p_liver:.3f}; tumor {tumor:+.2f}, "
                           "p = {p_tumor:.2f})".format(**_against("ablation_dmsa_per_part", DMSA_PER_PART, PER_PART))),
     ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),

@@ -43,7 +43,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("patch_embedding", "overlapping patch embeddings (kernel 3 at stride 2) against non-overlapping, 31 epochs"),
            ("window", "windowed attention in stage 2 against global attention everywhere, 31 epochs"),
            ("decoder_units", "one conv unit in RM against two, 31 epochs"),
-           ("equal_time_dec1", "equal time, one conv unit in RM: 38 epochs against the U-Net's 32 and the default's 31")]
+           ("equal_time_dec1", "equal time, one conv unit in RM: 38 epochs against the U-Net's 32 and the default's 31"),
+           ("equal_time_overlap", "equal time, overlapping patch embeddings: 24 epochs against the U-Net's 32 and the "
+                                  "default's 31")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
