@@ -417,6 +417,16 @@ def _overlap_equal_time() -> dict:
     return _variant_at_equal_time("equal_time_overlap", OVERLAP, "patch_embedding")
 
 
+def _overlap_four_folds() -> dict:
+    """Overlapping patch embeddings against the default at the same steps, pooled over the patch-embedding screen's
+    folds 0-2 and fold 3 (``table.py pooled``): per class ``points``, ``n``, ``p``; the lesions ``pred``, ``ref`` and
+    the default's ``pred_base``."""
+    found = TABLE.pooled(["patch_embedding", "patch_embedding_fold3"], OVERLAP, FULL)
+    (matched, ref, pred), base = (found["lesions"][OVERLAP].split("/"), found["lesions"][FULL].split("/"))
+    assert ref == base[1], "the same reference lesions for both"
+    return dict(found, pred=int(pred), ref=int(ref), pred_base=int(base[2]))
+
+
 def _overlap_flops_ratio(plan: str = "narrow") -> float:
     """The overlapping patch embeddings' training-step FLOPs over the default's (``dyntransnet_benchmark --traffic``)."""
     rows = {r["network"]: r for r in _json(f"measurements/results/cpu_2026-12-07/traffic_overlap_{plan}.json")["results"]}
@@ -672,6 +682,18 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: "its {epochs}-epoch folds took {fastest:.1f} to {slowest:.1f} s".format(
         **_overlap_equal_time())),
     ("docs/comparison/screens/README.md", lambda: "Its FLOPs are {:.2f}x the default's".format(_overlap_flops_ratio())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Fold 3 alone: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
+        "(p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}").format(
+        **_against("patch_embedding_fold3", OVERLAP, FULL))),
+    ("docs/comparison/screens/README.md", lambda: (
+        "(`table.py pooled`, {liver[n]} cases): liver {liver[points]:+.2f} (p = {liver[p]:.2f}), tumor "
+        "{tumor[points]:+.2f} (p = {tumor[p]:.2f}, {tumor[n]} cases), {pred} predicted lesions for {ref} against "
+        "{pred_base}").format(**_overlap_four_folds())),
+    ("README.md", lambda: (
+        "at the same steps, over four folds ({liver[n]} cases), liver Dice paired {liver[points]:+.2f} (p = "
+        "{liver[p]:.2f}), tumor {tumor[points]:+.2f} (p = {tumor[p]:.2f}), {pred} predicted lesions for {ref} against "
+        "{pred_base}").format(**_overlap_four_folds())),
     ("README.md", lambda: (
         "at equal time over five folds ({epochs} epochs to the default's 31) they did not pay: liver Dice paired "
         "{liver:+.2f} against the default (p = {p_liver:.3f}), tumor {tumor:+.2f} (p = {p_tumor:.2f}), with more "
