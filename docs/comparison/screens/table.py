@@ -118,6 +118,9 @@ def pooled(screens: list, trainer: str, baseline: str) -> dict:
     for cls in json.loads((HERE / screens[0] / "summary.json").read_text())["classes"]:
         pairs = [(rows[trainer][c][cls]["dice"], rows[baseline][c][cls]["dice"]) for c in rows[trainer]
                  if c in rows[baseline] and None not in (rows[trainer][c][cls]["dice"], rows[baseline][c][cls]["dice"])]
+        if not pairs:  # no case both define (a class neither predicted)
+            found[cls] = {"points": None, "n": 0, "p": None}
+            continue
         a, b = zip(*pairs)
         found[cls] = {"points": 100 * sum(x - y for x, y in pairs) / len(pairs), "n": len(pairs),
                       "p": paired_t_test(a, b)}
