@@ -45,6 +45,7 @@ def test_a_scored_row_the_screen_lacks_or_a_row_without_logs_is_refused(tmp_path
                           [UNET, "nnUNetTrainerDynTransNet_Window_NoMirroring"])
     with pytest.raises(SystemExit, match=f"{UNET} has no training log"):
         TABLE.with_scored("epochs", tmp_path, tmp_path / "e.json", UNET, "equal_time_conv2", [DEFAULT])
+    assert not (tmp_path / "e.json").exists(), "a refused call writes nothing"
 
 
 def _case(folder: Path, name: str, volume: np.ndarray) -> None:

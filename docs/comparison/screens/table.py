@@ -67,25 +67,33 @@ def _write(found: dict, out: Path) -> None:
     out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
 
 
+def _epochs(results: Path) -> dict:
+    """Per trainer folder and fold, the epochs its training logs show finished."""
+    return {t: {f: len(times) for f, times in folds.items()} for t, folds in _epoch_times(results).items()}
+
+
+def _seconds(results: Path) -> dict:
+    """Per trainer folder and fold, the seconds its epochs took (summed)."""
+    return {t: {f: round(sum(times), 1) for f, times in folds.items()} for t, folds in _epoch_times(results).items()}
+
+
 def epochs(results: Path, out: Path) -> None:
     """Per trainer folder and fold, the epochs its training logs show finished."""
-    _write({t: {f: len(times) for f, times in folds.items()} for t, folds in _epoch_times(results).items()}, out)
+    _write(_epochs(results), out)
 
 
 def seconds(results: Path, out: Path) -> None:
     """Per trainer folder and fold, the seconds its epochs took (summed): the training time each network got, for a
     screen that gives the networks equal time in epochs."""
-    _write({t: {f: round(sum(times), 1) for f, times in folds.items()} for t, folds in _epoch_times(results).items()},
-           out)
+    _write(_seconds(results), out)
 
 
 def with_scored(kind: str, results: Path, out: Path, only: str, screen: str, scored: list) -> None:
     """``kind`` (epochs or seconds) of ``only``'s folds from its logs under ``results``, and of the ``scored``
     trainers over the same folds from the committed screen ``screen`` (its ``kind.json``): the rows of a report that
-    scored them from that screen's report (``dyntransnet_report --scored``) instead of training them again."""
-    fresh = {"epochs": epochs, "seconds": seconds}[kind]
-    fresh(results, out)
-    found = json.loads(out.read_text())
+    scored them from that screen's report (``dyntransnet_report --scored``) instead of training them again. Nothing
+    is written when a row is missing."""
+    found = {"epochs": _epochs, "seconds": _seconds}[kind](results)
     if only not in found:
         raise SystemExit(f"table.py: {only} has no training log under {results}")
     committed = json.loads((HERE / screen / f"{kind}.json").read_text())
@@ -105,8 +113,10 @@ def pooled(screens: list, trainer: str, baseline: str) -> dict:
 
     rows: dict = {trainer: {}, baseline: {}}
     lesions = {t: [0, 0, 0] for t in rows}
+    classes = None
     for screen in screens:
         summary = json.loads((HERE / screen / "summary.json").read_text())
+        classes = classes or summary["classes"]
         for t in rows:
             twice = set(rows[t]) & set(summary["per_case"][t])
             if twice:
@@ -115,7 +125,7 @@ def pooled(screens: list, trainer: str, baseline: str) -> dict:
             found = summary["anchors"][t]["lesions"]
             lesions[t] = [total + found[k] for total, k in zip(lesions[t], ("matched", "ref", "pred"))]
     found = {"lesions": {t: "/".join(map(str, v)) for t, v in lesions.items()}}
-    for cls in json.loads((HERE / screens[0] / "summary.json").read_text())["classes"]:
+    for cls in classes:
         pairs = [(rows[trainer][c][cls]["dice"], rows[baseline][c][cls]["dice"]) for c in rows[trainer]
                  if c in rows[baseline] and None not in (rows[trainer][c][cls]["dice"], rows[baseline][c][cls]["dice"])]
         if not pairs:  # no case both define (a class neither predicted)
