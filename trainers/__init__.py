@@ -13,7 +13,8 @@ from nnunet_dyntransnet.trainers.demo import (nnUNetTrainerDynTransNetDemoCPU, n
 from nnunet_dyntransnet.trainers.dyntransnet import (nnUNetTrainerDynTransNet, nnUNetTrainerDynTransNet_AdamW,
                                                      nnUNetTrainerDynTransNet_Checkpointed,
                                                      nnUNetTrainerDynTransNet_PerPart,
-                                                     nnUNetTrainerDynTransNet_SelectiveCheckpointed)
+                                                     nnUNetTrainerDynTransNet_SelectiveCheckpointed,
+                                                     nnUNetTrainerDynTransNet_Warmup)
 from nnunet_dyntransnet.trainers.no_mirroring import *  # noqa: F401,F403 - the comparison's four, without mirroring
 from nnunet_dyntransnet.trainers.no_mirroring import __all__ as _no_mirroring
 from nnunet_dyntransnet.trainers.paper import nnUNetTrainerDynTransNet_Paper
@@ -21,7 +22,7 @@ from nnunet_dyntransnet.trainers.screens import *  # noqa: F401,F403 - the scree
 from nnunet_dyntransnet.trainers.screens import __all__ as _screens
 
 __all__ = ["nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_AdamW", "nnUNetTrainerDynTransNet_Checkpointed",
-           "nnUNetTrainerDynTransNet_PerPart",
+           "nnUNetTrainerDynTransNet_PerPart", "nnUNetTrainerDynTransNet_Warmup",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed", "nnUNetTrainerDynTransNet_Paper",
            "nnUNetTrainerDynTransNetDemoCPU", "nnUNetTrainerDynTransNetDemoCPU_Baseline",
            "nnUNetTrainerDynTransNetDemoGPU", "nnUNetTrainer_WallClock", *_ablations, *_baselines,

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Dict, Tuple
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.variants.lr_schedule.nnUNetTrainer_warmup import nnUNetTrainer_warmup
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -21,11 +22,11 @@ from nnunet_dyntransnet.network.transformer import TransformerStage
 from nnunet_dyntransnet.trainers.budget import nnUNetTrainer_WallClock
 from nnunet_dyntransnet.trainers.optimizer_per_part import (OPTIMIZER_NAMES, OptimizerPerPart, PolyLRSchedulerPerGroup,
                                                             optimizer_kind, split_parameters)
-from nnunet_dyntransnet.trainers.recipe import TransformerRecipeTrainer
+from nnunet_dyntransnet.trainers.recipe import LoadsWarmupCheckpoints, TransformerRecipeTrainer
 from nnunet_dyntransnet.trainers.refusal import ChecksResume, TrainingRefused
 
 __all__ = ["BuildsDynTransNet", "OPTIONS_KEY", "nnUNetTrainerDynTransNet", "nnUNetTrainerDynTransNet_AdamW",
-           "nnUNetTrainerDynTransNet_PerPart",
+           "nnUNetTrainerDynTransNet_PerPart", "nnUNetTrainerDynTransNet_Warmup",
            "nnUNetTrainerDynTransNet_Checkpointed",
            "nnUNetTrainerDynTransNet_SelectiveCheckpointed"]
 
@@ -206,6 +207,13 @@ class nnUNetTrainerDynTransNet_AdamW(BuildsDynTransNet, TransformerRecipeTrainer
     def set_deep_supervision_enabled(self, enabled: bool) -> None:
         # AbstractPrimus turns this into a no-op; DynTransNet's decoder has the switch nnU-Net expects.
         nnUNetTrainer.set_deep_supervision_enabled(self, enabled)
+
+
+class nnUNetTrainerDynTransNet_Warmup(LoadsWarmupCheckpoints, nnUNetTrainerDynTransNet, nnUNetTrainer_warmup):
+    """The main trainer with nnU-Net's warm-up of the whole network (``nnUNetTrainer_warmup``): the same SGD, its
+    rate raised linearly over the first 50 of the 1000 epochs, then the polynomial decay over the rest (Primus's
+    schedule with nnU-Net's optimizer). Under ``DYNTRANSNET_TRAIN_MINUTES`` or ``DYNTRANSNET_TRAIN_EPOCHS`` the
+    warm-up is a tenth of the epochs (``budget.py``), as the transformer recipe's is."""
 
 
 class nnUNetTrainerDynTransNet_Checkpointed(nnUNetTrainerDynTransNet):

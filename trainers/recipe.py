@@ -19,12 +19,12 @@ from nnunetv2.training.nnUNetTrainer.primus.primus_trainers import AbstractPrimu
 
 from nnunet_dyntransnet.trainers.budget import WallClockBudget
 
-__all__ = ["TransformerRecipeTrainer"]
+__all__ = ["TransformerRecipeTrainer", "LoadsWarmupCheckpoints"]
 
 
-class TransformerRecipeTrainer(WallClockBudget, AbstractPrimus):
-    """nnU-Net's transformer (Primus) recipe; the network is the subclass's. With ``DYNTRANSNET_TRAIN_MINUTES``
-    set, it trains for that many minutes instead of 1000 epochs (``budget.py``)."""
+class LoadsWarmupCheckpoints:
+    """Mixin for a trainer built on nnU-Net's ``nnUNetTrainer_warmup`` (Primus's recipe, SGD with warm-up): its
+    ``load_checkpoint`` loads nnU-Net's checkpoints again, so that ``--c`` and prediction work."""
 
     def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
         # nnUNetTrainer_warmup.load_checkpoint (nnunetv2 2.8.1) calls torch.load without weights_only,
@@ -33,6 +33,11 @@ class TransformerRecipeTrainer(WallClockBudget, AbstractPrimus):
         # files with weights_only=False; this restores that behaviour for the warm-up trainer.
         with _full_checkpoint_loading():
             super().load_checkpoint(filename_or_checkpoint)
+
+
+class TransformerRecipeTrainer(LoadsWarmupCheckpoints, WallClockBudget, AbstractPrimus):
+    """nnU-Net's transformer (Primus) recipe; the network is the subclass's. With ``DYNTRANSNET_TRAIN_MINUTES``
+    set, it trains for that many minutes instead of 1000 epochs (``budget.py``)."""
 
 
 @contextmanager

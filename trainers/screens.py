@@ -42,6 +42,12 @@ the rest of its parent: a screen row differs from the default row in the one thi
   (``max_global_tokens=512``): on the phantom's plan stage 2 (8x16x16 tokens) then attends locally, as the highest-
   resolution transformer stage of nnU-Net's LiTS plan does (32x32x32 tokens) under the default's 4096, where the
   phantom's attends globally everywhere; the window screen's row.
+- ``_Warmup``: nnU-Net's SGD recipe with its linear warm-up of the whole network over the first tenth of the epochs
+  (``nnUNetTrainerDynTransNet_Warmup``, nnU-Net's ``nnUNetTrainer_warmup``) instead of the full rate from the first
+  step; the warm-up screen's row.
+- ``_Heads16``: 16 channels per attention head instead of 32 (``head_dim=16``): twice the heads in every transformer
+  stage (2 / 4 / 4 on the phantom's narrow plan instead of 1 / 2 / 2; nnU-Net's LiTS plan has 4 / 8 / 10 at 32); the
+  heads screen's row.
 - ``_NoDS``: no deep supervision (nnU-Net's ``nnUNetTrainerNoDeepSupervision`` idea): the loss on the full-resolution
   head alone, the lower decoder levels' heads unused; the deep-supervision screen's row.
 """
@@ -54,7 +60,8 @@ from nnunet_dyntransnet.trainers.ablations import (nnUNetTrainerDynTransNet_Base
                                                     nnUNetTrainerDynTransNet_DMSA_RM, nnUNetTrainerDynTransNet_FMM_RM)
 from nnunet_dyntransnet.trainers.budget import WallClockBudget
 from nnunet_dyntransnet.trainers.dyntransnet import (BuildsDynTransNet, nnUNetTrainerDynTransNet,
-                                                      nnUNetTrainerDynTransNet_AdamW, nnUNetTrainerDynTransNet_PerPart)
+                                                      nnUNetTrainerDynTransNet_AdamW, nnUNetTrainerDynTransNet_PerPart,
+                                                      nnUNetTrainerDynTransNet_Warmup)
 from nnunet_dyntransnet.trainers.no_mirroring import NoMirroring
 from nnunet_dyntransnet.trainers.paper import PAPER_LR
 
@@ -67,7 +74,8 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_FanIn_NoMirroring", "nnUNetTrainerDynTransNet_PerPart_NoMirroring",
            "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
            "nnUNetTrainerDynTransNet_Overlap_NoMirroring", "nnUNetTrainerDynTransNet_Dec1_NoMirroring",
-           "nnUNetTrainerDynTransNet_Window_NoMirroring"]
+           "nnUNetTrainerDynTransNet_Window_NoMirroring", "nnUNetTrainerDynTransNet_Warmup_NoMirroring",
+           "nnUNetTrainerDynTransNet_Heads16_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -185,3 +193,13 @@ class nnUNetTrainerDynTransNet_Window_NoMirroring(NoMirroring, nnUNetTrainerDynT
     more than 512 tokens, no mirroring."""
 
     network_options = dict(max_global_tokens=512)
+
+
+class nnUNetTrainerDynTransNet_Warmup_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_Warmup):
+    """The warm-up screen's row: the main trainer's network and SGD with nnU-Net's linear warm-up, no mirroring."""
+
+
+class nnUNetTrainerDynTransNet_Heads16_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The heads screen's row: the main trainer's network with 16 channels per attention head, no mirroring."""
+
+    network_options = dict(head_dim=16)

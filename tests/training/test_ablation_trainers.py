@@ -139,3 +139,22 @@ def test_the_per_part_dmsa_row_differs_from_the_per_part_row_only_in_dmsas_bias(
         None, PLAN, 1, 3, True)) == (False, FeatureMix, True)
     assert _describe(nnUNetTrainerDynTransNet_PerPart_NoMirroring.build_network_architecture(
         None, PLAN, 1, 3, True)) == (True, FeatureMix, True)
+
+
+def test_the_heads_screens_trainer_has_twice_the_heads_in_every_transformer_stage():
+    """The one change of ``_Heads16`` (trainers/screens.py): 16 channels per head instead of 32, so on the phantom's
+    narrow plan (32 / 64 / 64 channels in the transformer stages) 2 / 4 / 4 heads instead of 1 / 2 / 2."""
+    from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_Heads16_NoMirroring
+
+    phantom = SimpleNamespace(patch_size=[32, 64, 64], network_arch_init_kwargs=dict(
+        features_per_stage=[8, 16, 32, 64, 64], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
+        kernel_sizes=[[3, 3, 3]] * 5, n_conv_per_stage=[2] * 5))
+
+    def heads(cls):
+        net = _built_as_recorded(cls, phantom)
+        in_blocks = [m.num_heads for m in net.modules() if hasattr(m, "bias_proj")]
+        return [s.heads for s in net.layout[2:]], in_blocks
+
+    assert heads(nnUNetTrainerDynTransNet) == ([1, 2, 2], [1, 2, 2])
+    assert heads(nnUNetTrainerDynTransNet_Heads16_NoMirroring) == ([2, 4, 4], [2, 4, 4])
+    assert _describe(_built_as_recorded(nnUNetTrainerDynTransNet_Heads16_NoMirroring, phantom)) == (True, FeatureMix, True)

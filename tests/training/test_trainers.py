@@ -233,6 +233,38 @@ def test_the_adamw_recipe_stays_reachable_and_its_folds_are_not_continued_with_s
         sgd.check_resumable(checkpoint, "fold_0/checkpoint_latest.pth")
 
 
+def test_the_warmup_trainer_ramps_nnunets_sgd_over_a_tenth_of_the_epochs_and_continues(nnunet_in_process, tmp_path,
+                                                                                          monkeypatch):
+    """nnUNetTrainerDynTransNet_Warmup: the main trainer's network and nnU-Net's SGD, its rate raised linearly over
+    the first tenth of the epochs (here 2 of 20), then the polynomial decay from the full rate; nnU-Net's checkpoint
+    of it loads back for --c (nnUNetTrainer_warmup's own loader rejects it under torch's weights-only default)."""
+    from nnunetv2.training.lr_scheduler.warmup import Lin_incr_LRScheduler, PolyLRScheduler_offset
+
+    monkeypatch.setenv("DYNTRANSNET_TRAIN_EPOCHS", "20")
+    trainer = _trainer("nnUNetTrainerDynTransNet_Warmup")
+    assert isinstance(trainer.network, DynTransNet) and trainer.enable_deep_supervision
+    assert (trainer.num_epochs, trainer.warmup_duration_whole_net) == (20, 2)
+    trainer.on_train_epoch_start()
+    sgd = trainer.optimizer
+    assert type(sgd) is torch.optim.SGD and isinstance(trainer.lr_scheduler, Lin_incr_LRScheduler)
+    assert (sgd.defaults["momentum"], sgd.defaults["nesterov"], sgd.defaults["weight_decay"]) == (0.99, True, 3e-5)
+    assert sgd.param_groups[0]["lr"] == pytest.approx(1e-2 / 2)
+    _one_step(trainer)
+    trainer.current_epoch = 2
+    trainer.on_train_epoch_start()
+    assert trainer.optimizer is sgd and isinstance(trainer.lr_scheduler, PolyLRScheduler_offset)  # momentum kept
+    assert sgd.param_groups[0]["lr"] == pytest.approx(1e-2)
+    trainer._best_ema = np.float64(0.5)  # as an epoch's end leaves it: a numpy scalar, which weights-only rejects
+    trainer.save_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    resumed = _trainer("nnUNetTrainerDynTransNet_Warmup")
+    resumed.load_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    assert resumed.current_epoch == 3 and isinstance(resumed.lr_scheduler, PolyLRScheduler_offset)
+    assert resumed._best_ema == 0.5
+    momentum = [sgd.state[p]["momentum_buffer"] for p in sgd.param_groups[0]["params"][:3]]
+    assert all(torch.equal(m, resumed.optimizer.state[p]["momentum_buffer"])
+               for m, p in zip(momentum, resumed.optimizer.param_groups[0]["params"][:3]))
+
+
 def test_the_optimizer_per_part_trains_the_transformer_with_adamw_and_the_rest_with_sgd(nnunet_in_process, tmp_path):
     """nnUNetTrainerDynTransNet_PerPart: the main trainer's network and schedule; its transformer stages under the
     transformer recipe's AdamW, everything else under nnU-Net's SGD, each decaying from its own rate; a step moves
