@@ -47,7 +47,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("equal_time_overlap", "equal time, overlapping patch embeddings: 24 epochs against the U-Net's 32 and the "
                                   "default's 31"),
            ("patch_embedding_fold3", "overlapping patch embeddings against non-overlapping on a fourth fold (the "
-                                     "default's row from equal_time_conv2), 31 epochs")]
+                                     "default's row from equal_time_conv2), 31 epochs"),
+           ("heads", "16 channels per attention head against 32 (twice the heads), fold 0 (the default's row from "
+                     "equal_time_conv2), 31 epochs")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
