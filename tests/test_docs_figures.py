@@ -323,6 +323,7 @@ PER_PART, DMSA_PER_PART = "nnUNetTrainerDynTransNet_PerPart_NoMirroring", "nnUNe
 FULL = "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
 OVERLAP = "nnUNetTrainerDynTransNet_Overlap_NoMirroring"
 DEC1 = "nnUNetTrainerDynTransNet_Dec1_NoMirroring"
+HEADS = "nnUNetTrainerDynTransNet_Heads16_NoMirroring"
 NUMBER_WORDS = {4: "four", 5: "five"}
 
 
@@ -693,6 +694,10 @@ FIGURES = [
         "Fold 3 alone: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}").format(
         **_against("patch_embedding_fold3", OVERLAP, FULL))),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Fold 0: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
+        "(p = {p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}").format(
+        **_against("heads", HEADS, FULL))),
     ("docs/comparison/screens/README.md", lambda: (
         "(`table.py pooled`, {liver[n]} cases): liver {liver[points]:+.2f} (p = {liver[p]:.2f}), tumor "
         "{tumor[points]:+.2f} (p = {tumor[p]:.2f}, {tumor[n]} cases), {pred} predicted lesions for {ref} against "
