@@ -107,6 +107,15 @@ def _against(screen: str, row: str, baseline: str, false_positives: str = "") ->
     return figures
 
 
+def _warmup_folds() -> dict:
+    """The warm-up screen's tumor Dice per fold (one decimal, as the table prints it), the warm-up's and the
+    default's."""
+    summary = _json(SCREENS + "warmup/summary.json")
+    warm, full = (["{:.1f}".format(v) for v in TABLE._fold_means(summary, t, "tumor").values()]
+                  for t in (WARMUP, FULL))
+    return dict(w0=warm[0], w1=warm[1], w2=warm[2], d0=full[0], d1=full[1], d2=full[2])
+
+
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
     """How many validation cases have no tumor, in how many the row predicted none while the full model did."""
     free = [c for c, m in summary["per_case"][full].items() if m["tumor"]["n_ref"] == 0]
@@ -324,6 +333,7 @@ FULL = "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
 OVERLAP = "nnUNetTrainerDynTransNet_Overlap_NoMirroring"
 DEC1 = "nnUNetTrainerDynTransNet_Dec1_NoMirroring"
 HEADS = "nnUNetTrainerDynTransNet_Heads16_NoMirroring"
+WARMUP = "nnUNetTrainerDynTransNet_Warmup_NoMirroring"
 NUMBER_WORDS = {4: "four", 5: "five"}
 
 
@@ -694,6 +704,21 @@ FIGURES = [
         "Fold 3 alone: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}").format(
         **_against("patch_embedding_fold3", OVERLAP, FULL))),
+    ("README.md", lambda: (
+        "was level over three folds: liver Dice paired {liver:+.2f} (p = {p_liver:.2f}), tumor {tumor:+.2f} "
+        "(p = {p_tumor:.2f}), with fewer predicted lesions ({pred} against {pred_base}, the U-Net's {unet})").format(
+        unet=_json(SCREENS + "warmup/summary.json")["anchors"]["nnUNetTrainer_WallClock_NoMirroring"]["lesions"][
+            "pred"], **_against("warmup", WARMUP, FULL))),
+    ("README.md", lambda: "were mixed on the one fold run (liver {liver:+.2f}, tumor {tumor:+.2f})".format(
+        **_against("heads", HEADS, FULL))),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Folds 0 and 1 looked like a gain (tumor Dice {w0} and {w1} against {d0} and {d1}, far fewer predicted "
+        "lesions), fold 2 did not ({w2} against {d2})").format(**_warmup_folds())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Over the three folds: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor "
+        "{tumor:+.2f} (p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base} "
+        "(the U-Net's: {unet})").format(unet=_json(SCREENS + "warmup/summary.json")["anchors"][
+            "nnUNetTrainer_WallClock_NoMirroring"]["lesions"]["pred"], **_against("warmup", WARMUP, FULL))),
     ("docs/comparison/screens/README.md", lambda: (
         "Fold 0: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}").format(

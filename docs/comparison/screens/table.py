@@ -49,7 +49,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("patch_embedding_fold3", "overlapping patch embeddings against non-overlapping on a fourth fold (the "
                                      "default's row from equal_time_conv2), 31 epochs"),
            ("heads", "16 channels per attention head against 32 (twice the heads), fold 0 (the default's row from "
-                     "equal_time_conv2), 31 epochs")]
+                     "equal_time_conv2), 31 epochs"),
+           ("warmup", "nnU-Net's warm-up over a tenth of the epochs against the full rate from the first step, folds "
+                      "0-2 (the default's and the U-Net's rows from equal_time_conv2), 31 epochs: equal time")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
