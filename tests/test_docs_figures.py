@@ -116,6 +116,13 @@ def _warmup_folds() -> dict:
     return dict(w0=warm[0], w1=warm[1], w2=warm[2], d0=full[0], d1=full[1], d2=full[2])
 
 
+def _warmup_against_default() -> dict:
+    """The warm-up's figures against the default (:func:`_against`) and the U-Net's predicted lesions (``unet``) over
+    the same folds."""
+    unet = _json(SCREENS + "warmup/summary.json")["anchors"]["nnUNetTrainer_WallClock_NoMirroring"]["lesions"]["pred"]
+    return dict(_against("warmup", WARMUP, FULL), unet=unet)
+
+
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
     """How many validation cases have no tumor, in how many the row predicted none while the full model did."""
     free = [c for c, m in summary["per_case"][full].items() if m["tumor"]["n_ref"] == 0]
@@ -707,8 +714,7 @@ FIGURES = [
     ("README.md", lambda: (
         "was level over three folds: liver Dice paired {liver:+.2f} (p = {p_liver:.2f}), tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}), with fewer predicted lesions ({pred} against {pred_base}, the U-Net's {unet})").format(
-        unet=_json(SCREENS + "warmup/summary.json")["anchors"]["nnUNetTrainer_WallClock_NoMirroring"]["lesions"][
-            "pred"], **_against("warmup", WARMUP, FULL))),
+        **_warmup_against_default())),
     ("README.md", lambda: "were mixed on the one fold run (liver {liver:+.2f}, tumor {tumor:+.2f})".format(
         **_against("heads", HEADS, FULL))),
     ("docs/comparison/screens/README.md", lambda: (
@@ -717,8 +723,7 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: (
         "Over the three folds: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor "
         "{tumor:+.2f} (p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base} "
-        "(the U-Net's: {unet})").format(unet=_json(SCREENS + "warmup/summary.json")["anchors"][
-            "nnUNetTrainer_WallClock_NoMirroring"]["lesions"]["pred"], **_against("warmup", WARMUP, FULL))),
+        "(the U-Net's: {unet})").format(**_warmup_against_default())),
     ("docs/comparison/screens/README.md", lambda: (
         "Fold 0: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}), {pred} predicted lesions for {ref} against {pred_base}").format(

@@ -11,6 +11,10 @@ from nnunet_dyntransnet.trainers import (ABLATION_TRAINERS, nnUNetTrainerDynTran
 PLAN = SimpleNamespace(patch_size=[16, 32, 32], network_arch_init_kwargs=dict(
     features_per_stage=[4, 8, 16], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], kernel_sizes=[[3, 3, 3]] * 3,
     n_conv_per_stage=[1, 1, 1]))
+# the comparison's narrow plan of the phantom (32x64x64 patch, widths 8-64, strides 1-2-2-2-(1,2,2))
+PHANTOM_PLAN = SimpleNamespace(patch_size=[32, 64, 64], network_arch_init_kwargs=dict(
+    features_per_stage=[8, 16, 32, 64, 64], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
+    kernel_sizes=[[3, 3, 3]] * 5, n_conv_per_stage=[2] * 5))
 FUSION = {"concat": ConcatFusion, "feature_mix": FeatureMix, "weighted_sum": WeightedSumFusion}
 # Table 3's rows as (D-MSA, FM-M, RM), and Table 2's fusion rows
 EXPECTED = {
@@ -117,12 +121,8 @@ def test_the_window_screens_trainer_attends_locally_where_the_phantoms_plan_has_
     attend globally in every stage."""
     from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_Window_NoMirroring
 
-    phantom = SimpleNamespace(patch_size=[32, 64, 64], network_arch_init_kwargs=dict(
-        features_per_stage=[8, 16, 32, 64, 64], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
-        kernel_sizes=[[3, 3, 3]] * 5, n_conv_per_stage=[2] * 5))
-
     def attention(cls):
-        return [(s.kind, s.window) for s in _built_as_recorded(cls, phantom).layout[2:]]
+        return [(s.kind, s.window) for s in _built_as_recorded(cls, PHANTOM_PLAN).layout[2:]]
 
     assert attention(nnUNetTrainerDynTransNet) == [("global", (8, 16, 16)), ("global", (4, 8, 8)), ("global", (4, 4, 4))]
     assert attention(nnUNetTrainerDynTransNet_Window_NoMirroring) == [
@@ -146,15 +146,11 @@ def test_the_heads_screens_trainer_has_twice_the_heads_in_every_transformer_stag
     narrow plan (32 / 64 / 64 channels in the transformer stages) 2 / 4 / 4 heads instead of 1 / 2 / 2."""
     from nnunet_dyntransnet.trainers.screens import nnUNetTrainerDynTransNet_Heads16_NoMirroring
 
-    phantom = SimpleNamespace(patch_size=[32, 64, 64], network_arch_init_kwargs=dict(
-        features_per_stage=[8, 16, 32, 64, 64], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
-        kernel_sizes=[[3, 3, 3]] * 5, n_conv_per_stage=[2] * 5))
-
     def heads(cls):
-        net = _built_as_recorded(cls, phantom)
+        net = _built_as_recorded(cls, PHANTOM_PLAN)
         in_blocks = [m.num_heads for m in net.modules() if hasattr(m, "bias_proj")]
         return [s.heads for s in net.layout[2:]], in_blocks
 
     assert heads(nnUNetTrainerDynTransNet) == ([1, 2, 2], [1, 2, 2])
     assert heads(nnUNetTrainerDynTransNet_Heads16_NoMirroring) == ([2, 4, 4], [2, 4, 4])
-    assert _describe(_built_as_recorded(nnUNetTrainerDynTransNet_Heads16_NoMirroring, phantom)) == (True, FeatureMix, True)
+    assert _describe(_built_as_recorded(nnUNetTrainerDynTransNet_Heads16_NoMirroring, PHANTOM_PLAN)) == (True, FeatureMix, True)
