@@ -48,6 +48,9 @@ the rest of its parent: a screen row differs from the default row in the one thi
 - ``_Heads16``: 16 channels per attention head instead of 32 (``head_dim=16``): twice the heads in every transformer
   stage (2 / 4 / 4 on the phantom's narrow plan instead of 1 / 2 / 2; nnU-Net's LiTS plan has 4 / 8 / 10 at 32); the
   heads screen's row.
+- ``_LR2e2``: nnU-Net's SGD recipe at twice its learning rate (2e-2 instead of 1e-2, the same polynomial decay,
+  momentum and weight decay): whether a short budget (the screens' 31 epochs) wants larger steps, where under 1e-2
+  the attention's query and key weights barely leave their init; the learning-rate screen's row.
 - ``_NoDS``: no deep supervision (nnU-Net's ``nnUNetTrainerNoDeepSupervision`` idea): the loss on the full-resolution
   head alone, the lower decoder levels' heads unused; the deep-supervision screen's row.
 """
@@ -75,7 +78,7 @@ __all__ = ["nnUNetTrainerDynTransNet_AdamW_NoMirroring", "nnUNetTrainerDynTransN
            "nnUNetTrainerDynTransNet_PerPart_MSA_NoMirroring", "nnUNetTrainerDynTransNet_NoDS_NoMirroring",
            "nnUNetTrainerDynTransNet_Overlap_NoMirroring", "nnUNetTrainerDynTransNet_Dec1_NoMirroring",
            "nnUNetTrainerDynTransNet_Window_NoMirroring", "nnUNetTrainerDynTransNet_Warmup_NoMirroring",
-           "nnUNetTrainerDynTransNet_Heads16_NoMirroring"]
+           "nnUNetTrainerDynTransNet_Heads16_NoMirroring", "nnUNetTrainerDynTransNet_LR2e2_NoMirroring"]
 
 
 class nnUNetTrainerDynTransNet_AdamW_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet_AdamW):
@@ -203,3 +206,13 @@ class nnUNetTrainerDynTransNet_Heads16_NoMirroring(NoMirroring, nnUNetTrainerDyn
     """The heads screen's row: the main trainer's network with 16 channels per attention head, no mirroring."""
 
     network_options = dict(head_dim=16)
+
+
+class nnUNetTrainerDynTransNet_LR2e2_NoMirroring(NoMirroring, nnUNetTrainerDynTransNet):
+    """The learning-rate screen's row: the main trainer with SGD starting at 2e-2 instead of nnU-Net's 1e-2, no
+    mirroring."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = 2e-2  # read by configure_optimizers (SGD) and the polynomial decay it returns

@@ -218,6 +218,18 @@ def test_the_recipe_screens_adam_row_changes_only_the_optimizer(nnunet_in_proces
     _one_step(trainer)
 
 
+def test_the_learning_rate_screens_row_doubles_only_the_learning_rate(nnunet_in_process):
+    """``_LR2e2`` (trainers/screens.py): nnU-Net's SGD, momentum, weight decay and polynomial decay at 2e-2, the
+    main trainer's network; the decay starts from 2e-2 and falls as nnU-Net's does."""
+    trainer = _trainer("nnUNetTrainerDynTransNet_LR2e2_NoMirroring")
+    group = trainer.optimizer.param_groups[0]
+    assert type(trainer.optimizer).__name__ == "SGD" and trainer.initial_lr == group["lr"] == 2e-2
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.99, True, 3e-5)
+    trainer.lr_scheduler.step(500)
+    assert group["lr"] == pytest.approx(2e-2 * (1 - 500 / 1000) ** 0.9)
+    assert isinstance(trainer.network, DynTransNet) and not type(trainer).network_options, "the default network"
+
+
 def test_the_adamw_recipe_stays_reachable_and_its_folds_are_not_continued_with_sgd(nnunet_in_process):
     """The recipe before 2026-12 is nnUNetTrainerDynTransNet_AdamW (the same network); --c of an AdamW fold under
     the SGD trainer is refused, naming the trainer that continues it."""
