@@ -123,6 +123,27 @@ def _warmup_against_default() -> dict:
     return dict(_against("warmup", WARMUP, FULL), unet=unet)
 
 
+def _warmup_equal_time() -> dict:
+    """The warm-up over five folds (``report_equal_time.sh``; the same network, so the same 31 epochs are equal
+    time): its figures against the default (``vs_default``, with the false-positive components), against the U-Net
+    (``u_`` + the same keys), the matched lesions (``matched``, the default's ``matched_base``), the U-Net's predicted
+    lesions (``unet``) and folds 3-4's Dice (``t3``, ``t4``, ``l3``, ``l4``; the default's ``dt3`` ...)."""
+    screen = "equal_time_warmup"
+    assert set(_json(SCREENS + screen + "/epochs.json")[WARMUP].values()) == {31}, "the default's epochs: equal time"
+    summary = _json(SCREENS + screen + "/summary.json")
+    lesions = {t: a["lesions"] for t, a in summary["anchors"].items()}
+    figures = dict(_against(screen + "/vs_default", WARMUP, FULL, "false_positive_lesions_folds0-4.json"),
+                   **{"u_" + k: v for k, v in _against(screen, WARMUP, "nnUNetTrainer_WallClock_NoMirroring").items()},
+                   matched=lesions[WARMUP]["matched"], matched_base=lesions[FULL]["matched"],
+                   unet=lesions["nnUNetTrainer_WallClock_NoMirroring"]["pred"])
+    for prefix, trainer in (("", WARMUP), ("d", FULL)):
+        for cls in ("liver", "tumor"):
+            per_fold = TABLE._fold_means(summary, trainer, cls)
+            for fold in (3, 4):
+                figures[f"{prefix}{cls[0]}{fold}"] = "{:.1f}".format(per_fold[f"fold_{fold}"])
+    return figures
+
+
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
     """How many validation cases have no tumor, in how many the row predicted none while the full model did."""
     free = [c for c, m in summary["per_case"][full].items() if m["tumor"]["n_ref"] == 0]
@@ -712,9 +733,21 @@ FIGURES = [
         "(p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}").format(
         **_against("patch_embedding_fold3", OVERLAP, FULL))),
     ("README.md", lambda: (
-        "was level over three folds: liver Dice paired {liver:+.2f} (p = {p_liver:.2f}), tumor {tumor:+.2f} "
-        "(p = {p_tumor:.2f}), with fewer predicted lesions ({pred} against {pred_base}, the U-Net's {unet})").format(
-        **_warmup_against_default())),
+        "did not pay over five folds: liver Dice paired {liver:+.2f} against the default (p = {p_liver:.2f}), tumor "
+        "{tumor:+.2f} (p = {p_tumor:.2f}), {pred} predicted lesions against {pred_base} (the U-Net's {unet}) and fewer "
+        "found ({matched} matched against {matched_base})").format(**_warmup_equal_time())),
+    ("docs/training.md", lambda: (
+        "did not pay at equal time over five folds: liver Dice paired {liver:+.2f} against the default "
+        "(p = {p_liver:.2f}), tumor {tumor:+.2f} (p = {p_tumor:.2f})").format(**_warmup_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "tumor Dice {t3} and {t4} against the default's {dt3} and {dt4}, liver {l3} and {l4} against {dl3} and "
+        "{dl4}").format(**_warmup_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Against the default: liver Dice paired {liver:+.2f} points (p = {p_liver:.3f}, {n_liver} cases), tumor "
+        "{tumor:+.2f} (p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}, "
+        "{matched} of them matched against {matched_base}, and {fp} false-positive components against {fp_base} "
+        "(`rm_logit_split/false_positive_lesions_folds0-4.json`); against the U-Net: liver {u_liver:+.2f} "
+        "(p = {u_p_liver:.3f}), tumor {u_tumor:+.2f} (p = {u_p_tumor:.2f})").format(**_warmup_equal_time())),
     ("README.md", lambda: "were mixed on the one fold run (liver {liver:+.2f}, tumor {tumor:+.2f})".format(
         **_against("heads", HEADS, FULL))),
     ("docs/comparison/screens/README.md", lambda: (

@@ -51,7 +51,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("heads", "16 channels per attention head against 32 (twice the heads), fold 0 (the default's row from "
                      "equal_time_conv2), 31 epochs"),
            ("warmup", "nnU-Net's warm-up over a tenth of the epochs against the full rate from the first step, folds "
-                      "0-2 (the default's and the U-Net's rows from equal_time_conv2), 31 epochs: equal time")]
+                      "0-2 (the default's and the U-Net's rows from equal_time_conv2), 31 epochs: equal time"),
+           ("equal_time_warmup", "equal time, nnU-Net's warm-up beside the default and the U-Net: 31 epochs (the "
+                                 "same network) against the U-Net's 32, folds 0-4")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
