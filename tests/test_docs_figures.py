@@ -273,6 +273,21 @@ def _equal_time_paired() -> str:
         " and ".join(str(a[c]["tumor"]["n_pred"]) for c in only_unet_empty))
 
 
+def _short_of_the_unet() -> str:
+    """The README's plain result: how far DynTransNet's means fall short of the U-Net's at equal time, the paired tumor
+    difference, and both networks' predicted lesions (equal_time_conv2)."""
+    statistics = _json(EQUAL_TIME_CONV2)["statistics"]
+    conv2, unet = "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainer_WallClock_NoMirroring"
+    gap = {c: 100 * (statistics[unet][c]["dice"]["mean"] - statistics[conv2][c]["dice"]["mean"]) for c in ("liver", "tumor")}
+    anchors = _equal_time_anchors()
+    assert " 1 tumor-free case " in _equal_time_paired(), "the README says one tumor-free case makes the gap"
+    return ("falls short of the U-Net by {:.2f} points of liver Dice and {:.2f} of tumor Dice in the means (paired over the "
+            "cases both define, tumor {:+.2f}: one tumor-free case makes the gap), and DynTransNet predicts {} lesions to "
+            "the U-Net's {} for {} real ones").format(
+        gap["liver"], gap["tumor"], _paired(_json(EQUAL_TIME_CONV2), conv2, unet, "tumor")[0],
+        anchors[0]["lesions"]["pred"], anchors[1]["lesions"]["pred"], anchors[1]["lesions"]["ref"])
+
+
 def _rm_decoder() -> str:
     summary = _json(SCREENS + "rm_decoder/summary.json")
     row, full = "nnUNetTrainerDynTransNet_RMDecoder_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring"
@@ -627,12 +642,14 @@ FIGURES = [
         *(_row(_json(DEFAULTS), "DynTransNet")[k] for k in ("peak_memory_ratio", "default_malloc_peak_memory_ratio")),
         *(_count("traffic_and_count_128_pointwise.json", "DynTransNet", k) for k in ("feature_map_ratio",
                                                                                    "other_bytes_ratio")))),
-    ("README.md", lambda: "**level with the U-Net in liver Dice** ({}) and **below it in tumor Dice** ({}".format(
-        *(_equal_time(c, "nnUNetTrainerDynTransNet_Conv2_NoMirroring", EQUAL_TIME_CONV2) for c in ("liver", "tumor")))),
-    ("README.md", lambda: "on this CPU ({:.1f} s against {:.1f} s, each on a quiet machine".format(
+    *((doc, lambda: "**level with the U-Net in liver Dice** ({}) and **below it in tumor Dice** ({}".format(
+        *(_equal_time(c, "nnUNetTrainerDynTransNet_Conv2_NoMirroring", EQUAL_TIME_CONV2) for c in ("liver", "tumor"))))
+      for doc in ("README.md", "docs/comparison/findings.md")),
+    ("README.md", lambda: _short_of_the_unet()),
+    ("docs/comparison/findings.md", lambda: "on this CPU ({:.1f} s against {:.1f} s, each on a quiet machine".format(
         sum(_json(SCREENS + "equal_time_conv2/timing_run.json")["epoch_seconds"]) / 5,
         _json(SCREENS + "lits_unet32/seconds.json")["nnUNetTrainer_WallClock_NoMirroring"]["fold_4"] / 32)),
-    ("README.md", lambda: "raised tumor Dice from {1:.2f} to {0:.2f} (p = {2:.2f}), liver level ({5:.2f} and {4:.2f})".format(
+    ("docs/comparison/findings.md", lambda: "raised tumor Dice from {1:.2f} to {0:.2f} (p = {2:.2f}), liver level ({5:.2f} and {4:.2f})".format(
         *_conv2_figures())),
     *(("docs/speed_and_memory.md", (lambda n=network, f=name, w=widths, label=label:
         "| {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(label, w, *(
@@ -642,16 +659,16 @@ FIGURES = [
       for network, label in (("DynTransNet", "DynTransNet, `conv_stages=1` (the default then)"),
                              ("DynTransNet[conv_stages=2]", "DynTransNet, `conv_stages=2` (the default since)"))),
     ("docs/comparison/screens/README.md", lambda: _lesions_at_equal_time()),
-    ("README.md", lambda: "the two have the same tumor Dice ({:.2f} and {:.2f}), but DynTransNet predicts {} lesions to the "
+    ("docs/comparison/findings.md", lambda: "the two have the same tumor Dice ({:.2f} and {:.2f}), but DynTransNet predicts {} lesions to the "
                           "U-Net's {} for {} real ones".format(
         *(100 * a["global_dice"]["tumor"] for a in _equal_time_anchors()),
         *(a["lesions"]["pred"] for a in _equal_time_anchors()), _equal_time_anchors()[1]["lesions"]["ref"])),
     ("docs/comparison/screens/README.md", lambda: _ablation_fmm()),
-    ("README.md", lambda: _equal_time_paired()),
-    ("README.md", lambda: "without RM's residual alone {} (the full model {})".format(
+    ("docs/comparison/findings.md", lambda: _equal_time_paired()),
+    ("docs/comparison/findings.md", lambda: "without RM's residual alone {} (the full model {})".format(
         *(_json(SCREENS + "ablation_rm/summary.json")["anchors"][t]["lesions"]["pred"]
           for t in ("nnUNetTrainerDynTransNet_DMSA_FMM_NoMirroring", "nnUNetTrainerDynTransNet_Conv2_NoMirroring")))),
-    ("README.md", lambda: "without FM-M alone the full model still predicted {} for {}".format(
+    ("docs/comparison/findings.md", lambda: "without FM-M alone the full model still predicted {} for {}".format(
         *(_json(SCREENS + "ablation_fmm/summary.json")["anchors"]["nnUNetTrainerDynTransNet_DMSA_RM_NoMirroring"]
           ["lesions"][k] for k in ("pred", "ref")))),
     ("docs/comparison/screens/README.md", lambda: _ablation_rm()),
@@ -664,16 +681,16 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: _attention_spread()[0]),
     ("docs/comparison/screens/README.md", lambda: _attention_spread()[1]),
     ("docs/comparison/screens/README.md", lambda: _init_fan_in()[0]),
-    ("README.md", lambda: _adamw_spread_ratio()),
+    ("docs/comparison/findings.md", lambda: _adamw_spread_ratio()),
     ("docs/network.md", lambda: _adamw_spread_ratio()),
-    ("README.md", lambda: "tumor Dice paired {:+.2f}, p = {:.2f}".format(
+    ("docs/comparison/findings.md", lambda: "tumor Dice paired {:+.2f}, p = {:.2f}".format(
         _paired(_json(SCREENS + "init_fan_in/summary.json"), "nnUNetTrainerDynTransNet_FanIn_NoMirroring",
                 "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "tumor")[0],
         _json(SCREENS + "init_fan_in/summary.json")["statistics"]["nnUNetTrainerDynTransNet_FanIn_NoMirroring"]["tumor"]
         ["dice"]["p_ttest"])),
     *((doc, lambda: "lost {:.2f} points of liver Dice".format(-_paired(
         _json(SCREENS + "recipe_adam/summary.json"), "nnUNetTrainerDynTransNet_Adam1e4_NoMirroring",
-        "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "liver")[0])) for doc in ("README.md", "docs/network.md")),
+        "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "liver")[0])) for doc in ("docs/comparison/findings.md", "docs/network.md")),
     ("docs/comparison/screens/README.md", lambda: _init_fan_in()[1]),
     ("docs/comparison/screens/README.md", lambda: "its quietest fold took {quiet:.1f} s against the default's "
                                                   "{quiet_full:.1f} s".format(**_per_part())),
@@ -700,7 +717,7 @@ FIGURES = [
     ("docs/comparison/screens/README.md", lambda: (
         "its {epochs}-epoch folds took {fastest:.1f} to {slowest:.1f} s, where the decoder-units screen's 31 epochs "
         "took {screen} s").format(**_dec1_equal_time())),
-    ("README.md", lambda: (
+    ("docs/comparison/findings.md", lambda: (
         "at equal time over five folds ({epochs} epochs to the default's 31) it did not pay: liver Dice paired "
         "{liver:+.2f} against the default (p = {p_liver:.2f}) and {u_liver:+.2f} against the U-Net, tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}) and {u_tumor:+.2f}, with more false-positive components ({fp} against {fp_base})"
@@ -710,10 +727,10 @@ FIGURES = [
         "{p_tumor:.2f}, and more false-positive components").format(**_dec1_equal_time())),
     ("docs/network.md", lambda: "fewer false-positive lesions in {:.2f}x the time (`decoder_units`)".format(
         _seconds_ratio("decoder_units", DEC1))),
-    ("README.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), in {ratio:.2f}x the "
+    ("docs/comparison/findings.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), in {ratio:.2f}x the "
                           "time".format(ratio=_seconds_ratio("decoder_units", DEC1), **_against(
                               "decoder_units", DEC1, FULL, "false_positive_lesions_folds0-1.json"))),
-    ("README.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), but took {ratio:.2f}x the "
+    ("docs/comparison/findings.md", lambda: "with fewer false-positive lesions ({fp} components against {fp_base}), but took {ratio:.2f}x the "
                           "time on this CPU".format(ratio=_seconds_ratio("patch_embedding", OVERLAP), **_against(
                               "patch_embedding", OVERLAP, FULL, "false_positive_lesions_folds0-2.json"))),
     ("docs/network.md", lambda: "but {:.2f}x the default's time per fold on the CPU".format(
@@ -732,7 +749,7 @@ FIGURES = [
         "Fold 3 alone: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor {tumor:+.2f} "
         "(p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}").format(
         **_against("patch_embedding_fold3", OVERLAP, FULL))),
-    ("README.md", lambda: (
+    ("docs/comparison/findings.md", lambda: (
         "did not pay over five folds: liver Dice paired {liver:+.2f} against the default (p = {p_liver:.2f}), tumor "
         "{tumor:+.2f} (p = {p_tumor:.2f}), {pred} predicted lesions against {pred_base} (the U-Net's {unet}) and fewer "
         "found ({matched} matched against {matched_base})").format(**_warmup_equal_time())),
@@ -748,7 +765,7 @@ FIGURES = [
         "{matched} of them matched against {matched_base}, and {fp} false-positive components against {fp_base} "
         "(`rm_logit_split/false_positive_lesions_folds0-4.json`); against the U-Net: liver {u_liver:+.2f} "
         "(p = {u_p_liver:.3f}), tumor {u_tumor:+.2f} (p = {u_p_tumor:.2f})").format(**_warmup_equal_time())),
-    ("README.md", lambda: "were mixed on the one fold run (liver {liver:+.2f}, tumor {tumor:+.2f})".format(
+    ("docs/comparison/findings.md", lambda: "were mixed on the one fold run (liver {liver:+.2f}, tumor {tumor:+.2f})".format(
         **_against("heads", HEADS, FULL))),
     ("docs/comparison/screens/README.md", lambda: (
         "Folds 0 and 1 looked like a gain (tumor Dice {w0} and {w1} against {d0} and {d1}, far fewer predicted "
@@ -765,11 +782,11 @@ FIGURES = [
         "(`table.py pooled`, {liver[n]} cases): liver {liver[points]:+.2f} (p = {liver[p]:.2f}), tumor "
         "{tumor[points]:+.2f} (p = {tumor[p]:.2f}, {tumor[n]} cases), {pred} predicted lesions for {ref} against "
         "{pred_base}").format(**_overlap_four_folds())),
-    ("README.md", lambda: (
+    ("docs/comparison/findings.md", lambda: (
         "at the same steps, over four folds ({liver[n]} cases), liver Dice paired {liver[points]:+.2f} (p = "
         "{liver[p]:.2f}), tumor {tumor[points]:+.2f} (p = {tumor[p]:.2f}), {pred} predicted lesions for {ref} against "
         "{pred_base}").format(**_overlap_four_folds())),
-    ("README.md", lambda: (
+    ("docs/comparison/findings.md", lambda: (
         "at equal time over five folds ({epochs} epochs to the default's 31) they did not pay: liver Dice paired "
         "{liver:+.2f} against the default (p = {p_liver:.3f}), tumor {tumor:+.2f} (p = {p_tumor:.2f}), with more "
         "false-positive components ({fp} against {fp_base}). Their FLOPs are {flops:.2f}x the default's").format(
@@ -778,10 +795,10 @@ FIGURES = [
         "at equal time over five folds it did not pay (liver Dice paired {liver:+.2f} against the default, p = "
         "{p_liver:.3f}, and more false-positive components: `equal_time_overlap`), so the default stays `\"linear\"`. "
         "Its FLOPs are only {flops:.2f}x the default's").format(flops=_overlap_flops_ratio(), **_overlap_equal_time())),
-    ("README.md", lambda: "(plain attention's liver Dice paired {liver:+.2f}, p = {p_liver:.3f}; tumor {tumor:+.2f}, "
+    ("docs/comparison/findings.md", lambda: "(plain attention's liver Dice paired {liver:+.2f}, p = {p_liver:.3f}; tumor {tumor:+.2f}, "
                           "p = {p_tumor:.2f})".format(**_against("ablation_dmsa_per_part", DMSA_PER_PART, PER_PART))),
-    ("README.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
-    ("README.md", lambda: "liver Dice paired {liver:+.2f} (p = {p_liver:.2f}) and tumor Dice {tumor:+.2f} "
+    ("docs/comparison/findings.md", lambda: "made the attention train (its logits spread {ratio} times their init's)".format(**_per_part())),
+    ("docs/comparison/findings.md", lambda: "liver Dice paired {liver:+.2f} (p = {p_liver:.2f}) and tumor Dice {tumor:+.2f} "
                           "(p = {p_tumor:.3f}) against the default".format(**_per_part())),
     ("docs/network.md", lambda: "(logits spread {ratio} times their init's)".format(**_per_part())),
     ("docs/network.md", lambda: "(paired {tumor:+.2f}, p = {p_tumor:.3f}; liver {liver:+.2f}, p = {p_liver:.2f}".format(
@@ -892,8 +909,8 @@ H200_BEFORE = "measurements/results/h200_2026-11-27/train_step_128.json"
 # (document, a phrase that one line of it holds, the committed files whose values that line's figures must be): prose
 # lines and table rows whose figures come from files they do not name in the line itself
 LINES = [
-    ("README.md", "(26.7 against 10.7, p = 0.009)", OLD_COMPARISON),
-    ("README.md", "Dice paired -0.35, liver -0.17", [SCREENS + "rm_decoder/summary.json"]),
+    ("docs/comparison/findings.md", "(26.7 against 10.7, p = 0.009)", OLD_COMPARISON),
+    ("docs/comparison/findings.md", "Dice paired -0.35, liver -0.17", [SCREENS + "rm_decoder/summary.json"]),
     ("docs/baselines.md", "its step costs 1.17x at these widths", OLD_COMPARISON),
     *(("docs/comparison/README.md", row, OLD_COMPARISON) for row in (
         "| U-Net (`nnUNetTrainer_WallClock_NoMirroring`) |", "| DynTransNet | 17 /", "| SegResNet | 15 /",
@@ -933,8 +950,8 @@ LINES = [
     ("docs/speed_and_memory.md", "1.26 / 1.25 / 1.32 / 1.73", ["measurements/results/cpu_2026-11-28/variants_32x64x64.json"]),
     ("docs/speed_and_memory.md", "gave Pearson r 0.999", ["measurements/results/cpu_benchmark_32x64x64.json"]),
     ("docs/speed_and_memory.md", "0.998 pooled (eight points", ["measurements/results/cpu_benchmark_32x64x64.json"]),
-    ("README.md", "(89.1 against 92.6 over 40 cases", OLD_COMPARISON),
-    ("README.md", "(tumor Dice 57.4 to 76.9, 65.71 over the 40 cases)", [SCREENS + "lits_unet32/summary.json"]),
+    ("docs/comparison/findings.md", "(89.1 against 92.6 over 40 cases", OLD_COMPARISON),
+    ("docs/comparison/findings.md", "(tumor Dice 57.4 to 76.9, 65.71 over the 40 cases)", [SCREENS + "lits_unet32/summary.json"]),
     ("docs/baselines.md", "SegResNet segmented the liver best (Dice 93.2)", OLD_COMPARISON),
     ("docs/baselines.md", "learned the tumors well (43.3; the U-Net 10.7)", OLD_COMPARISON),
     ("docs/comparison/README.md", "Its tumor Dice is above the U-Net's (26.7 against 10.7,", OLD_COMPARISON),
