@@ -123,25 +123,29 @@ def _warmup_against_default() -> dict:
     return dict(_against("warmup", WARMUP, FULL), unet=unet)
 
 
-def _warmup_equal_time() -> dict:
-    """The warm-up over five folds (``report_equal_time.sh``; the same network, so the same 31 epochs are equal
-    time): its figures against the default (``vs_default``, with the false-positive components), against the U-Net
-    (``u_`` + the same keys), the matched lesions (``matched``, the default's ``matched_base``), the U-Net's predicted
-    lesions (``unet``) and folds 3-4's Dice (``t3``, ``t4``, ``l3``, ``l4``; the default's ``dt3`` ...)."""
-    screen = "equal_time_warmup"
-    assert set(_json(SCREENS + screen + "/epochs.json")[WARMUP].values()) == {31}, "the default's epochs: equal time"
+def _recipe_at_equal_time(screen: str, row: str) -> dict:
+    """A recipe over five folds against the default (``report_equal_time.sh``; the same network, so the same 31
+    epochs are equal time): its figures against the default (``vs_default``, with the false-positive components),
+    against the U-Net (``u_`` + the same keys), the matched lesions (``matched``, the default's ``matched_base``), the
+    U-Net's predicted lesions (``unet``) and each fold's Dice as the table prints it (``t0`` ... ``t4`` tumor, ``l0``
+    ... liver; the default's ``dt0`` ..., ``dl0`` ...)."""
+    assert set(_json(SCREENS + screen + "/epochs.json")[row].values()) == {31}, "the default's epochs: equal time"
     summary = _json(SCREENS + screen + "/summary.json")
     lesions = {t: a["lesions"] for t, a in summary["anchors"].items()}
-    figures = dict(_against(screen + "/vs_default", WARMUP, FULL, "false_positive_lesions_folds0-4.json"),
-                   **{"u_" + k: v for k, v in _against(screen, WARMUP, "nnUNetTrainer_WallClock_NoMirroring").items()},
-                   matched=lesions[WARMUP]["matched"], matched_base=lesions[FULL]["matched"],
+    figures = dict(_against(screen + "/vs_default", row, FULL, "false_positive_lesions_folds0-4.json"),
+                   **{"u_" + k: v for k, v in _against(screen, row, "nnUNetTrainer_WallClock_NoMirroring").items()},
+                   matched=lesions[row]["matched"], matched_base=lesions[FULL]["matched"],
                    unet=lesions["nnUNetTrainer_WallClock_NoMirroring"]["pred"])
-    for prefix, trainer in (("", WARMUP), ("d", FULL)):
+    for prefix, trainer in (("", row), ("d", FULL)):
         for cls in ("liver", "tumor"):
-            per_fold = TABLE._fold_means(summary, trainer, cls)
-            for fold in (3, 4):
-                figures[f"{prefix}{cls[0]}{fold}"] = "{:.1f}".format(per_fold[f"fold_{fold}"])
+            for fold, value in TABLE._fold_means(summary, trainer, cls).items():
+                figures[f"{prefix}{cls[0]}{fold[-1]}"] = "{:.1f}".format(value)
     return figures
+
+
+def _warmup_equal_time() -> dict:
+    """The warm-up over five folds (:func:`_recipe_at_equal_time`)."""
+    return _recipe_at_equal_time("equal_time_warmup", WARMUP)
 
 
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
