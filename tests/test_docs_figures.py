@@ -148,6 +148,11 @@ def _warmup_equal_time() -> dict:
     return _recipe_at_equal_time("equal_time_warmup", WARMUP)
 
 
+def _lr_equal_time() -> dict:
+    """Twice nnU-Net's learning rate over five folds (:func:`_recipe_at_equal_time`)."""
+    return _recipe_at_equal_time("equal_time_lr2e2", "nnUNetTrainerDynTransNet_LR2e2_NoMirroring")
+
+
 def _tumor_free(summary: dict, row: str, full: str) -> tuple:
     """How many validation cases have no tumor, in how many the row predicted none while the full model did."""
     free = [c for c, m in summary["per_case"][full].items() if m["tumor"]["n_ref"] == 0]
@@ -757,6 +762,23 @@ FIGURES = [
         "did not pay over five folds: liver Dice paired {liver:+.2f} against the default (p = {p_liver:.2f}), tumor "
         "{tumor:+.2f} (p = {p_tumor:.2f}), {pred} predicted lesions against {pred_base} (the U-Net's {unet}) and fewer "
         "found ({matched} matched against {matched_base})").format(**_warmup_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Tumor Dice per fold {t0} / {t1} / {t2} / {t3} / {t4} against the default's {dt0} / {dt1} / {dt2} / {dt3} / "
+        "{dt4}, liver {l0} / {l1} / {l2} / {l3} / {l4} against {dl0} / {dl1} / {dl2} / {dl3} / {dl4}").format(
+        **_lr_equal_time())),
+    ("docs/comparison/screens/README.md", lambda: (
+        "Against the default: liver Dice paired {liver:+.2f} points (p = {p_liver:.3f}, {n_liver} cases), tumor "
+        "{tumor:+.2f} (p = {p_tumor:.3f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base}, "
+        "{matched} of them matched against {matched_base}, and {fp} false-positive components against {fp_base} "
+        "(`rm_logit_split/false_positive_lesions_folds0-4.json`); against the U-Net: liver {u_liver:+.2f} "
+        "(p = {u_p_liver:.2f}), tumor {u_tumor:+.2f} (p = {u_p_tumor:.2f}), {pred} predicted lesions against its "
+        "{unet}").format(**_lr_equal_time())),
+    *((doc, lambda: (
+        "liver Dice paired {liver:+.2f} against the default (p = {p_liver:.3f}) and {u_liver:+.2f} against the U-Net, "
+        "tumor {tumor:+.2f} (p = {p_tumor:.3f}) and {u_tumor:+.2f}").format(**_lr_equal_time()))
+      for doc in ("docs/comparison/findings.md", "docs/network.md")),
+    ("docs/comparison/findings.md", lambda: "with fewer predicted lesions ({pred} against {pred_base}, the U-Net's {unet})".format(
+        **_lr_equal_time())),
     ("docs/network.md", lambda: (
         "over five folds either (liver Dice paired {liver:+.2f}, tumor {tumor:+.2f} against the default").format(
         **_warmup_equal_time())),

@@ -53,7 +53,9 @@ SCREENS = [("lits_unet", "the phantom: nnU-Net's U-Net alone, 8 minutes per fold
            ("warmup", "nnU-Net's warm-up over a tenth of the epochs against the full rate from the first step, folds "
                       "0-2 (the default's and the U-Net's rows from equal_time_conv2), 31 epochs: equal time"),
            ("equal_time_warmup", "equal time, nnU-Net's warm-up beside the default and the U-Net: 31 epochs (the "
-                                 "same network) against the U-Net's 32, folds 0-4")]
+                                 "same network) against the U-Net's 32, folds 0-4"),
+           ("equal_time_lr2e2", "equal time, nnU-Net's SGD at 2e-2 beside the default (1e-2) and the U-Net: 31 "
+                                "epochs (the same network) against the U-Net's 32, folds 0-4")]
 BEGIN, END = "<!-- screens table: begin -->", "<!-- screens table: end -->"
 
 
