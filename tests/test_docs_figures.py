@@ -107,13 +107,16 @@ def _against(screen: str, row: str, baseline: str, false_positives: str = "") ->
     return figures
 
 
+def _fold_dice(summary: dict, rows: dict) -> dict:
+    """Each fold's Dice as the screens table prints it (one decimal) for ``rows`` ({key prefix: trainer}): keys are
+    the prefix, the class's initial and the fold's number (``t0``: tumor, fold 0; ``l0``: liver)."""
+    return {f"{prefix}{cls[0]}{fold[-1]}": "{:.1f}".format(value) for prefix, trainer in rows.items()
+            for cls in ("liver", "tumor") for fold, value in TABLE._fold_means(summary, trainer, cls).items()}
+
+
 def _warmup_folds() -> dict:
-    """The warm-up screen's tumor Dice per fold (one decimal, as the table prints it), the warm-up's and the
-    default's."""
-    summary = _json(SCREENS + "warmup/summary.json")
-    warm, full = (["{:.1f}".format(v) for v in TABLE._fold_means(summary, t, "tumor").values()]
-                  for t in (WARMUP, FULL))
-    return dict(w0=warm[0], w1=warm[1], w2=warm[2], d0=full[0], d1=full[1], d2=full[2])
+    """The warm-up screen's Dice per fold (:func:`_fold_dice`), the warm-up's (``w``) and the default's (``d``)."""
+    return _fold_dice(_json(SCREENS + "warmup/summary.json"), {"w": WARMUP, "d": FULL})
 
 
 def _warmup_against_default() -> dict:
@@ -136,11 +139,7 @@ def _recipe_at_equal_time(screen: str, row: str) -> dict:
                    **{"u_" + k: v for k, v in _against(screen, row, "nnUNetTrainer_WallClock_NoMirroring").items()},
                    matched=lesions[row]["matched"], matched_base=lesions[FULL]["matched"],
                    unet=lesions["nnUNetTrainer_WallClock_NoMirroring"]["pred"])
-    for prefix, trainer in (("", row), ("d", FULL)):
-        for cls in ("liver", "tumor"):
-            for fold, value in TABLE._fold_means(summary, trainer, cls).items():
-                figures[f"{prefix}{cls[0]}{fold[-1]}"] = "{:.1f}".format(value)
-    return figures
+    return dict(figures, **_fold_dice(summary, {"": row, "d": FULL}))
 
 
 def _warmup_equal_time() -> dict:
@@ -268,13 +267,21 @@ def _rm_post() -> str:
         found[row]["false_positive_components"], found[full]["false_positive_components"])
 
 
+def _left_empty_by_the_unet_alone() -> list:
+    """The tumor-free cases of equal_time_conv2 where the U-Net predicted no tumor (no Dice) and DynTransNet did: the
+    cases that make the gap between the two tumor means."""
+    per_case = _json(EQUAL_TIME_CONV2)["per_case"]
+    a, b = per_case["nnUNetTrainerDynTransNet_Conv2_NoMirroring"], per_case["nnUNetTrainer_WallClock_NoMirroring"]
+    only_unet_empty = [c for c in a if a[c]["tumor"]["n_ref"] == 0 and b[c]["tumor"]["n_pred"] == 0]
+    assert all(a[c]["tumor"]["n_pred"] > 0 for c in only_unet_empty)
+    return only_unet_empty
+
+
 def _equal_time_paired() -> str:
     """The README's paired tumor difference at equal time, and the tumor-free cases that only the U-Net left empty."""
     summary = _json(EQUAL_TIME_CONV2)
     conv2, unet = "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainer_WallClock_NoMirroring"
-    a, b = summary["per_case"][conv2], summary["per_case"][unet]
-    only_unet_empty = [c for c in a if a[c]["tumor"]["n_ref"] == 0 and b[c]["tumor"]["n_pred"] == 0]
-    assert all(a[c]["tumor"]["n_pred"] > 0 for c in only_unet_empty)
+    a, only_unet_empty = summary["per_case"][conv2], _left_empty_by_the_unet_alone()
     return ("paired over the cases both define, DynTransNet's tumor Dice is {:+.2f} points (n = {}); the gap of the "
             "means is {} tumor-free case where the U-Net predicted no tumor (no Dice, as in nnU-Net's evaluation) and "
             "DynTransNet {} voxels (Dice 0)").format(
@@ -289,7 +296,7 @@ def _short_of_the_unet() -> str:
     conv2, unet = "nnUNetTrainerDynTransNet_Conv2_NoMirroring", "nnUNetTrainer_WallClock_NoMirroring"
     gap = {c: 100 * (statistics[unet][c]["dice"]["mean"] - statistics[conv2][c]["dice"]["mean"]) for c in ("liver", "tumor")}
     anchors = _equal_time_anchors()
-    assert " 1 tumor-free case " in _equal_time_paired(), "the README says one tumor-free case makes the gap"
+    assert len(_left_empty_by_the_unet_alone()) == 1, "the README says one tumor-free case makes the gap"
     return ("falls short of the U-Net by {:.2f} points of liver Dice and {:.2f} of tumor Dice in the means (paired over the "
             "cases both define, tumor {:+.2f}: one tumor-free case makes the gap), and DynTransNet predicts {} lesions to "
             "the U-Net's {} for {} real ones").format(
@@ -797,8 +804,8 @@ FIGURES = [
     ("docs/comparison/findings.md", lambda: "were mixed on the one fold run (liver {liver:+.2f}, tumor {tumor:+.2f})".format(
         **_against("heads", HEADS, FULL))),
     ("docs/comparison/screens/README.md", lambda: (
-        "Folds 0 and 1 looked like a gain (tumor Dice {w0} and {w1} against {d0} and {d1}, far fewer predicted "
-        "lesions), fold 2 did not ({w2} against {d2})").format(**_warmup_folds())),
+        "Folds 0 and 1 looked like a gain (tumor Dice {wt0} and {wt1} against {dt0} and {dt1}, far fewer predicted "
+        "lesions), fold 2 did not ({wt2} against {dt2})").format(**_warmup_folds())),
     ("docs/comparison/screens/README.md", lambda: (
         "Over the three folds: liver Dice paired {liver:+.2f} points (p = {p_liver:.2f}, {n_liver} cases), tumor "
         "{tumor:+.2f} (p = {p_tumor:.2f}, {n_tumor} cases), {pred} predicted lesions for {ref} against {pred_base} "
